@@ -1,0 +1,3 @@
+"""Registered hand-crafted feature families. Importing this package registers all of them."""
+
+from .base import FAMILIES, FamilyOutput, FeatureFamily, frame_windows  # noqa: F401

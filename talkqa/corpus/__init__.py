@@ -1,0 +1,1 @@
+"""Corpus tools: writing clips, rendering synthetic talking heads, degrading real clips."""

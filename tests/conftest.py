@@ -1,0 +1,45 @@
+"""Shared fixtures. Test tiers: unit tests on tiny synthetic clips made here; contract tests over
+the registries; integration tests on ../shared/data (skipped when it is absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TALKQA_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "MANIFEST.tsv").is_file():
+        pytest.skip(f"integration data not found at {SHARED_DATA} (set TALKQA_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """A real face bundled with scikit-image (512x512 RGB)."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+def speech_like(duration_s: float, sr: int = 16000, rate_hz: float = 4.0, seed: int = 0) -> np.ndarray:
+    """Syllable-like bursts of harmonic sound: enough for VAD, envelopes and pitch trackers."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(duration_s * sr)) / sr
+    f0 = 120 + 20 * np.sin(2 * np.pi * 0.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    voice = sum(np.sin(k * phase) / k for k in range(1, 12))
+    env = np.zeros_like(t)
+    pos = rng.uniform(0, 0.1)
+    while pos < duration_s:
+        length = rng.uniform(0.12, 0.25)
+        idx = (t >= pos) & (t < pos + length)
+        env[idx] = np.sin(np.pi * (t[idx] - pos) / length)
+        pos += length + rng.uniform(0.05, 1.0 / rate_hz)
+    return (0.3 * voice * env / np.max(np.abs(voice))).astype(np.float32)
