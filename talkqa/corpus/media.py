@@ -22,11 +22,13 @@ def write_clip(
     crf: int = 20,
     acodec: str = "aac",
     audio_bitrate: int | None = None,
+    timestamps: "np.ndarray | list[float] | None" = None,
 ) -> Path:
     """Write RGB uint8 frames (T, H, W, 3) and optional audio ((N,) mono or (N, C)) in [-1, 1].
 
     The file appears atomically: it is encoded to a temporary name in the same folder and renamed.
-    `frames=None` writes an audio-only file.
+    `frames=None` writes an audio-only file. `timestamps` (seconds, one per frame) writes a
+    variable-frame-rate stream instead of a constant `fps` one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,6 +47,9 @@ def write_clip(
                 vstream.pix_fmt = "yuv420p"
                 if vcodec == "libx264":
                     vstream.options = {"crf": str(crf), "preset": "veryfast"}
+                if timestamps is not None:
+                    # millisecond clock so irregular frame times survive muxing
+                    vstream.codec_context.time_base = Fraction(1, 1000)
             if audio is not None:
                 audio = np.asarray(audio, dtype=np.float32)
                 channels = 1 if audio.ndim == 1 else audio.shape[1]
@@ -55,7 +60,11 @@ def write_clip(
                 for i, img in enumerate(_chain(first, frame_iter)):
                     img = np.ascontiguousarray(img[: vstream.height, : vstream.width, :3], dtype=np.uint8)
                     vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-                    vf.pts = i
+                    if timestamps is not None:
+                        vf.pts = int(round(float(timestamps[i]) * 1000))
+                        vf.time_base = Fraction(1, 1000)
+                    else:
+                        vf.pts = i
                     for packet in vstream.encode(vf):
                         container.mux(packet)
                 for packet in vstream.encode():

@@ -1,0 +1,108 @@
+"""Experts: learned components that read a preprocessed clip and emit a token sequence.
+
+An expert declares, before it runs: its `name` (registry key = config file stem = Parquet file stem
+= column prefix), `version`, `input_kind`, embedding `dim` and `scalar_names`. It implements
+`embed(clip) -> Tokens`, and `fit` / `save` / `load` for its weights. The base owns everything else:
+reading tracks from the store, caching per clip, status rows, writing `experts/<name>.parquet`
+(tokens) and `experts/<name>.scalars.parquet` (one row per clip) with producer / version / params /
+weights-hash metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from features.clip import PreprocessedClip
+from talkqa.registry import Registry
+
+EXPERTS: Registry["Expert"] = Registry("expert")
+
+PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+class ExpertConfig(BaseModel):
+    """Common expert settings; each expert subclasses this with its own typed fields."""
+
+    model_config = ConfigDict(extra="forbid")
+    weights: str | None = None  # folder with trained weights; None = the shipped default (experts/weights/<name>)
+    token_s: float = 0.2  # token length in seconds
+    batch_size: int = 64
+
+
+@dataclass
+class Tokens:
+    t_start: np.ndarray  # (N,) seconds
+    t_end: np.ndarray  # (N,) seconds
+    emb: np.ndarray  # (N, dim) float32
+    scalars: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.emb = np.asarray(self.emb, dtype=np.float32).reshape(len(self.t_start), -1)
+
+
+class Expert:
+    name: ClassVar[str]
+    version: ClassVar[str] = "0"
+    input_kind: ClassVar[str]  # what it reads from the clip: "mouth+audio", "landmarks", "audio"
+    # Which side of the fusion's cross-attention its tokens join: "audio" tokens query "visual" ones;
+    # "audiovisual" tokens (e.g. sync) join the visual side.
+    modality: ClassVar[str]
+    scalar_names: ClassVar[tuple[str, ...]] = ()
+    config_cls: ClassVar[type[ExpertConfig]] = ExpertConfig
+
+    def __init__(self, config: ExpertConfig | dict | None = None, device: str = "cpu"):
+        if config is None or isinstance(config, dict):
+            config = self.config_cls.model_validate(config or {})
+        self.config = config
+        self.device = device
+        self.model_ = None  # set by load() / fit()
+
+    # ---- declared before running -------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    def columns(self) -> list[str]:
+        return [f"{self.name}__{s}" for s in self.scalar_names]
+
+    # ---- implemented by each expert ------------------------------------------------------------
+    def embed(self, clip: PreprocessedClip) -> Tokens:
+        raise NotImplementedError
+
+    def fit(self, store_root: str | Path, manifest: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def save(self, folder: str | Path) -> None:
+        raise NotImplementedError
+
+    def load(self) -> "Expert":
+        raise NotImplementedError
+
+    # ---- shared ---------------------------------------------------------------------------------
+    def weights_dir(self) -> Path:
+        return Path(self.config.weights) if self.config.weights else PACKAGE_WEIGHTS / self.name
+
+    def weights_hash(self) -> str:
+        folder = self.weights_dir()
+        h = hashlib.blake2b(digest_size=8)
+        if folder.is_dir():
+            for p in sorted(folder.rglob("*")):
+                if p.is_file():
+                    h.update(p.name.encode())
+                    h.update(p.read_bytes())
+        return h.hexdigest()
+
+    def params_hash(self) -> str:
+        from talkqa.config import stable_hash
+
+        return stable_hash({"name": self.name, "version": self.version, **self.config.model_dump(mode="json")})
+
+    def empty_scalars(self) -> dict[str, float]:
+        return {c: float("nan") for c in self.columns()}
