@@ -56,20 +56,6 @@ class ClipStatus:
         return self.status == OK or self.status in PARTIAL_CODES
 
 
-def check_path(path: str | None, what: str = "video") -> None:
-    """The checks that need no decoding, with the message a person needs."""
-    if path is None or (isinstance(path, float)) or not str(path).strip():
-        raise ClipError("missing_file", f"no {what} path given")
-    p = Path(path)
-    if not p.exists():
-        raise ClipError("missing_file", f"{what} file does not exist; check the path", str(p))
-    if not p.is_file():
-        raise ClipError("not_a_file", f"is a {'folder' if p.is_dir() else 'special file'}, not a {what} file; "
-                                      "pass a file (or build a manifest from a folder with `talkqa manifest`)", str(p))
-    if p.stat().st_size == 0:
-        raise ClipError("empty_file", f"{what} file is empty (0 bytes); re-export or re-download it", str(p))
-
-
 def clip_cache_key(task: ClipTask, config: ExtractConfig) -> str:
     parts = [file_digest(task.video), file_digest(task.audio) if task.audio else "", config.params_hash(), __version__]
     return cache_key(*parts)
@@ -108,15 +94,16 @@ def status_of(clip) -> str:
 
 def process_clip(task: ClipTask, config: ExtractConfig, store_root: str) -> ClipStatus:
     """Preprocess + features for one clip; never raises (errors become the status row)."""
+    from features.decode import check_file
     from features.preprocess import preprocess
 
     store = Store(store_root)
     t0 = time.perf_counter()
     status = ClipStatus(clip_id=task.clip_id, status=OK, video=str(task.video))
     try:
-        check_path(task.video, "video")
+        check_file(task.video, "video")
         if task.audio:
-            check_path(task.audio, "audio")
+            check_file(task.audio, "audio")
         key = clip_cache_key(task, config)
         status.cache_key = key
         done = store.part(key, "status.json")
@@ -218,9 +205,6 @@ def extract_one(video: str | Path, config: ExtractConfig | None = None, audio: s
     from features.preprocess import preprocess
 
     config = config or ExtractConfig()
-    check_path(str(video), "video")
-    if audio:
-        check_path(str(audio), "audio")
     clip = preprocess(video, config.preprocess, clip_id=Path(video).stem, audio_path=audio)
     row, windows, series = compute_features(clip, config)
     return clip, row, windows, series
