@@ -1,8 +1,8 @@
 """Face detection, IoU tracking and per-track 478-point meshes (MediaPipe, `mp.solutions`).
 
 Detection runs every `detect_every` frames; detections continue the track whose smoothed box
-overlaps most (IoU >= track_iou), otherwise start a new one; a track not seen for `hold` frames
-ends. Each track has its own FaceMesh in video mode (tracking state is per face), run on a square
+overlaps most (IoU >= track_iou), otherwise start a new one; in between, each track's box follows
+its own mesh. A track neither detected nor meshed for `hold` frames ends. Each track has its own FaceMesh in video mode (tracking state is per face), run on a square
 crop around the track's box, so the mesh always describes that person. The main speaker is chosen
 afterwards (see `main_track`).
 """
@@ -19,7 +19,9 @@ from talkqa.config import PreprocessConfig
 from .landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
 
 MESH_INPUT = 256  # crop side given to FaceMesh
-CROP_MARGIN = 1.9  # crop side / detection box side: the detector box is tight around eyes-mouth
+CROP_MARGIN = 1.9
+# Eye corners, nose tip, mouth corners: their mean sits where the detector's box centre does.
+_CENTRE_POINTS = (33, 133, 362, 263, 1, 61, 291)  # crop side / detection box side: the detector box is tight around eyes-mouth
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -114,6 +116,11 @@ class FaceTracker:
             if lm is not None:
                 tr.frames[t] = lm
                 tr.boxes[t] = tr.box.copy()
+                tr.last_seen = t
+                # Between detections the mesh carries the track: re-centre the box on the face.
+                centre = lm[list(_CENTRE_POINTS), :2].mean(0)
+                half = (tr.box[2:] - tr.box[:2]) / 2
+                tr.box = np.concatenate([centre - half, centre + half])
                 on_mesh(tr, t, lm)
 
     def _mesh(self, tr: Track, frame: np.ndarray) -> np.ndarray | None:

@@ -26,7 +26,7 @@ class PreprocessConfig(StrictModel):
     sample_rate: int = Field(16000, description="analysis audio rate (mono)")
     analysis_max_side: int = Field(640, ge=128, description="frames are scaled so the long side is at most this")
     detector_model: int = Field(1, ge=0, le=1, description="MediaPipe face detection: 0 short range, 1 full range")
-    detect_every: int = Field(1, ge=1, description="run face detection every N frames; tracks hold in between")
+    detect_every: int = Field(3, ge=1, description="run face detection every N frames; tracks hold in between")
     min_detection_confidence: float = Field(0.5, ge=0, le=1)
     track_iou: float = Field(0.3, ge=0, le=1, description="IoU needed to continue a face track")
     max_faces: int = Field(4, ge=1)
