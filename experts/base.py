@@ -76,7 +76,8 @@ class Expert:
     def embed(self, clip: PreprocessedClip) -> Tokens:
         raise NotImplementedError
 
-    def fit(self, store_root: str | Path, manifest: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
+    def fit(self, stores: list[str | Path], seed: int = 0) -> dict[str, Any]:
+        """Train on the tracks of the given stores; returns held-out metrics for the model card."""
         raise NotImplementedError
 
     def save(self, folder: str | Path) -> None:
@@ -106,3 +107,17 @@ class Expert:
 
     def empty_scalars(self) -> dict[str, float]:
         return {c: float("nan") for c in self.columns()}
+
+
+def training_clips(stores: list[str | Path]) -> list[tuple[str, Path, str]]:
+    """(clip_id, track path, speaker-or-clip group) for every usable clip of the stores."""
+    from talkqa.store import Store, read_parquet
+
+    rows = []
+    for root in stores:
+        store = Store(Path(root))
+        status = read_parquet(store.status)
+        for r in status.itertuples():
+            if r.status in ("ok", "no_audio", "silent_audio") and store.track(r.cache_key).exists():
+                rows.append((r.clip_id, store.track(r.cache_key), getattr(r, "speaker", None) or r.clip_id))
+    return rows

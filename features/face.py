@@ -9,6 +9,8 @@ afterwards (see `main_track`).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, field
 
 import cv2
@@ -22,6 +24,25 @@ MESH_INPUT = 256  # crop side given to FaceMesh
 CROP_MARGIN = 1.9
 # Eye corners, nose tip, mouth corners: their mean sits where the detector's box centre does.
 _CENTRE_POINTS = (33, 133, 362, 263, 1, 61, 291)  # crop side / detection box side: the detector box is tight around eyes-mouth
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """MediaPipe's C++ layer logs a few warning lines per graph straight to file descriptor 2.
+    Silence them while graphs start (creation and first frame); Python exceptions still surface."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,13 +88,16 @@ class FaceTracker:
     def _detect(self, frame: np.ndarray) -> list[np.ndarray]:
         import mediapipe as mp
 
-        if self._detector is None:
-            self._detector = mp.solutions.face_detection.FaceDetection(
-                model_selection=self.config.detector_model,
-                min_detection_confidence=self.config.min_detection_confidence,
-            )
         h, w = frame.shape[:2]
-        res = self._detector.process(frame)
+        if self._detector is None:
+            with quiet_native_stderr():
+                self._detector = mp.solutions.face_detection.FaceDetection(
+                    model_selection=self.config.detector_model,
+                    min_detection_confidence=self.config.min_detection_confidence,
+                )
+                res = self._detector.process(frame)
+        else:
+            res = self._detector.process(frame)
         boxes = []
         for det in res.detections or []:
             bb = det.location_data.relative_bounding_box
@@ -126,15 +150,22 @@ class FaceTracker:
     def _mesh(self, tr: Track, frame: np.ndarray) -> np.ndarray | None:
         import mediapipe as mp
 
-        if tr.mesh is None:
-            tr.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-                                                      min_detection_confidence=0.5, min_tracking_confidence=0.5)
+        first = tr.mesh is None
+        if first:
+            with quiet_native_stderr():
+                tr.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
+                                                          refine_landmarks=True, min_detection_confidence=0.5,
+                                                          min_tracking_confidence=0.5)
         cx, cy = (tr.box[0] + tr.box[2]) / 2, (tr.box[1] + tr.box[3]) / 2
         side = CROP_MARGIN * max(tr.box[2] - tr.box[0], tr.box[3] - tr.box[1])
         s = MESH_INPUT / side
         m = np.array([[s, 0, MESH_INPUT / 2 - s * cx], [0, s, MESH_INPUT / 2 - s * cy]])
         crop = cv2.warpAffine(frame, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        res = tr.mesh.process(crop)
+        if first:
+            with quiet_native_stderr():
+                res = tr.mesh.process(crop)
+        else:
+            res = tr.mesh.process(crop)
         if not res.multi_face_landmarks:
             return None
         pts = np.array([(p.x, p.y, p.z) for p in res.multi_face_landmarks[0].landmark], np.float32) * MESH_INPUT
