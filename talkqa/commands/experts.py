@@ -96,8 +96,11 @@ def train_expert(
     """Train an expert on the clips of a store and save its weights with a model card."""
     from ..embed import create_expert
 
+    import sys
+
     expert = create_expert(name, config_dir, set_ or [], device)
     metrics = expert.fit(store, seed=seed)
+    metrics.setdefault("command", "talkqa " + " ".join(sys.argv[1:]))
     target = out_dir or expert.weights_dir()
     expert.save(target)
     out.print(f"saved {name} to {target}")
