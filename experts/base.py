@@ -110,7 +110,8 @@ class Expert:
 
 
 def training_clips(stores: list[str | Path]) -> list[tuple[str, Path, str]]:
-    """(clip_id, track path, speaker-or-clip group) for every usable clip of the stores."""
+    """(clip_id, track path, group) for every usable clip of the stores. The group is the speaker
+    when the manifest named one, else the clip's folder: held-out evaluation leaves out whole groups."""
     from talkqa.store import Store, read_parquet
 
     rows = []
@@ -119,5 +120,7 @@ def training_clips(stores: list[str | Path]) -> list[tuple[str, Path, str]]:
         status = read_parquet(store.status)
         for r in status.itertuples():
             if r.status in ("ok", "no_audio", "silent_audio") and store.track(r.cache_key).exists():
-                rows.append((r.clip_id, store.track(r.cache_key), getattr(r, "speaker", None) or r.clip_id))
+                speaker = getattr(r, "speaker", "") or ""
+                group = speaker or (r.clip_id.rsplit("/", 1)[0] if "/" in r.clip_id else r.clip_id)
+                rows.append((r.clip_id, store.track(r.cache_key), group))
     return rows

@@ -54,11 +54,6 @@ class MotionCNN(nn.Module):
         return self.head(torch.cat([h.mean(1), h.amax(1)], dim=-1)).squeeze(-1)
 
 
-def _group(clip_id: str) -> str:
-    """Clips from one source folder usually share speakers: evaluation holds out whole folders."""
-    return clip_id.rsplit("/", 1)[0] if "/" in clip_id else clip_id
-
-
 @EXPERTS.register
 class ExpressionExpert(Expert):
     name = "expression"
@@ -122,11 +117,11 @@ class ExpressionExpert(Expert):
     # ------------------------------------------------------------------------------------ training
     def _sequences(self, stores) -> list[tuple[str, np.ndarray, np.ndarray]]:
         seqs = []
-        for clip_id, track, _ in training_clips(stores):
+        for clip_id, track, group in training_clips(stores):
             clip = PreprocessedClip.load(track)
             if clip.face_valid.mean() < self.config.min_valid_share or clip.n_frames < self.config.window_frames:
                 continue
-            seqs.append((clip_id, fill_invalid(clip.aligned, clip.face_valid), fill_invalid(clip.head_pose, clip.face_valid)))
+            seqs.append((group, fill_invalid(clip.aligned, clip.face_valid), fill_invalid(clip.head_pose, clip.face_valid)))
         return seqs
 
     def _batch(self, seqs, rng, n: int):
@@ -152,10 +147,10 @@ class ExpressionExpert(Expert):
         seqs = self._sequences(stores)
         if len(seqs) < 4:
             raise ValueError(f"need at least 4 clips of {self.config.window_frames} frames with a face; found {len(seqs)}")
-        groups = sorted({_group(c) for c, _, _ in seqs})
+        groups = sorted({g for g, _, _ in seqs})
         held = set(rng.choice(groups, max(1, int(round(self.config.eval_share * len(groups)))), replace=False))
-        train = [s for s in seqs if _group(s[0]) not in held]
-        test = [s for s in seqs if _group(s[0]) in held]
+        train = [s for s in seqs if s[0] not in held]
+        test = [s for s in seqs if s[0] in held]
         model = self._new_model().to(self.device)
         opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.config.epochs * self.config.steps_per_epoch)

@@ -32,6 +32,7 @@ class ClipTask:
     clip_id: str
     video: str
     audio: str | None = None
+    speaker: str = ""  # carried into status rows: training code groups held-out data by it
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ClipStatus:
     status: str
     message: str = ""
     video: str = ""
+    speaker: str = ""
     cache_key: str = ""
     duration_s: float = float("nan")
     n_frames: int = 0
@@ -99,7 +101,7 @@ def process_clip(task: ClipTask, config: ExtractConfig, store_root: str) -> Clip
 
     store = Store(store_root)
     t0 = time.perf_counter()
-    status = ClipStatus(clip_id=task.clip_id, status=OK, video=str(task.video))
+    status = ClipStatus(clip_id=task.clip_id, status=OK, video=str(task.video), speaker=task.speaker)
     try:
         check_file(task.video, "video")
         if task.audio:
@@ -109,7 +111,7 @@ def process_clip(task: ClipTask, config: ExtractConfig, store_root: str) -> Clip
         done = store.part(key, "status.json")
         if done.exists():
             cached = ClipStatus(**json.loads(done.read_text()))
-            cached.clip_id, cached.video, cached.cached = task.clip_id, str(task.video), True
+            cached.clip_id, cached.video, cached.speaker, cached.cached = task.clip_id, str(task.video), task.speaker, True
             return cached
         clip = preprocess(task.video, config.preprocess, clip_id=task.clip_id, audio_path=task.audio)
         row, windows, series = compute_features(clip, config)
@@ -145,7 +147,9 @@ def tasks_from_manifest(manifest: pd.DataFrame) -> list[ClipTask]:
         audio = rec.get("audio")
         audio = None if audio is None or (isinstance(audio, float) and np.isnan(audio)) or pd.isna(audio) else str(audio)
         video = rec.get("video")
-        tasks.append(ClipTask(str(rec["clip_id"]), "" if video is None or pd.isna(video) else str(video), audio))
+        speaker = rec.get("speaker")
+        tasks.append(ClipTask(str(rec["clip_id"]), "" if video is None or pd.isna(video) else str(video), audio,
+                              "" if speaker is None or pd.isna(speaker) else str(speaker)))
     return tasks
 
 
