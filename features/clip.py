@@ -32,6 +32,9 @@ class PreprocessedClip:
     mouth_crops: np.ndarray  # (T, h, w, 3) uint8: aligned mouth region
     bbox: np.ndarray  # (T, 4) float32: main-track box x0, y0, x1, y1 in analysis-frame pixels
     frame_size: tuple[int, int]  # analysis frame (width, height)
+    # (T,) mean absolute change of a 64x64 grey thumbnail of the whole frame vs the previous frame
+    # (0-255 scale; NaN for frame 0). Landmarks jitter even on a still image, pixels do not.
+    frame_diff: np.ndarray | None = None
     # --- audio; None when the file has no audio track
     sr: int = 16000
     audio: np.ndarray | None = None  # (N,) float32 in [-1, 1], as decoded (mono mix, resampled)
@@ -82,6 +85,8 @@ class PreprocessedClip:
             "mouth_crops": self.mouth_crops,
             "bbox": self.bbox.astype(np.float32),
         }
+        if self.frame_diff is not None:
+            arrays["frame_diff"] = self.frame_diff.astype(np.float32)
         if self.audio is not None:
             arrays["audio"] = self.audio.astype(np.float32)
             arrays["audio_norm"] = (self.audio_norm if self.audio_norm is not None else self.audio).astype(np.float32)
@@ -119,6 +124,7 @@ class PreprocessedClip:
                 face_crops=z["face_crops"],
                 mouth_crops=z["mouth_crops"],
                 bbox=z["bbox"],
+                frame_diff=z["frame_diff"] if "frame_diff" in z.files else None,
                 frame_size=tuple(meta["frame_size"]),
                 sr=meta["sr"],
                 audio=z["audio"] if has_audio else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from talkqa.config import PreprocessConfig
@@ -41,6 +42,8 @@ def preprocess(path, config: PreprocessConfig | None = None, clip_id: str | None
     per_track: dict[int, dict[int, tuple]] = {}
     frame_size = (0, 0)
     n = 0
+    diffs: list[float] = []
+    prev_thumb = None
 
     def on_mesh(track, t, lm):
         aligned, face, mouth = align_frame(frame, lm, config.face_size, tuple(config.mouth_size))
@@ -49,6 +52,9 @@ def preprocess(path, config: PreprocessConfig | None = None, clip_id: str | None
     try:
         for n, frame in enumerate(iter_video(path, config.fps, config.analysis_max_side, stats)):
             frame_size = (frame.shape[1], frame.shape[0])
+            thumb = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (64, 64), interpolation=cv2.INTER_AREA)
+            diffs.append(np.nan if prev_thumb is None else float(np.abs(thumb.astype(np.int16) - prev_thumb).mean()))
+            prev_thumb = thumb
             if frame.mean() < config.black_threshold:
                 stats.n_black += 1
                 continue
@@ -118,6 +124,7 @@ def preprocess(path, config: PreprocessConfig | None = None, clip_id: str | None
 
     return PreprocessedClip(
         clip_id=clip_id, fps=config.fps, n_frames=n, frame_size=frame_size, sr=config.sample_rate,
+        frame_diff=np.array(diffs[:n], np.float32),
         audio=audio, audio_norm=audio_norm, vad=vad, loudness_lufs=lufs, info=info, warnings=warnings, **vis,
     )
 

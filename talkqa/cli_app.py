@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from rich.markup import escape
+
 from .console import err
 from .errors import TalkqaError, UsageError
 
@@ -35,7 +37,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except TalkqaError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: finished clips are saved; rerun the same command to resume.")

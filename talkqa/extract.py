@@ -112,6 +112,7 @@ def process_clip(task: ClipTask, config: ExtractConfig, store_root: str) -> Clip
         if done.exists():
             cached = ClipStatus(**json.loads(done.read_text()))
             cached.clip_id, cached.video, cached.speaker, cached.cached = task.clip_id, str(task.video), task.speaker, True
+            cached.elapsed_s = time.perf_counter() - t0  # this run's cost: hashing the file
             return cached
         clip = preprocess(task.video, config.preprocess, clip_id=task.clip_id, audio_path=task.audio)
         row, windows, series = compute_features(clip, config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from .console import out
@@ -41,7 +42,7 @@ def print_store_summary(root: str | Path) -> None:
     out.print(t)
     bad = status[~status["status"].isin(["ok"])]
     for rec in bad.to_dict("records"):
-        out.print(f"[yellow]{rec['status']}[/] {rec['clip_id']}: {rec['message']}", highlight=False)
+        out.print(f"[yellow]{rec['status']}[/] {escape(str(rec['clip_id']))}: {escape(str(rec['message']))}", highlight=False)
 
 
 def _fmt(v) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from ..cli_app import ConfigOpt, SetOpt, app, friendly
 from ..console import err, out, progress_bar
@@ -46,7 +47,7 @@ def _load_inputs(target: Path):
     if target.suffix.lower() in (".csv", ".parquet", ".tsv"):
         df, warnings = load_manifest(target)
         for w in warnings:
-            err.print(f"[yellow]warning:[/] {target}: {w}", highlight=False)
+            err.print(f"[yellow]warning:[/] {escape(str(target))}: {escape(str(w))}", highlight=False)
         return df, False
     return single_clip_manifest(target), True
 
@@ -82,7 +83,8 @@ def extract(
             if not status.has_features:
                 n_bad += 1
                 if not single:
-                    bar.console.print(f"[red]{status.status}[/] {status.clip_id}: {status.message}", highlight=False)
+                    bar.console.print(f"[red]{status.status}[/] {escape(status.clip_id)}: {escape(status.message)}",
+                                         highlight=False)
 
         table = run_extract(df, store, cfg, engine=engine, workers=workers, ray_address=ray_address, on_done=on_done)
     if single and n_bad:

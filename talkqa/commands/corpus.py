@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from ..cli_app import app, friendly
 from ..console import err, out, progress_bar
@@ -34,5 +35,5 @@ def synth(
         df = synth_corpus(out_dir, n=n, duration_s=duration_s, size=size, portraits_dir=portraits, audio_dir=audio,
                           seed=seed, workers=workers, progress=lambda done, total: bar.update(job, completed=done))
     for failure in df.attrs.get("failures", []):
-        err.print(f"[yellow]skipped[/] {failure}", highlight=False)
+        err.print(f"[yellow]skipped[/] {escape(str(failure))}", highlight=False)
     out.print(f"wrote {len(df)} clips ({df['speaker'].nunique()} speakers) and {Path(out_dir) / 'manifest.csv'}")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from ..cli_app import SetOpt, app, friendly
 from ..console import out, progress_bar
@@ -74,7 +75,8 @@ def embed(
                 bar.advance(job)
                 if res["status"] != "ok":
                     failed += 1
-                    bar.console.print(f"[red]{res['status']}[/] {res['clip_id']}: {res['message']}", highlight=False)
+                    bar.console.print(f"[red]{res['status']}[/] {escape(res['clip_id'])}: {escape(res['message'])}",
+                                      highlight=False)
 
             table = run_embed(store, name, config_dir, set_ or [], device, engine, workers, ray_address, on_done)
         out.print(f"{name}: {len(table)} clips ({int(table['cached'].sum())} cached) -> {Path(store) / 'experts' / (name + '.parquet')}")

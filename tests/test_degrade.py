@@ -1,0 +1,241 @@
+"""talkqa degrade: artifacts verified by measurement on a small rendered talking head, labels,
+and the corpus builder end to end (resume, splits, frame-exact diagnostics)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from talkqa.corpus.artifacts import ARTIFACTS, Sample
+from talkqa.corpus.artifacts.regions import EYES, MOUTH, box
+from talkqa.corpus.labels import Applied, pseudo_mos
+
+from conftest import speech_like
+
+N = 75  # 3 s at 25 fps
+HOP = 640
+
+
+@pytest.fixture(scope="module")
+def talking(astronaut) -> Sample:
+    """A 3 s rendered talking head whose head does not move (so a fixed box measures the mouth)."""
+    from talkqa.corpus.render import TalkingHeadRenderer
+    from talkqa.corpus.speech import controls_from_audio
+
+    audio = speech_like(N / 25, seed=1)[: N * HOP]
+    c = controls_from_audio(audio, 16000, rng=np.random.default_rng(0), n_frames=N)
+    for k in ("yaw", "roll", "dx", "dy"):
+        c[k] = np.zeros(N, np.float32)
+    frames, lm = TalkingHeadRenderer(astronaut, size=128).render_with_landmarks(c)
+    donors = [speech_like(4.0, seed=s, rate_hz=6) for s in (5, 6, 7)]
+    return Sample(frames, audio.astype(np.float32), lm.astype(np.float32), donors)
+
+
+def _motion(frames: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = region
+    crop = frames[:, y0:y1, x0:x1].astype(np.float32)
+    return np.abs(np.diff(crop, axis=0)).mean(axis=(1, 2, 3))
+
+
+def _lag(y: np.ndarray, x: np.ndarray, max_lag: int = 12000) -> int:
+    m = 1 << int(np.ceil(np.log2(len(x) + len(y))))
+    xc = np.fft.irfft(np.fft.rfft(y, m) * np.conj(np.fft.rfft(x, m)), m)
+    lags = np.r_[np.arange(0, max_lag), np.arange(-max_lag, 0)]
+    return int(lags[np.argmax(xc[lags])])
+
+
+# ---------------------------------------------------------------------------- contract, every artifact
+@pytest.mark.parametrize("name", ARTIFACTS.names())
+def test_artifact_contract_and_locality(name, talking):
+    cls = ARTIFACTS.get(name)
+    assert cls.kind in ("audio", "video", "av") and len(cls.levels) >= 3 and cls.impacts
+    seg = (20, 55)
+    out = ARTIFACTS.create(name).apply(talking, 1.0, seg, np.random.default_rng(0))
+    assert out.frames.shape == talking.frames.shape and out.audio.shape == talking.audio.shape
+    assert np.array_equal(out.frames[:20], talking.frames[:20]) and np.array_equal(out.frames[55:], talking.frames[55:])
+    assert np.array_equal(out.audio[: 20 * HOP], talking.audio[: 20 * HOP])
+    assert np.array_equal(out.audio[55 * HOP:], talking.audio[55 * HOP:])
+    changed = not np.array_equal(out.frames, talking.frames) or not np.array_equal(out.audio, talking.audio)
+    assert changed or not out.log[-1]["effective"]
+    assert talking.log == []  # the input is never modified
+
+
+@pytest.mark.parametrize("name", ARTIFACTS.names())
+def test_pseudo_mos_monotone_in_severity(name):
+    cls = ARTIFACTS.get(name)
+    clean = pseudo_mos([])
+    assert set(clean.values()) == {4.5}
+    prev = clean
+    for sev in cls.severities():
+        for cov in (0.3, 1.0):
+            mos = pseudo_mos([Applied(name, sev, cov)])
+            assert all(1.0 <= v <= 4.5 for v in mos.values())
+        mos = pseudo_mos([Applied(name, sev)])
+        for dim in cls.impacts:
+            assert mos[f"mos_{dim}"] < prev[f"mos_{dim}"]
+        assert mos["mos_overall"] < prev["mos_overall"]
+        assert all(mos[k] <= prev[k] for k in mos)
+        prev = mos
+    # a shorter segment costs less than the whole clip
+    assert pseudo_mos([Applied(name, 1.0, 0.3)])["mos_overall"] > prev["mos_overall"]
+
+
+# ---------------------------------------------------------------------------- audio, by measurement
+@pytest.mark.parametrize("name", ["noise_white", "noise_babble"])
+def test_injected_snr_matches_measured(name, talking):
+    art = ARTIFACTS.create(name)
+    lo, hi = 10 * HOP, 70 * HOP
+    for sev, snr in zip(art.severities(), art.levels):
+        out = art.apply(talking, sev, (10, 70), np.random.default_rng(3))
+        clean = talking.audio[lo:hi].astype(np.float64)
+        noise = (out.audio[lo:hi] - talking.audio[lo:hi]).astype(np.float64)
+        measured = 10 * np.log10(np.mean(clean ** 2) / np.mean(noise ** 2))
+        assert abs(measured - snr) < 1.0, (sev, snr, measured)
+
+
+def test_band_limit_rolloff_below_cutoff(talking):
+    art = ARTIFACTS.create("band_limit")
+
+    def rolloff(y, share):
+        power = np.abs(np.fft.rfft(y.astype(np.float64))) ** 2
+        return np.fft.rfftfreq(len(y), 1 / 16000)[np.searchsorted(np.cumsum(power) / power.sum(), share)]
+
+    for sev, cutoff in zip(art.severities(), art.levels):
+        y = art.apply(talking, sev, None, np.random.default_rng(0)).audio
+        assert rolloff(y, 0.95) < cutoff, cutoff
+    assert rolloff(talking.audio, 0.99) > art.levels[-1]  # the clean speech reaches above the cut-offs
+
+
+def test_clipping_and_codec_measurable(talking):
+    out = ARTIFACTS.create("clipping").apply(talking, 1.0, None, np.random.default_rng(0))
+    peak = np.abs(out.audio).max()
+    assert np.mean(np.abs(out.audio) >= peak - 1e-6) > 0.01  # many samples sit at the rail
+    coded = ARTIFACTS.create("codec").apply(talking, 1.0, None, np.random.default_rng(0))
+    assert _lag(coded.audio, talking.audio, 2000) == 0  # codec delay removed: no hidden AV offset
+    assert not np.allclose(coded.audio, talking.audio, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------- lip sync / consistency
+def test_offset_is_exactly_k_frames_and_signed(talking):
+    art = ARTIFACTS.create("av_offset")
+    for sev, k in zip(art.severities(), art.levels):
+        for seed in range(4):
+            out = art.apply(talking, sev, None, np.random.default_rng(seed))
+            signed = out.log[-1]["offset_frames"]
+            assert abs(signed) == k
+            assert _lag(out.audio, talking.audio) == signed * HOP  # positive: audio delayed
+            if signed > 0:  # delayed: the sound at sample n is the original's n - k*640; the start is silent
+                assert np.array_equal(out.audio[k * HOP:], talking.audio[: -k * HOP])
+                assert not np.any(out.audio[: k * HOP])
+            else:
+                assert np.array_equal(out.audio[: -k * HOP], talking.audio[k * HOP:])
+
+
+def test_offset_survives_the_written_file(tmp_path, talking):
+    from talkqa.corpus.degrade import decode_source
+    from talkqa.corpus.media import write_clip
+
+    out = ARTIFACTS.create("av_offset").apply(talking, 0.5, None, np.random.default_rng(0))
+    shift = out.log[-1]["offset_frames"] * HOP
+    write_clip(tmp_path / "clean.mp4", talking.frames, 25, talking.audio, 16000)
+    write_clip(tmp_path / "shift.mp4", out.frames, 25, out.audio, 16000)
+    frames, clean = decode_source(tmp_path / "clean.mp4")
+    _, shifted = decode_source(tmp_path / "shift.mp4")
+    assert len(frames) == N and len(clean) == N * HOP
+    assert abs(_lag(clean, talking.audio)) <= 2
+    assert abs(_lag(shifted, clean) - shift) <= 2
+
+
+def test_swapped_audio_differs(talking):
+    out = ARTIFACTS.create("audio_swap").apply(talking, 1.0, None, np.random.default_rng(0))
+    assert abs(np.corrcoef(out.audio, talking.audio)[0, 1]) < 0.2
+    assert np.isclose(np.sqrt(np.mean(out.audio ** 2)), np.sqrt(np.mean(talking.audio ** 2)), rtol=0.3)
+
+
+def test_silence_and_stretch(talking):
+    out = ARTIFACTS.create("silence").apply(talking, 1.0, (20, 50), np.random.default_rng(0))
+    inner = slice(21 * HOP, 49 * HOP)
+    assert np.sqrt(np.mean(out.audio[inner] ** 2)) < 1e-2 * np.sqrt(np.mean(talking.audio[inner] ** 2))
+    st = ARTIFACTS.create("time_stretch").apply(talking, 1.0, None, np.random.default_rng(0))
+    assert abs(abs(np.log(st.log[-1]["rate"])) - np.log(1.25)) < 1e-9
+
+
+# ---------------------------------------------------------------------------- video, by measurement
+def test_frozen_mouth_has_zero_motion_inside_segment_only(talking):
+    a, b = 20, 55
+    mouth = box(talking.landmarks[a], MOUTH, 0, talking.frames.shape)
+    base = _motion(talking.frames, mouth)
+    assert base[a:b - 1].mean() > 0.5  # the rendered mouth moves
+    out = ARTIFACTS.create("mouth_freeze").apply(talking, 1.0, (a, b), np.random.default_rng(0))
+    m = _motion(out.frames, mouth)
+    assert np.all(m[a:b - 1] == 0)  # diff t -> t+1 with t, t+1 inside the segment
+    assert m[b:].mean() > 0.5 * base[b:].mean() and m[: a - 1].mean() > 0.5 * base[: a - 1].mean()
+
+
+def test_still_portrait_freezes_the_eyes_not_the_mouth(talking):
+    eyes = box(talking.landmarks[0], EYES, 0, talking.frames.shape)
+    mouth = box(talking.landmarks[0], MOUTH, 0, talking.frames.shape)
+    assert _motion(talking.frames, eyes).max() > 0  # blinks
+    out = ARTIFACTS.create("still_portrait").apply(talking, 1.0, None, np.random.default_rng(0))
+    assert _motion(out.frames, eyes).max() == 0
+    assert _motion(out.frames, mouth).mean() > 0.5 * _motion(talking.frames, mouth).mean()
+
+
+def test_stutter_repeats_frames(talking):
+    out = ARTIFACTS.create("frame_stutter").apply(talking, 1.0, (10, 60), np.random.default_rng(0))
+    hold = int(ARTIFACTS.get("frame_stutter").levels[-1])
+    for t in range(10, 60):
+        assert np.array_equal(out.frames[t], talking.frames[10 + (t - 10) // hold * hold])
+
+
+# ---------------------------------------------------------------------------- the corpus
+def test_degrade_corpus_end_to_end(tmp_path):
+    from talkqa.corpus.degrade import DegradeRecipe, degrade_corpus
+    from talkqa.corpus.synth import synth_corpus
+    from talkqa.manifest import load_manifest
+    from talkqa.store import read_parquet
+
+    src = synth_corpus(tmp_path / "src", n=4, duration_s=2.0, size=128, workers=1)
+    src["video"] = [str(tmp_path / "src" / v) for v in src["video"]]
+    recipe = DegradeRecipe.load().model_copy(update={"segment_p": 0.6, "n_artifacts_p": [0.5, 0.5]})
+    out = tmp_path / "deg"
+    man = degrade_corpus(src, out, recipe, seed=1, variants=3)
+    assert len(man) == 12 and not man.attrs["failures"]
+    loaded, warnings = load_manifest(out / "manifest.csv")
+    assert not warnings and len(loaded) == 12
+    clean = man[man["artifacts"] == "clean"]
+    assert len(clean) >= 4 and (clean[[c for c in man if c.startswith("mos_")]] == 4.5).all().all()
+    assert (man.drop(clean.index)["mos_overall"] < 4.5).all()
+    assert (man.groupby("speaker")["split"].nunique() == 1).all()  # speaker-disjoint splits
+    diag = read_parquet(out / "diagnostics.parquet")
+    assert list(diag.columns[:6]) == ["clip_id", "start", "end", "dimension", "artifact", "severity"]
+    assert len(diag) > 0
+    for col in ("start", "end"):
+        frames = diag[col].to_numpy() * 25
+        assert np.allclose(frames, np.round(frames), atol=1e-9)  # frame-exact
+    rows = man.set_index("clip_id")
+    for r in diag.itertuples():
+        assert 0 <= r.start < r.end <= rows.loc[r.clip_id, "duration_s"] + 1e-9
+        assert rows.loc[r.clip_id, f"severity__{r.artifact}"] == r.severity
+    # rerun: every variant is skipped, nothing rewritten, same table
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "videos").rglob("*.mp4")}
+    again = degrade_corpus(src, out, recipe, seed=1, variants=3)
+    assert {p: p.stat().st_mtime_ns for p in (out / "videos").rglob("*.mp4")} == stamps
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), man.reset_index(drop=True))
+    assert (read_parquet(out / "status.parquet")["skipped"] == 3).all()
+    from talkqa.corpus.contact_sheet import contact_sheet
+
+    assert contact_sheet(out, n=2, frames_per_row=2).stat().st_size > 1000
+
+
+def test_splits_are_speaker_disjoint_and_near_target():
+    from talkqa.corpus.degrade import assign_splits
+
+    counts = {f"spk{i}": 1 + i % 3 for i in range(40)}
+    shares = {"train": 0.7, "val": 0.15, "test": 0.15}
+    split = assign_splits(counts, shares, seed=3)
+    assert set(split) == set(counts) and set(split.values()) == {"train", "val", "test"}
+    share = pd.Series(counts).groupby(pd.Series(split)).sum() / sum(counts.values())
+    assert abs(share["train"] - 0.7) < 0.06
+    assert split == assign_splits(counts, shares, seed=3)
