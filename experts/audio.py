@@ -169,12 +169,17 @@ class AudioExpert(Expert):
 
     def load(self) -> "AudioExpert":
         model = self._new_model()
+        self.head_trained_ = True
         if self.config.backbone == "hubert":
-            # the HuBERT part comes from hubert_path; only the head is ours
-            head_dir = self.weights_dir()
-            if (head_dir / "model.pt").is_file():
-                state = torch.load(head_dir / "model.pt", map_location="cpu", weights_only=True)
-                model.head.load_state_dict({k.removeprefix("head."): v.float() for k, v in state.items() if k.startswith("head.")})
+            # The HuBERT part comes from hubert_path; the quality head must have been trained on top of
+            # that backbone (`weights:` pointing at its folder). Without one, tokens are still HuBERT
+            # features but quality_logit is NaN rather than the output of an untrained head.
+            if self.config.weights:
+                state = torch.load(Path(self.config.weights) / "model.pt", map_location="cpu", weights_only=True)
+                model.head.load_state_dict({k.removeprefix("head."): v.float() for k, v in state.items()
+                                            if k.startswith("head.")})
+            else:
+                self.head_trained_ = False
         else:
             load_checkpoint(self.weights_dir(), model, self.name)
         self.model_ = model.to(self.device).eval()
@@ -197,7 +202,8 @@ class AudioExpert(Expert):
         x = clip.audio_norm if clip.audio_norm is not None else clip.audio
         wav = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None].to(self.device)
         h = self.model_.frames(wav)
-        scalars = {"quality_logit": float(self.model_.logit(h)[0])}
+        trained = getattr(self, "head_trained_", True)
+        scalars = {"quality_logit": float(self.model_.logit(h)[0]) if trained else float("nan")}
         h = h[0].cpu().numpy()
         step = max(1, int(round(self.config.token_s * 25)))
         starts = np.arange(0, len(h), step)
