@@ -178,11 +178,19 @@ def _landmarks(frames: np.ndarray) -> np.ndarray:
     The one place degrade measures faces (to be swapped for features.preprocess)."""
     import mediapipe as mp
 
+    from features.face import quiet_native_stderr
+
     h, w = frames.shape[1:3]
     out = np.full((len(frames), 478, 2), np.nan, np.float32)
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, refine_landmarks=True, max_num_faces=1) as mesh:
+    with quiet_native_stderr():
+        mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, refine_landmarks=True, max_num_faces=1)
+    with mesh:
         for t, frame in enumerate(frames):
-            res = mesh.process(np.ascontiguousarray(frame))
+            if t == 0:
+                with quiet_native_stderr():
+                    res = mesh.process(np.ascontiguousarray(frame))
+            else:
+                res = mesh.process(np.ascontiguousarray(frame))
             if res.multi_face_landmarks:
                 out[t] = [[p.x * w, p.y * h] for p in res.multi_face_landmarks[0].landmark]
     return out
