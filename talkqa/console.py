@@ -10,6 +10,9 @@ from rich.text import Text
 
 err = Console(stderr=True)
 out = Console()
+if not out.is_terminal and "COLUMNS" not in __import__("os").environ:
+    # piped output (logs, CI) has no width to fit; 80 columns would fold every table
+    out = Console(width=130)
 
 
 class RateColumn(ProgressColumn):

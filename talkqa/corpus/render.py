@@ -117,9 +117,11 @@ def detect_mesh(image: np.ndarray) -> np.ndarray | None:
     """MediaPipe FaceMesh (static, refined) on one RGB image: (478, 3) pixels (z in x units), or None."""
     import mediapipe as mp
 
+    from features.face import quiet_native_stderr
+
     h, w = image.shape[:2]
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1,
-                                         min_detection_confidence=0.5) as mesh:
+    with quiet_native_stderr(), mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
+                                                                max_num_faces=1, min_detection_confidence=0.5) as mesh:
         result = mesh.process(np.ascontiguousarray(image))
     if not result.multi_face_landmarks:
         return None
