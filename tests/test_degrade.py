@@ -239,3 +239,17 @@ def test_splits_are_speaker_disjoint_and_near_target():
     share = pd.Series(counts).groupby(pd.Series(split)).sum() / sum(counts.values())
     assert abs(share["train"] - 0.7) < 0.06
     assert split == assign_splits(counts, shares, seed=3)
+
+
+def test_donor_without_audio_is_skipped_not_fatal(tmp_path):
+    """A source must not fail because a randomly drawn donor clip has no (or silent) audio."""
+    from talkqa.corpus.degrade import _donor_audio
+    from talkqa.corpus.media import write_clip
+
+    frames = np.full((30, 64, 64, 3), 128, np.uint8)
+    speech = (0.2 * np.sin(2 * np.pi * 200 * np.arange(16000) / 16000)).astype(np.float32)
+    mute = write_clip(tmp_path / "mute.mp4", frames, 25)
+    silent = write_clip(tmp_path / "silent.mp4", frames, 25, np.zeros_like(speech), 16000)
+    voiced = write_clip(tmp_path / "voiced.mp4", frames, 25, speech, 16000)
+    donors = _donor_audio([str(mute), str(silent), str(voiced)], 10.0)
+    assert len(donors) == 1 and np.abs(donors[0]).max() > 0.1

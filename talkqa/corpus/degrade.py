@@ -327,7 +327,7 @@ def degrade_source(task: dict, out_dir: str, recipe_dict: dict, seed: int) -> di
             for j in pending:
                 plan = plan_variant(source, j, recipe, seed, len(frames), landmarks is not None, bool(task["donors"]))
                 if donors is None and any(ARTIFACTS.get(a).needs_donors for a, _, _ in plan["artifacts"]):
-                    donors = [decode_source(p, recipe.max_source_s, video=False)[1] for p in task["donors"]]
+                    donors = _donor_audio(task["donors"], recipe.max_source_s)
                 a, b = plan["window"]
                 sample = Sample(frames[a:b], audio[a * 640:b * 640].copy(),
                                 None if landmarks is None else landmarks[a:b].copy(), donors or [])
@@ -361,6 +361,20 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
+
+
+def _donor_audio(paths: list[str], max_s: float) -> list[np.ndarray]:
+    """Speech of other speakers for babble and swaps. A donor without usable audio is skipped:
+    it must not fail the source clip it was drawn for."""
+    donors = []
+    for p in paths:
+        try:
+            audio = decode_source(p, max_s, video=False)[1]
+        except SourceError:
+            continue
+        if audio is not None and np.any(audio):
+            donors.append(audio)
+    return donors
 
 
 # ---------------------------------------------------------------------------- the corpus
