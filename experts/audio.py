@@ -22,7 +22,7 @@ from torch import nn
 from features.clip import PreprocessedClip
 from talkqa.errors import TalkqaError
 
-from .base import EXPERTS, Expert, ExpertConfig, Tokens, training_clips
+from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
 from .checkpoint import load_checkpoint, save_checkpoint
 from .degradations import DEGRADATIONS
 
@@ -249,10 +249,7 @@ class AudioExpert(Expert):
         data = self._speech(stores)
         if len(data) < 4:
             raise ValueError(f"need at least 4 clips with {self.config.segment_s} s of speech; found {len(data)}")
-        groups = sorted({g for g, _ in data})
-        held = set(rng.choice(groups, max(1, int(round(self.config.eval_share * len(groups)))), replace=False))
-        train = [d for d in data if d[0] not in held]
-        test = [d for d in data if d[0] in held]
+        train, test, held = split_by_group(data, self.config.eval_share, rng)
         model = self._new_model().to(self.device)
         params = [p for p in model.parameters() if p.requires_grad and (model.train_backbone or p in set(model.head.parameters()))]
         opt = torch.optim.AdamW(params, lr=self.config.lr, weight_decay=1e-4)
@@ -267,7 +264,7 @@ class AudioExpert(Expert):
             opt.step()
         model.eval()
         self.model_ = model
-        self.metrics_ = {"train_clips": len(train), "heldout_clips": len(test), "heldout_groups": sorted(held),
+        self.metrics_ = {"train_clips": len(train), "heldout_clips": len(test), "heldout_groups": held,
                          "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": float(loss.detach()),
                          "seed": seed, "stores": [str(s) for s in stores], "backbone": self.backbone_name(),
                          **self.evaluate(test, seed + 1)}

@@ -124,3 +124,11 @@ def training_clips(stores: list[str | Path]) -> list[tuple[str, Path, str]]:
                 group = speaker or (r.clip_id.rsplit("/", 1)[0] if "/" in r.clip_id else r.clip_id)
                 rows.append((r.clip_id, store.track(r.cache_key), group))
     return rows
+
+
+def split_by_group(items: list[tuple], share: float, rng: np.random.Generator) -> tuple[list, list, list[str]]:
+    """Hold out whole groups (item[0] is the group): (train items, held-out items, held-out groups).
+    Same-person clips never sit on both sides, so held-out figures are speaker-disjoint."""
+    groups = sorted({item[0] for item in items})
+    held = set(rng.choice(groups, max(1, int(round(share * len(groups)))), replace=False))
+    return [i for i in items if i[0] not in held], [i for i in items if i[0] in held], sorted(held)

@@ -18,7 +18,7 @@ from torch import nn
 
 from features.clip import PreprocessedClip
 
-from .base import EXPERTS, Expert, ExpertConfig, Tokens, training_clips
+from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
 from .checkpoint import load_checkpoint, save_checkpoint
 from .motion import FEATURE_DIM, PERTURBATIONS, fill_invalid, motion_features
 
@@ -147,10 +147,7 @@ class ExpressionExpert(Expert):
         seqs = self._sequences(stores)
         if len(seqs) < 4:
             raise ValueError(f"need at least 4 clips of {self.config.window_frames} frames with a face; found {len(seqs)}")
-        groups = sorted({g for g, _, _ in seqs})
-        held = set(rng.choice(groups, max(1, int(round(self.config.eval_share * len(groups)))), replace=False))
-        train = [s for s in seqs if s[0] not in held]
-        test = [s for s in seqs if s[0] in held]
+        train, test, held = split_by_group(seqs, self.config.eval_share, rng)
         model = self._new_model().to(self.device)
         opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.config.epochs * self.config.steps_per_epoch)
@@ -168,7 +165,7 @@ class ExpressionExpert(Expert):
         model.eval()
         self.model_ = model
         self.metrics_ = {
-            "train_clips": len(train), "heldout_clips": len(test), "heldout_groups": sorted(held),
+            "train_clips": len(train), "heldout_clips": len(test), "heldout_groups": held,
             "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": float(loss.detach()), "seed": seed,
             "stores": [str(s) for s in stores],
             "heldout_auc": self.evaluate(test, seed + 1),
