@@ -1,144 +1,333 @@
-"""Signal tools shared by the hand-crafted families: NaN-aware statistics, audio envelopes on the
-video clock, the audio-visual cross-correlation offset estimator, syllable nuclei, peak rates."""
+"""Signal tools shared by the feature families: NaN gaps, robust statistics, audio envelopes and
+spectra on the video clock, lagged cross-correlation, F0 and syllable nuclei.
+
+Everything on the video clock takes and returns (T,) arrays, one value per frame, where frame t
+covers audio samples [t*hop, (t+1)*hop). Missing values are NaN and every reducer here is NaN-aware,
+so a face lost for a few frames or a silent stretch degrades to NaN, never to an exception.
+"""
 
 from __future__ import annotations
 
+import warnings
+from functools import lru_cache
+
 import numpy as np
-from scipy.ndimage import uniform_filter1d
+from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
-
-def nan_stat(fn, x, default=np.nan) -> float:
-    x = np.asarray(x, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    return float(fn(x)) if len(x) else default
+EPS = 1e-12
 
 
-def interp_nan(x: np.ndarray) -> np.ndarray:
-    """Fill NaN gaps linearly (edges hold); all-NaN stays all-NaN."""
-    x = np.asarray(x, dtype=np.float64).copy()
-    ok = np.isfinite(x)
-    if ok.all() or not ok.any():
-        return x
-    t = np.arange(len(x))
-    x[~ok] = np.interp(t[~ok], t[ok], x[ok])
-    return x
+# ------------------------------------------------------------------------------------- NaN handling
+def runs(mask: np.ndarray) -> np.ndarray:
+    """(R, 2) [start, end) index pairs of the runs of True in a 1-D boolean mask."""
+    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    return np.flatnonzero(np.diff(m.astype(np.int8))).reshape(-1, 2)
 
 
-def detrend(x: np.ndarray, frames: int) -> np.ndarray:
-    """Remove the slow trend (moving average over `frames`), keeping the syllable-rate motion."""
-    return x - uniform_filter1d(x, size=max(1, frames), mode="nearest")
-
-
-def rms_envelope(frames: np.ndarray) -> np.ndarray:
-    """(T,) RMS of each audio frame (frames: (T, hop))."""
-    return np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
-
-
-def to_db(x: np.ndarray, floor: float = 1e-8) -> np.ndarray:
-    return 20 * np.log10(np.maximum(x, floor))
-
-
-def onset_strength(audio: np.ndarray, sr: int, hop: int, n_frames: int) -> np.ndarray:
-    """Positive spectral flux of the log-magnitude spectrum, one value per video frame. (librosa's
-    onset_strength gives the same shape of curve but costs seconds of JIT warm-up per process.)"""
-    import librosa
-
-    mag = np.abs(librosa.stft(audio.astype(np.float32), n_fft=2 * hop, hop_length=hop, center=False))
-    logmag = np.log1p(100 * mag)
-    flux = np.maximum(0.0, np.diff(logmag, axis=1, prepend=logmag[:, :1])).mean(0)
-    out = np.zeros(n_frames)
-    out[: min(n_frames, len(flux))] = flux[:n_frames]
+def fill_gaps(x: np.ndarray, max_gap: int | None = None) -> np.ndarray:
+    """Linear interpolation across interior NaN runs of at most `max_gap` samples (all when None).
+    Runs at the edges and longer ones stay NaN: inventing seconds of motion would fake a measurement."""
+    x = np.asarray(x, np.float64)
+    bad = ~np.isfinite(x)
+    if not bad.any() or bad.all():
+        return x.copy()
+    good = np.flatnonzero(~bad)
+    out = x.copy()
+    out[bad] = np.interp(np.flatnonzero(bad), good, x[good])
+    for start, end in runs(bad):
+        if start == 0 or end == len(x) or (max_gap is not None and end - start > max_gap):
+            out[start:end] = np.nan
     return out
 
 
-def lagged_corr(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pearson correlation of a[t] with b[t + lag] for lag in -max_lag..max_lag over the frames where
-    both are finite. With a = mouth and b = audio, a peak at lag k > 0 means the sound comes k frames
-    after the lips."""
+def nanmean(x, axis=None):
+    """np.nanmean without the 'mean of empty slice' warning: an empty window is simply NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(x, axis=axis)
+
+
+def nanstd(x, axis=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanstd(x, axis=axis)
+
+
+def nanmedian(x, axis=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(x, axis=axis)
+
+
+def nanpercentile(x, q) -> float:
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    return float(np.percentile(x, q)) if len(x) else float("nan")
+
+
+def share(mask: np.ndarray, within: np.ndarray | None = None) -> float:
+    """Share of the `within` frames (all when None) where `mask` holds; NaN when `within` is empty."""
+    mask = np.asarray(mask, bool)
+    within = np.ones_like(mask) if within is None else np.asarray(within, bool)
+    n = int(within.sum())
+    return float((mask & within).sum() / n) if n else float("nan")
+
+
+def robust_z(x: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 MAD), falling back to the standard deviation when over half the values
+    are equal (MAD 0), and to zeros for a constant signal. NaN stays NaN."""
+    x = np.asarray(x, np.float64)
+    finite = x[np.isfinite(x)]
+    if len(finite) == 0:
+        return x.copy()
+    med = np.median(finite)
+    scale = 1.4826 * np.median(np.abs(finite - med))
+    if scale < EPS:
+        scale = finite.std()
+    if scale < EPS:
+        return np.where(np.isfinite(x), 0.0, np.nan)
+    return (x - med) / scale
+
+
+def pearson(a: np.ndarray, b: np.ndarray, min_n: int = 3) -> float:
+    """Pearson correlation over the positions where both are finite; NaN when too few or constant."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < min_n:
+        return float("nan")
+    a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > EPS else float("nan")
+
+
+def window_reduce(x: np.ndarray, windows: np.ndarray, fn=nanmean) -> np.ndarray:
+    """(W,) fn(x[start:end]) per window; fn must give NaN for an empty or all-NaN slice."""
+    return np.array([fn(x[s:e]) for s, e in windows], dtype=np.float64)
+
+
+def window_share(mask: np.ndarray, windows: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
+    within = np.ones(len(mask), bool) if within is None else within
+    return np.array([share(mask[s:e], within[s:e]) for s, e in windows], dtype=np.float64)
+
+
+def smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    """NaN-aware Gaussian smoothing (normalised convolution); NaN positions stay NaN."""
+    x = np.asarray(x, np.float64)
+    ok = np.isfinite(x)
+    if not ok.any() or sigma <= 0:
+        return x.copy()
+    num = gaussian_filter1d(np.where(ok, x, 0.0), sigma, mode="nearest")
+    den = gaussian_filter1d(ok.astype(np.float64), sigma, mode="nearest")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, num / np.maximum(den, EPS), np.nan)
+
+
+def detrend(x: np.ndarray, sigma: float) -> np.ndarray:
+    """x minus its Gaussian-smoothed trend: keeps the syllabic modulations that carry audio-visual
+    timing and drops slow drifts (head pitch, loudness ramps) that only blur a correlation peak."""
+    return np.asarray(x, np.float64) - smooth(x, sigma)
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 128) -> float:
+    """Threshold that maximises the between-class variance of a 1-D sample (Otsu)."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < 2 or v.max() - v.min() < EPS:
+        return float(v.mean()) if len(v) else float("nan")
+    hist, edges = np.histogram(v, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    s0 = np.cumsum(hist * centres)
+    m0 = s0 / np.maximum(w0, 1)
+    m1 = (s0[-1] - s0) / np.maximum(w1, 1)
+    between = w0 * w1 * (m0 - m1) ** 2
+    return float(edges[1:][np.argmax(between[:-1])])
+
+
+# ----------------------------------------------------------------------------- audio on the video clock
+def frame_audio(audio: np.ndarray, n_frames: int, hop: int) -> np.ndarray:
+    """(T, hop) audio cut into video frames, zero-padded at the end."""
+    need = n_frames * hop
+    x = np.asarray(audio, np.float64)
+    x = np.pad(x, (0, max(0, need - len(x))))[:need]
+    return x.reshape(n_frames, hop)
+
+
+def frame_power(audio: np.ndarray, n_frames: int, hop: int) -> np.ndarray:
+    """(T,) mean squared amplitude of the samples inside each video frame."""
+    return np.mean(frame_audio(audio, n_frames, hop) ** 2, axis=1)
+
+
+def to_db(power: np.ndarray, floor_db: float = -120.0) -> np.ndarray:
+    """Power (not amplitude) in dB, floored so silence gives a number, not -inf."""
+    return np.maximum(10.0 * np.log10(np.maximum(np.asarray(power, np.float64), EPS)), floor_db)
+
+
+def envelope_db(audio: np.ndarray, n_frames: int, hop: int, range_db: float = 40.0) -> np.ndarray:
+    """(T,) frame RMS level in dB, floored `range_db` under the clip's loud end (99th percentile), so
+    the fluctuations of background noise do not look like speech."""
+    db = to_db(frame_power(audio, n_frames, hop))
+    return np.maximum(db, np.percentile(db, 99) - range_db) if len(db) else db
+
+
+def speech_mask(vad: np.ndarray | None, frame_db: np.ndarray) -> np.ndarray:
+    """VAD speech frames; an energy split (Otsu on frame dB) when the clip carries no VAD."""
+    if vad is not None:
+        return np.asarray(vad, bool)
+    return frame_db > otsu_threshold(frame_db)
+
+
+def frame_spectra(audio: np.ndarray, n_frames: int, hop: int, n_fft: int = 1024) -> np.ndarray:
+    """(T, n_fft//2 + 1) Hann-windowed power spectra, one per video frame, centred on the frame's
+    centre (t*hop + hop/2) so spectral features line up with the envelope and the landmarks."""
+    x = np.asarray(audio, np.float64)
+    pad = n_fft // 2 - hop // 2
+    x = np.pad(x, (pad, 0)) if pad >= 0 else x[-pad:]
+    need = (n_frames - 1) * hop + n_fft
+    x = np.pad(x, (0, max(0, need - len(x))))
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop][:n_frames]
+    spec = np.fft.rfft(frames * np.hanning(n_fft), axis=1)
+    return spec.real**2 + spec.imag**2
+
+
+@lru_cache(maxsize=8)
+def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+
+
+def onset_strength(spectra: np.ndarray, sr: int, n_mels: int = 40) -> np.ndarray:
+    """(T,) spectral flux: mean positive rise of the log-mel spectrum (dB) into each frame, so an
+    onset is credited to the frame it starts in. Flux within 80 dB of silence is ignored."""
+    n_fft = 2 * (spectra.shape[1] - 1)
+    mel = to_db(spectra @ _mel_basis(sr, n_fft, n_mels).T)
+    mel = np.maximum(mel, mel.max() - 80.0)
+    return np.maximum(np.diff(mel, axis=0, prepend=mel[:1]), 0.0).mean(axis=1)
+
+
+def spectral_flatness(spectra: np.ndarray) -> np.ndarray:
+    """(T,) geometric / arithmetic mean of each power spectrum (1 = white noise, ~0 = pure tone)."""
+    p = spectra + 1e-20
+    return np.exp(np.mean(np.log(p), axis=1)) / np.mean(p, axis=1)
+
+
+def rolloff_hz(power: np.ndarray, sr: int, fraction: float = 0.95) -> np.ndarray:
+    """Frequency below which `fraction` of the power lies, per row of (N, F) spectra; NaN if silent."""
+    p = np.atleast_2d(power)
+    freqs = np.linspace(0, sr / 2, p.shape[1])
+    cum = np.cumsum(p, axis=1)
+    total = cum[:, -1:]
+    idx = np.argmax(cum >= fraction * np.maximum(total, EPS), axis=1)
+    return np.where(total[:, 0] > EPS, freqs[idx], np.nan)
+
+
+# ------------------------------------------------------------------------------------ timing, rhythm
+def lagged_xcorr(a: np.ndarray, b: np.ndarray, max_lag: int, min_overlap: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(lags, corr) with corr[i] = Pearson(a[t], b[t + lags[i]]) over the frames where both exist.
+
+    A positive lag pairs a with a later b: with a = mouth and b = audio, a peak at lag +k means the
+    sound comes k frames after the lips (audio delayed)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    n = len(a)
     lags = np.arange(-max_lag, max_lag + 1)
     corr = np.full(len(lags), np.nan)
-    n = len(a)
     for i, lag in enumerate(lags):
-        if lag >= 0:
-            x, y = a[: n - lag], b[lag:]
-        else:
-            x, y = a[-lag:], b[: n + lag]
-        ok = np.isfinite(x) & np.isfinite(y)
-        if ok.sum() < 8:
+        if abs(lag) >= n:
             continue
-        x, y = x[ok] - x[ok].mean(), y[ok] - y[ok].mean()
-        den = np.sqrt((x * x).sum() * (y * y).sum())
-        if den > 0:
-            corr[i] = float((x * y).sum() / den)
+        x, y = (a[: n - lag], b[lag:]) if lag >= 0 else (a[-lag:], b[: n + lag])
+        corr[i] = pearson(x, y, min_n=min_overlap)
     return lags, corr
 
 
-def av_offset(mouth: np.ndarray, audio_env: np.ndarray, max_lag: int, fps: float) -> dict[str, float]:
-    """Offset estimate from the cross-correlation of the detrended mouth aperture with the detrended
-    audio envelope: offset (frames, positive = sound after lips), peak and lag-0 correlation, and a
-    confidence (peak minus median over lags, an LSE-C analogue)."""
-    win = int(round(fps))  # 1 s trend removal: syllables are 3-8 Hz
-    m = detrend(interp_nan(mouth), win)
-    m[~np.isfinite(mouth)] = np.nan
-    e = detrend(audio_env, win)
-    lags, corr = lagged_corr(m, e, max_lag)
+def xcorr_peak(lags: np.ndarray, corr: np.ndarray) -> dict[str, float]:
+    """Offset at the correlation maximum, the peak, the lag-0 value and a confidence (peak minus the
+    median over lags, like SyncNet's LSE-C: a flat curve is no evidence for any offset)."""
     if not np.isfinite(corr).any():
-        return {"av_offset_frames": np.nan, "av_peak_corr": np.nan, "av_corr_lag0": np.nan, "av_confidence": np.nan}
-    best = int(np.nanargmax(corr))
+        return {"offset": np.nan, "peak": np.nan, "lag0": np.nan, "confidence": np.nan}
+    i = int(np.nanargmax(corr))
+    zero = np.flatnonzero(lags == 0)
     return {
-        "av_offset_frames": float(lags[best]),
-        "av_peak_corr": float(corr[best]),
-        "av_corr_lag0": float(corr[max_lag]),
-        "av_confidence": float(corr[best] - np.nanmedian(corr)),
+        "offset": float(lags[i]),
+        "peak": float(corr[i]),
+        "lag0": float(corr[zero[0]]) if len(zero) else np.nan,
+        "confidence": float(corr[i] - np.nanmedian(corr)),
     }
 
 
-def peak_rate(x: np.ndarray, fps: float, prominence: float, min_gap_s: float = 0.1, mask=None) -> float:
-    """Peaks per second of `x` (counted only where mask is True; the rate is per masked second)."""
-    x = interp_nan(x)
-    if not np.isfinite(x).any():
-        return np.nan
-    peaks, _ = find_peaks(x, prominence=prominence, distance=max(1, int(min_gap_s * fps)))
-    if mask is None:
-        mask = np.ones(len(x), bool)
-    seconds = mask.sum() / fps
-    if seconds < 0.5:
-        return np.nan
-    return float(mask[peaks].sum() / seconds)
+def count_peaks(x: np.ndarray, prominence: float, min_distance: int = 1) -> np.ndarray:
+    """Indices of peaks standing `prominence` above their surroundings; NaN gaps break no peak
+    search (they are bridged by interpolation) but peaks inside them are dropped."""
+    filled = fill_gaps(x)
+    ok = np.isfinite(filled)
+    if ok.sum() < 3:
+        return np.zeros(0, int)
+    peaks, _ = find_peaks(np.where(ok, filled, np.nanmin(filled)), prominence=prominence, distance=min_distance)
+    return peaks[np.isfinite(np.asarray(x, np.float64)[peaks])]
 
 
-def syllable_nuclei(audio: np.ndarray, sr: int, speech_mask_100hz: np.ndarray | None = None,
-                    prominence_db: float = 2.0) -> np.ndarray:
-    """Times (s) of syllable nuclei, de Jong & Wempe style: peaks of the smoothed intensity contour
-    (10 ms steps) that stand `prominence_db` above their surroundings, are louder than the clip's
-    median speech level minus 25 dB, lie in speech and are at least 100 ms apart."""
-    hop = sr // 100
-    n = len(audio) // hop
-    if n < 10:
+def f0_track(
+    audio: np.ndarray, sr: int, n_frames: int, fps: float, floor: float = 75.0, ceiling: float = 500.0
+) -> np.ndarray:
+    """(T,) F0 in Hz at each video frame's centre (Praat autocorrelation pitch); NaN when unvoiced."""
+    import parselmouth
+
+    out = np.full(n_frames, np.nan)
+    snd = parselmouth.Sound(np.asarray(audio, np.float64), sampling_frequency=sr)
+    if snd.duration < 3.0 / floor + 1.0 / fps:  # Praat needs three periods of the lowest pitch
+        return out
+    pitch = snd.to_pitch_ac(time_step=1.0 / fps, pitch_floor=floor, pitch_ceiling=ceiling)
+    f0 = pitch.selected_array["frequency"].astype(np.float64)
+    f0[f0 <= 0] = np.nan
+    idx = np.round(((np.arange(n_frames) + 0.5) / fps - pitch.t1) / pitch.time_step).astype(int)
+    inside = (idx >= 0) & (idx < len(f0))
+    out[inside] = f0[idx[inside]]
+    return out
+
+
+def semitones(f0_hz: np.ndarray, ref_hz: float = 100.0) -> np.ndarray:
+    """F0 on a log scale, so variability compares across low and high voices."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 12.0 * np.log2(np.asarray(f0_hz, np.float64) / ref_hz)
+
+
+def intensity_db(
+    audio: np.ndarray, sr: int, step_s: float = 0.01, win_s: float = 0.04
+) -> tuple[np.ndarray, np.ndarray]:
+    """(times, dB) short-time intensity on a 10 ms grid (Hann window), like Praat's intensity tier."""
+    step, win = int(round(step_s * sr)), int(round(win_s * sr))
+    x = np.asarray(audio, np.float64)
+    if len(x) < win:
+        return np.zeros(0), np.zeros(0)
+    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::step]
+    w = np.hanning(win)
+    power = (frames**2 * w).sum(axis=1) / w.sum()
+    return (np.arange(len(frames)) * step + win / 2) / sr, to_db(power)
+
+
+def syllable_nuclei(
+    audio: np.ndarray,
+    sr: int,
+    voiced: np.ndarray | None = None,
+    fps: float = 25.0,
+    prominence_db: float = 2.0,
+    silence_db: float = -25.0,
+    min_gap_s: float = 0.1,
+) -> np.ndarray:
+    """Times (s) of syllable nuclei after de Jong & Wempe (2009): peaks of the intensity contour that
+    rise `prominence_db` above the dips around them, lie no more than `silence_db` under the loud end
+    of the clip (99th percentile) and fall in a voiced frame (`voiced` on the video clock: F0 present
+    or VAD speech; every frame when None)."""
+    times, db = intensity_db(audio, sr)
+    if len(db) < 3:
         return np.zeros(0)
-    frames = audio[: n * hop].reshape(n, hop)
-    level = uniform_filter1d(to_db(rms_envelope(frames)), size=5, mode="nearest")
-    speech = np.ones(n, bool) if speech_mask_100hz is None else speech_mask_100hz[:n]
-    if not speech.any():
-        return np.zeros(0)
-    floor = np.median(level[speech]) - 25
-    peaks, _ = find_peaks(level, prominence=prominence_db, distance=10)
-    keep = peaks[(level[peaks] > floor) & speech[peaks]]
-    return keep / 100.0
-
-
-def otsu_split(values: np.ndarray) -> float:
-    """Threshold that best separates two classes of 1-D values (Otsu)."""
-    v = np.sort(values[np.isfinite(values)])
-    if len(v) < 4:
-        return float(np.median(v)) if len(v) else np.nan
-    best, best_t = -1.0, v[len(v) // 2]
-    for t in np.quantile(v, np.linspace(0.05, 0.95, 46)):
-        lo, hi = v[v <= t], v[v > t]
-        if len(lo) == 0 or len(hi) == 0:
-            continue
-        score = len(lo) * len(hi) * (lo.mean() - hi.mean()) ** 2
-        if score > best:
-            best, best_t = score, t
-    return float(best_t)
+    db = gaussian_filter1d(db, 2.0)  # ~20 ms: merge the ripple of single pitch periods
+    distance = max(1, int(round(min_gap_s / (times[1] - times[0]))))
+    peaks, _ = find_peaks(db, prominence=prominence_db, height=np.percentile(db, 99) + silence_db, distance=distance)
+    t = times[peaks]
+    if voiced is not None and len(voiced):
+        frame = np.clip((t * fps).astype(int), 0, len(voiced) - 1)
+        t = t[np.asarray(voiced, bool)[frame]]
+    return t

@@ -1,178 +1,224 @@
 """audio: is the voice clean and natural?
 
-Praat (parselmouth) voice measures, openSMILE eGeMAPS v02 functionals, DNSMOS (speechmos), an SNR
-estimate from VAD speech vs non-speech energy, clipping, spectral flatness, effective bandwidth and
-loudness — all on the raw (not loudness-normalised) signal.
+Praat voice measures (F0, HNR, jitter, shimmer), openSMILE eGeMAPS v02 functionals, DNSMOS
+(SIG/BAK/OVRL/P.808), SNR, clipping, spectral flatness, bandwidth and loudness. All of it reads the
+raw decoded `audio`: loudness normalisation would hide level problems and can itself clip.
+
+The eGeMAPS extractor and the DNSMOS ONNX sessions are built on first use and kept for the process
+(a pool worker builds them once), never in a constructor.
 """
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
 
 from .. import signals as S
+from ..clip import PreprocessedClip
 from .base import FAMILIES, FamilyOutput, FeatureFamily
 
-BASIC = (
-    "f0_mean", "f0_std", "f0_range", "hnr_db", "jitter_local", "shimmer_local", "snr_db", "clipping_ratio",
-    "spectral_flatness", "bandwidth_hz", "loudness_lufs", "rms_dbfs", "speech_share",
+VOICE = ("f0_mean", "f0_std", "f0_range", "hnr_db", "jitter_local", "shimmer_local")
+QUALITY = (
+    "snr_db",
+    "snr_energy_split",
+    "clipping_ratio",
+    "spectral_flatness",
+    "rolloff_hz",
+    "bandwidth_hz",
+    "loudness_lufs",
+    "rms_dbfs",
+    "speech_share",
 )
-DNSMOS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
+DNSMOS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
+DNSMOS_SECONDS = 9.01  # the P.835 model's fixed input length
+SILENT_DBFS = -70.0
 
 
 @lru_cache(maxsize=1)
-def _smile():
+def smile():
+    """The eGeMAPS v02 functionals extractor, built once per process."""
     import opensmile
 
-    return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals)
+    return opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals
+    )
 
 
 def egemaps_names() -> tuple[str, ...]:
-    return tuple(f"egemaps_{n}" for n in _smile().feature_names)
+    return tuple(f"egemaps_{n}" for n in smile().feature_names)
+
+
+def dnsmos_scores(x: np.ndarray, sr: int, max_segments: int) -> dict[str, float]:
+    """DNSMOS averaged over up to `max_segments` evenly spread 9.01 s segments (0: speechmos's own
+    1 s sliding average over the whole clip).
+
+    The sliding average costs one model run (~0.25 s here) per second of audio past 9 s, i.e. 12 runs
+    for a 20 s clip. Two segments cost two runs; on seven 16-60 s real clips of ../shared/data their
+    OVRL differed from the sliding average by 0.01-0.31 (median 0.08) on the 1-5 scale. A segment of
+    exactly 9.01 s is one window to speechmos, which keeps its ONNX sessions in a module global."""
+    from speechmos import dnsmos
+
+    x = np.clip(np.asarray(x, np.float32), -1.0, 1.0)
+    seg = int(DNSMOS_SECONDS * sr)
+    if max_segments <= 0 or len(x) <= seg:
+        parts = [x]  # shorter clips are looped to 9 s by speechmos, as DNSMOS expects
+    else:
+        n = min(max_segments, int(np.ceil(len(x) / seg)))
+        parts = [x[s : s + seg] for s in np.linspace(0, len(x) - seg, n).astype(int)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = [dnsmos.run(part, sr) for part in parts]
+    return {f"dnsmos_{k}": float(np.mean([r[f"{k}_mos"] for r in runs])) for k in ("sig", "bak", "ovrl", "p808")}
+
+
+def snr_db(
+    power: np.ndarray, vad: np.ndarray | None, min_share: float = 0.1, min_gap_db: float = 2.0
+) -> tuple[float, bool]:
+    """(SNR dB, energy split used) from per-frame power.
+
+    Noise power is the median over non-speech frames; signal power is the mean over the *active*
+    speech frames (louder than the noise by 3 robust sigmas: VAD hangover and pauses inside speech
+    are noise, as in ITU-T P.56's active speech level) minus the noise. The VAD is trusted only when
+    both classes hold `min_share` of the frames and its speech is louder than its non-speech (WebRTC
+    takes steady tones or hum for speech and vice versa); otherwise an Otsu split of the log frame
+    energy decides."""
+    db = S.to_db(power)
+    speech = None if vad is None else np.asarray(vad, bool)
+    trusted = (
+        speech is not None
+        and min_share <= speech.mean() <= 1 - min_share
+        and np.median(db[speech]) - np.median(db[~speech]) >= min_gap_db
+    )
+    if not trusted:
+        speech = db > S.otsu_threshold(db)
+    if speech.all() or not speech.any():
+        return float("nan"), not trusted
+    noise_frames = power[~speech]
+    noise = float(np.median(noise_frames))
+    spread = 1.4826 * float(np.median(np.abs(noise_frames - noise)))
+    active = speech & (power > noise + 3 * spread)
+    if not active.any():
+        return -30.0, not trusted
+    signal = float(np.mean(power[active])) - noise
+    return float(np.clip(10 * np.log10(max(signal, 1e-20) / max(noise, 1e-20)), -30.0, 100.0)), not trusted
+
+
+def clipped_samples(x: np.ndarray, tol: float, top_q: float = 99.9) -> np.ndarray:
+    """Samples on the waveform's peak plateau: within `tol` (relative) of the level that only
+    (100 - top_q) % of samples exceed. Not the single maximum: after a lossy codec a clipped
+    plateau ripples by several % and overshoots it, which a max-based rule reads as no clipping.
+    Clean speech gives ~0.0015 here (the top 0.1 % and a little below it); a plateau gives 0.05+."""
+    a = np.abs(np.asarray(x, np.float64))
+    top = float(np.percentile(a, top_q)) if len(a) else 0.0
+    return a >= top * (1 - tol) if top > 0 else np.zeros(len(a), bool)
+
+
+def bandwidth_hz(spectrum: np.ndarray, sr: int, range_db: float = 60.0, fraction: float = 0.95) -> float:
+    """Effective bandwidth: the 95 % roll-off of the long-term spectrum measured in dB above a floor
+    `range_db` under its peak. On the log scale a weak but present 4-8 kHz band counts (a listener
+    hears it), while everything under the floor, e.g. above a codec's low-pass, counts for nothing."""
+    db = S.to_db(spectrum)
+    level = np.maximum(db - (db.max() - range_db), 0.0)
+    return float(S.rolloff_hz(level[None], sr, fraction)[0])
+
+
+def praat_voice(x: np.ndarray, sr: int) -> dict[str, float]:
+    """HNR (mean over voiced frames), local jitter and shimmer from Praat's periodic point process."""
+    import parselmouth
+    from parselmouth.praat import call
+
+    snd = parselmouth.Sound(np.asarray(x, np.float64), sampling_frequency=sr)
+    hnr = snd.to_harmonicity_cc(time_step=0.02, minimum_pitch=75.0).values.ravel()
+    hnr = hnr[hnr > -200]  # Praat marks unvoiced frames with -200 dB
+    points = call(snd, "To PointProcess (periodic, cc)", 75.0, 500.0)
+    return {
+        "hnr_db": float(hnr.mean()) if len(hnr) else np.nan,
+        "jitter_local": float(call(points, "Get jitter (local)", 0, 0, 0.0001, 0.02, 1.3)),
+        "shimmer_local": float(call([snd, points], "Get shimmer (local)", 0, 0, 0.0001, 0.02, 1.3, 1.6)),
+    }
+
+
+def loudness_lufs(x: np.ndarray, sr: int) -> float:
+    import pyloudnorm
+
+    if len(x) < int(0.5 * sr):
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = float(pyloudnorm.Meter(sr).integrated_loudness(np.asarray(x, np.float64)))
+    return value if np.isfinite(value) else float("nan")
 
 
 @FAMILIES.register
 class Audio(FeatureFamily):
     name = "audio"
-    description = "voice quality: HNR, jitter, shimmer, F0, SNR, clipping, bandwidth, DNSMOS, eGeMAPS"
+    description = "voice and channel: F0, HNR, jitter, shimmer, SNR, clipping, bandwidth, loudness, DNSMOS, eGeMAPS"
     window_features = ("rms_db", "spectral_flatness", "rolloff_hz", "speech_share", "clipping_share", "f0_mean")
-    defaults = {"dnsmos": True, "egemaps": True}
+    defaults = {
+        "egemaps": True,
+        "dnsmos": True,
+        "dnsmos_max_segments": 2,  # 9 s DNSMOS segments per clip (~0.25 s each); 0 = full 1 s sliding average
+        "clip_tol": 0.05,  # relative distance below the top level (99.9th pct of |x|) still on the plateau
+    }
 
     def clip_feature_names(self) -> tuple[str, ...]:
-        names = BASIC
+        names = VOICE + QUALITY
         if self.params["dnsmos"]:
             names += DNSMOS
         if self.params["egemaps"]:
             names += egemaps_names()
         return names
 
-    def compute(self, clip, windows) -> FamilyOutput:
+    def compute(self, clip: PreprocessedClip, windows: np.ndarray) -> FamilyOutput:
         out = FamilyOutput()
         if clip.audio is None:
             return out
-        x = clip.audio.astype(np.float64)
-        sr = clip.sr
-        frames = clip.audio_frames()
-        power = np.mean(frames.astype(np.float64) ** 2, axis=1)
-        vad = clip.vad.astype(bool)
-        out.clip["rms_dbfs"] = float(10 * np.log10(np.mean(x**2) + 1e-12))
-        out.clip["speech_share"] = float(vad.mean())
-        out.clip["loudness_lufs"] = clip.loudness_lufs
-        if not np.any(x):
-            return out  # silent: nothing else is measurable
-        out.clip["snr_db"] = snr_db(power, vad)
-        peak = np.max(np.abs(x))
-        at_peak = np.abs(x) >= 0.99 * peak
-        out.clip["clipping_ratio"] = float(at_peak.mean())
-        flat, rolloff = _spectral(x, sr, clip.hop, clip.n_frames)
-        speechy = vad if vad.sum() >= 3 else np.ones_like(vad)
-        out.clip["spectral_flatness"] = S.nan_stat(np.mean, flat[speechy])
-        out.clip["bandwidth_hz"] = S.nan_stat(np.median, rolloff[speechy])
-        f0_frames = _praat(x, sr, clip.n_frames, clip.fps, out.clip)
-        if self.params["dnsmos"]:
-            out.clip.update(dnsmos(x, sr))
+        x = np.asarray(clip.audio, np.float64)
+        T, hop, sr = clip.n_frames, clip.hop, clip.sr
+        power = S.frame_power(x, T, hop)
+        frame_db = S.to_db(power)
+        speech = S.speech_mask(clip.vad, frame_db)
+        out.clip["rms_dbfs"] = float(S.to_db(np.mean(x**2))) if len(x) else np.nan
+        out.clip["speech_share"] = S.share(speech)
+        out.windows.update(rms_db=S.window_reduce(frame_db, windows), speech_share=S.window_share(speech, windows))
+        if not len(x) or out.clip["rms_dbfs"] < SILENT_DBFS:
+            return out  # nothing else is measurable in silence
+
+        snr, split = snr_db(power, clip.vad)
+        clipped = clipped_samples(x, self.params["clip_tol"])
+        spectra = S.frame_spectra(x, T, hop)
+        flatness = S.spectral_flatness(spectra)
+        active = speech if speech.sum() >= 3 else np.ones(T, bool)  # the voice's spectrum, not the pauses'
+        long_term = spectra[active].mean(axis=0)
+        f0 = S.f0_track(x, sr, T, clip.fps)
+        out.clip.update(
+            snr_db=snr,
+            snr_energy_split=float(split),
+            clipping_ratio=float(clipped.mean()),
+            spectral_flatness=S.nanmean(flatness[active]),
+            rolloff_hz=float(S.rolloff_hz(long_term[None], sr)[0]),
+            bandwidth_hz=bandwidth_hz(long_term, sr),
+            loudness_lufs=loudness_lufs(x, sr),
+            f0_mean=S.nanmean(f0),
+            f0_std=S.nanstd(f0),
+            f0_range=S.nanpercentile(f0, 95) - S.nanpercentile(f0, 5),
+        )
+        out.clip.update(praat_voice(x, sr))
+        if self.params["dnsmos"] and len(x) >= sr:
+            out.clip.update(dnsmos_scores(x, sr, self.params["dnsmos_max_segments"]))
         if self.params["egemaps"]:
-            feats = _smile().process_signal(x.astype(np.float32), sr).iloc[0]
-            out.clip.update({f"egemaps_{k}": float(v) for k, v in feats.items()})
-        rms_db = 10 * np.log10(power + 1e-12)
-        out.windows = {
-            "rms_db": np.array([S.nan_stat(np.mean, rms_db[s:e]) for s, e in windows]),
-            "spectral_flatness": np.array([S.nan_stat(np.mean, flat[s:e]) for s, e in windows]),
-            "rolloff_hz": np.array([S.nan_stat(np.median, rolloff[s:e]) for s, e in windows]),
-            "speech_share": np.array([vad[s:e].mean() for s, e in windows]),
-            "clipping_share": np.array([at_peak[s * clip.hop : e * clip.hop].mean() for s, e in windows]),
-            "f0_mean": np.array([S.nan_stat(np.mean, f0_frames[s:e]) for s, e in windows]),
-        }
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "segment too short": a sub-second clip gets NaN, as it should
+                row = smile().process_signal(x.astype(np.float32), sr).iloc[0]
+            out.clip.update({f"egemaps_{k}": float(v) for k, v in row.items()})
+
+        clipped_frames = S.frame_audio(clipped.astype(np.float64), T, hop).mean(axis=1)
+        out.windows.update(
+            spectral_flatness=S.window_reduce(flatness, windows),
+            rolloff_hz=np.array([S.rolloff_hz(spectra[s:e].mean(axis=0)[None], sr)[0] for s, e in windows]),
+            clipping_share=S.window_reduce(clipped_frames, windows),
+            f0_mean=S.window_reduce(f0, windows),
+        )
         return out
-
-
-def snr_db(power: np.ndarray, speech: np.ndarray) -> float:
-    """10 log10((P_speech - P_noise) / P_noise) from per-frame power. Speech/non-speech frames come
-    from the VAD; when it leaves under 10 % in either class (a tone, constant noise), an energy split
-    (Otsu on log power) decides instead."""
-    speech = speech.astype(bool)
-    if min(speech.mean(), 1 - speech.mean()) < 0.1:
-        logp = 10 * np.log10(power + 1e-12)
-        speech = logp > S.otsu_split(logp)
-    if speech.all() or not speech.any():
-        return np.nan
-    p_s, p_n = power[speech].mean(), power[~speech].mean()
-    if p_n <= 0:
-        return 60.0
-    return float(np.clip(10 * np.log10(max(p_s - p_n, 1e-12) / p_n), -20, 60))
-
-
-def _spectral(x, sr, hop, n_frames):
-    import librosa
-
-    y = x.astype(np.float32)
-    flat = librosa.feature.spectral_flatness(y=y, n_fft=1024, hop_length=hop, center=True)[0]
-    spec = np.abs(librosa.stft(y, n_fft=1024, hop_length=hop, center=True)) ** 2
-    # 95 % roll-off, ignoring frames that are near-silent (their roll-off is noise)
-    cum = np.cumsum(spec, axis=0)
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=1024)
-    rolloff = freqs[np.argmax(cum >= 0.95 * cum[-1:], axis=0)].astype(float)
-    energy = spec.sum(0)
-    rolloff[energy < 1e-4 * energy.max()] = np.nan
-    return _fit(flat, n_frames), _fit(rolloff, n_frames)
-
-
-def _fit(v, n):
-    out = np.full(n, np.nan)
-    out[: min(n, len(v))] = v[:n]
-    return out
-
-
-def _praat(x, sr, n_frames, fps, into: dict) -> np.ndarray:
-    """Fill F0, HNR, jitter, shimmer; return F0 (Hz, NaN unvoiced) per video frame."""
-    import parselmouth
-    from parselmouth.praat import call
-
-    snd = parselmouth.Sound(x, sampling_frequency=sr)
-    pitch = snd.to_pitch(time_step=1.0 / fps, pitch_floor=75, pitch_ceiling=500)
-    f0 = pitch.selected_array["frequency"]
-    t = pitch.xs()
-    f0_frames = np.full(n_frames, np.nan)
-    idx = np.clip((t * fps).astype(int), 0, n_frames - 1)
-    f0_frames[idx] = np.where(f0 > 0, f0, np.nan)
-    voiced = f0[f0 > 0]
-    if len(voiced) >= 3:
-        into["f0_mean"] = float(voiced.mean())
-        into["f0_std"] = float(voiced.std())
-        into["f0_range"] = float(12 * np.log2(np.percentile(voiced, 95) / np.percentile(voiced, 5)))  # semitones
-        hnr = snd.to_harmonicity_cc(time_step=0.02)
-        values = hnr.values[hnr.values > -200]
-        into["hnr_db"] = float(values.mean()) if len(values) else np.nan
-        pp = call(snd, "To PointProcess (periodic, cc)", 75, 500)
-        into["jitter_local"] = float(call(pp, "Get jitter (local)", 0, 0, 0.0001, 0.02, 1.3))
-        into["shimmer_local"] = float(call([snd, pp], "Get shimmer (local)", 0, 0, 0.0001, 0.02, 1.3, 1.6))
-    return f0_frames
-
-
-@lru_cache(maxsize=1)
-def _dnsmos_model():
-    import os
-
-    from speechmos import dnsmos as module
-
-    models = os.path.join(os.path.dirname(module.__file__), "dnsmos_models")
-    return module.DNSMOS(os.path.join(models, "sig_bak_ovr.onnx"), os.path.join(models, "model_v8.onnx"))
-
-
-def dnsmos(x: np.ndarray, sr: int) -> dict[str, float]:
-    """DNSMOS P.835 (SIG/BAK/OVRL) and P.808, averaged over ~9 s segments that tile the clip.
-
-    speechmos.dnsmos.run slides its 9.01 s window in 1 s steps, scoring each second about nine
-    times; tiling gives the same kind of average at a fraction of the cost. Shorter clips are looped
-    to 9 s by the model wrapper, as DNSMOS expects."""
-    if len(x) < sr:  # DNSMOS needs at least a second
-        return {}
-    model = _dnsmos_model()
-    x = np.clip(x, -1, 1).astype(np.float32)
-    seg = 10 * sr  # the wrapper scores one 9.01 s window in a 10 s segment
-    starts = [0] if len(x) <= seg else sorted({*range(0, len(x) - seg, int(9.01 * sr)), len(x) - seg})
-    scores = [model(x[s : s + seg], sr, False) for s in starts]
-    mean = {k: float(np.mean([r[k] for r in scores])) for k in ("ovrl_mos", "sig_mos", "bak_mos", "p808_mos")}
-    return {"dnsmos_ovrl": mean["ovrl_mos"], "dnsmos_sig": mean["sig_mos"], "dnsmos_bak": mean["bak_mos"],
-            "dnsmos_p808": mean["p808_mos"]}

@@ -1,71 +1,157 @@
 """lipsync: do the lips move with the speech?
 
-Mouth aperture (inner-lip gap / inter-ocular distance) against the audio RMS envelope and onset
-strength on the 25 fps clock; their cross-correlation over lags +-max_lag gives the AV offset
-(positive when the sound comes after the lips), the peak and lag-0 correlation; plus how often the
-mouth is closed during speech and moves during silence.
+Two mouth/audio pairings, each cross-correlated over lags +-max_lag frames:
+  * inner-lip aperture (face units) against the frame level in dB (40 dB range, so background noise
+    does not read as speech), both detrended (sigma 0.5 s): AV timing lives in the syllabic 2-8 Hz
+    modulations, slow drifts only widen the peak;
+  * opening velocity against audio onset strength (log-mel flux): a syllable starts as the lips part.
+The AV offset is the lag of the maximum of their mean curve, positive when the sound comes after the
+lips (audio delayed). On the real clips of ../shared/data the second pairing alone lands within
+[-2, 4] frames about 2 times in 3, the first about 1 in 2; averaging keeps the failures of either
+from deciding alone. Both component estimates are reported too.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from .. import geometry as G
 from .. import signals as S
+from ..clip import PreprocessedClip
 from .base import FAMILIES, FamilyOutput, FeatureFamily
+
+
+def rolling_range(x: np.ndarray, size: int) -> np.ndarray:
+    """(T,) max - min over a centred window of `size` frames; NaN where x is NaN."""
+    bad = ~np.isfinite(x)
+    if bad.all():
+        return np.full(len(x), np.nan)
+    filled = np.where(bad, np.nanmedian(x), x)
+    out = maximum_filter1d(filled, size, mode="nearest") - minimum_filter1d(filled, size, mode="nearest")
+    out[bad] = np.nan
+    return out
 
 
 @FAMILIES.register
 class LipSync(FeatureFamily):
     name = "lipsync"
-    description = "mouth aperture vs audio envelope: AV offset, correlation, closed-mouth speech"
+    description = "mouth aperture dynamics, mouth/audio cross-correlation and AV offset, mouth state in speech/silence"
     clip_features = (
-        "aperture_mean", "aperture_std", "aperture_velocity_std", "aperture_accel_std",
-        "av_offset_frames", "av_peak_corr", "av_corr_lag0", "av_confidence", "onset_corr_lag0",
-        "closed_mouth_speech_share", "moving_mouth_silence_share",
+        "aperture_mean",
+        "aperture_std",
+        "aperture_p95",
+        "aperture_vel_std",
+        "aperture_acc_std",
+        "av_offset_frames",
+        "av_peak_corr",
+        "av_corr_lag0",
+        "av_confidence",
+        "envelope_offset_frames",
+        "envelope_peak_corr",
+        "onset_offset_frames",
+        "onset_peak_corr",
+        "speech_share",
+        "closed_mouth_speech_share",
+        "moving_mouth_silence_share",
     )
-    window_features = ("aperture_mean", "aperture_std", "corr_lag0", "speech_share", "closed_mouth_speech_share")
-    series_names = ("aperture", "audio_envelope", "onset_strength")
-    defaults = {"max_lag": 15, "closed_aperture": 0.05, "moving_velocity": 0.02}
+    window_features = (
+        "aperture_mean",
+        "aperture_std",
+        "av_corr_lag0",
+        "av_offset_frames",
+        "av_peak_corr",
+        "speech_share",
+        "closed_mouth_speech_share",
+        "moving_mouth_silence_share",
+    )
+    series_names = ("aperture", "audio_envelope_db", "onset_strength")
+    defaults = {
+        "max_lag": 15,  # frames searched either side for the AV offset
+        "detrend_s": 0.5,  # sigma of the slow trend removed before correlating
+        "max_gap_frames": 5,  # face-less gaps up to this long are interpolated
+        "closed_aperture": 0.03,  # inner-lip gap / IOD under which the mouth counts as closed
+        "moving_range": 0.05,  # aperture range / IOD within `moving_span` frames that counts as moving
+        "moving_span": 7,
+        "offset_context_s": 3.0,  # per-window offsets look at this much audio/video around the window
+    }
 
-    def compute(self, clip, windows) -> FamilyOutput:
+    def compute(self, clip: PreprocessedClip, windows: np.ndarray) -> FamilyOutput:
         p = self.params
-        aperture = np.where(clip.face_valid, G.mouth_aperture(np.nan_to_num(clip.aligned)), np.nan)
-        velocity = np.diff(aperture, prepend=np.nan)
+        fps, T = clip.fps, clip.n_frames
+        aperture = S.fill_gaps(np.where(clip.face_valid, G.lip_aperture(clip.aligned), np.nan), p["max_gap_frames"])
+        vel = np.gradient(aperture) * fps if T > 1 else np.full(T, np.nan)
+        acc = np.gradient(vel) * fps if T > 1 else np.full(T, np.nan)
         out = FamilyOutput(series={"aperture": aperture})
-        out.clip.update({
-            "aperture_mean": S.nan_stat(np.mean, aperture),
-            "aperture_std": S.nan_stat(np.std, aperture),
-            "aperture_velocity_std": S.nan_stat(np.std, velocity),
-            "aperture_accel_std": S.nan_stat(np.std, np.diff(velocity, prepend=np.nan)),
-        })
-        out.windows["aperture_mean"] = _per_window(aperture, windows, np.mean)
-        out.windows["aperture_std"] = _per_window(aperture, windows, np.std)
+        out.clip.update(
+            aperture_mean=S.nanmean(aperture),
+            aperture_std=S.nanstd(aperture),
+            aperture_p95=S.nanpercentile(aperture, 95),
+            aperture_vel_std=S.nanstd(vel),
+            aperture_acc_std=S.nanstd(acc),
+        )
+        out.windows.update(
+            aperture_mean=S.window_reduce(aperture, windows),
+            aperture_std=S.window_reduce(aperture, windows, S.nanstd),
+        )
         if clip.audio is None:
             return out
-        env = S.rms_envelope(clip.audio_frames(clip.audio_norm))
-        onset = S.onset_strength(clip.audio_norm, clip.sr, clip.hop, clip.n_frames)
-        out.series.update({"audio_envelope": env, "onset_strength": onset})
-        out.clip.update(S.av_offset(aperture, env, p["max_lag"], clip.fps))
-        _, oc = S.lagged_corr(velocity, onset, 0)
-        out.clip["onset_corr_lag0"] = float(oc[0])
-        speech = clip.vad.astype(bool) & clip.face_valid
-        silence = ~clip.vad.astype(bool) & clip.face_valid
+
+        audio = clip.audio_norm if clip.audio_norm is not None else clip.audio
+        env = S.envelope_db(audio, T, clip.hop)
+        onset = S.onset_strength(S.frame_spectra(audio, T, clip.hop), clip.sr)
+        out.series.update(audio_envelope_db=env, onset_strength=onset)
+
+        sigma = p["detrend_s"] * fps
+        pairs = {
+            "envelope": (S.detrend(aperture, sigma), S.detrend(env, sigma)),
+            "onset": (np.maximum(vel, 0.0), onset),  # closing makes no sound: only opening counts
+        }
+        curves = {k: S.lagged_xcorr(m, a, p["max_lag"]) for k, (m, a) in pairs.items()}
+        lags = curves["envelope"][0]
+        av = S.xcorr_peak(lags, (curves["envelope"][1] + curves["onset"][1]) / 2)
+        env_pk, on_pk = S.xcorr_peak(*curves["envelope"]), S.xcorr_peak(*curves["onset"])
+
+        speech = S.speech_mask(clip.vad, env)
+        valid = np.isfinite(aperture)
         closed = aperture < p["closed_aperture"]
-        moving = np.abs(velocity) > p["moving_velocity"]
-        out.clip["closed_mouth_speech_share"] = float(closed[speech].mean()) if speech.any() else np.nan
-        out.clip["moving_mouth_silence_share"] = float(moving[silence].mean()) if silence.any() else np.nan
-        corr, sp, cms = [], [], []
-        for s, e in windows:
-            _, c = S.lagged_corr(aperture[s:e], env[s:e], 0) if e - s >= 8 else (None, [np.nan])
-            corr.append(c[0])
-            sp.append(clip.vad[s:e].mean())
-            w_speech = speech[s:e]
-            cms.append(closed[s:e][w_speech].mean() if w_speech.any() else np.nan)
-        out.windows.update({"corr_lag0": np.array(corr), "speech_share": np.array(sp, float),
-                            "closed_mouth_speech_share": np.array(cms, float)})
+        moving = rolling_range(aperture, p["moving_span"]) > p["moving_range"]
+        out.clip.update(
+            av_offset_frames=av["offset"],
+            av_peak_corr=av["peak"],
+            av_corr_lag0=av["lag0"],
+            av_confidence=av["confidence"],
+            envelope_offset_frames=env_pk["offset"],
+            envelope_peak_corr=env_pk["peak"],
+            onset_offset_frames=on_pk["offset"],
+            onset_peak_corr=on_pk["peak"],
+            speech_share=S.share(speech),
+            closed_mouth_speech_share=S.share(closed, speech & valid),
+            moving_mouth_silence_share=S.share(moving, ~speech & valid),
+        )
+        mouth_env, audio_env = pairs["envelope"]
+        local = self._local_offsets(pairs, windows, int(round(p["offset_context_s"] * fps)))
+        out.windows.update(
+            av_corr_lag0=np.array([S.pearson(mouth_env[s:e], audio_env[s:e], min_n=5) for s, e in windows]),
+            av_offset_frames=local[:, 0],
+            av_peak_corr=local[:, 1],
+            speech_share=S.window_share(speech, windows),
+            closed_mouth_speech_share=S.window_share(closed, windows, speech & valid),
+            moving_mouth_silence_share=S.window_share(moving, windows, ~speech & valid),
+        )
         return out
 
-
-def _per_window(x: np.ndarray, windows: np.ndarray, fn) -> np.ndarray:
-    return np.array([S.nan_stat(fn, x[s:e]) for s, e in windows])
+    def _local_offsets(self, pairs: dict, windows: np.ndarray, context: int) -> np.ndarray:
+        """(W, 2) offset and peak of the mean correlation curve over `context` frames centred on each
+        window, so the diagnostics can say where along the clip the sync drifts."""
+        res = np.full((len(windows), 2), np.nan)
+        n_frames = len(pairs["envelope"][0])
+        for i, (s, e) in enumerate(windows):
+            mid = (s + e) // 2
+            a, b = max(0, mid - context // 2), min(n_frames, mid + context // 2 + 1)
+            n = max(10, (b - a) // 2)  # a lag must still leave half the context to correlate
+            lag = self.params["max_lag"]
+            curves = [S.lagged_xcorr(m[a:b], au[a:b], lag, min_overlap=n) for m, au in pairs.values()]
+            pk = S.xcorr_peak(curves[0][0], np.mean([c for _, c in curves], axis=0))
+            res[i] = pk["offset"], pk["peak"]
+        return res
