@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -122,11 +121,14 @@ def time_extraction(path: Path, config: ExtractConfig) -> dict[str, float]:
 
 
 def peak_rss_child(path: Path) -> float:
+    """Peak RSS (MB) of a fresh process that extracts `path`. Read from VmHWM: getrusage's maxrss
+    would also count the pages the child shared with this (large) parent before exec."""
     code = (
-        "import resource, sys; sys.path.insert(0, %r)\n"
+        "import sys; sys.path.insert(0, %r)\n"
         "from talkqa.extract import extract_one\n"
         "extract_one(%r)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+        "print(int(hwm.split()[1]) / 1024)\n"
     ) % (str(Path(__file__).resolve().parents[1]), str(path))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(res.stdout.strip().splitlines()[-1])
