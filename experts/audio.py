@@ -306,14 +306,12 @@ class AudioExpert(Expert):
 
 
 def _dnsmos(x: np.ndarray) -> dict[str, float]:
-    from speechmos import dnsmos
+    """The same DNSMOS measurement as the hand-crafted audio family (two tiled 9 s segments)."""
+    from features.families.audio import dnsmos_scores
 
     if len(x) < SR or not np.any(x):
         return {k: float("nan") for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")}
-    x = np.clip(np.asarray(x, np.float64), -1, 1)
-    r = dnsmos.run(x, sr=SR)
-    return {"dnsmos_ovrl": float(r["ovrl_mos"]), "dnsmos_sig": float(r["sig_mos"]), "dnsmos_bak": float(r["bak_mos"]),
-            "dnsmos_p808": float(r["p808_mos"])}
+    return dnsmos_scores(x, SR, max_segments=2)
 
 
 _SMILE = None
