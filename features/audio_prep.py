@@ -1,10 +1,14 @@
-"""Audio preparation on the analysis clock: WebRTC VAD per video frame, loudness normalisation."""
+"""Audio on the analysis clock: WebRTC VAD per video frame, loudness normalisation (EBU R128 / BS.1770)."""
 
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+
+VAD_FRAME_S = 0.02  # WebRTC VAD accepts 10, 20 or 30 ms frames
+_VAD_RATES = (8000, 16000, 32000, 48000)  # the only rates WebRTC VAD accepts
+MIN_LOUDNESS_S = 0.5  # BS.1770 gates 400 ms blocks: shorter audio has no integrated loudness
 
 
 def rms_dbfs(x: np.ndarray) -> float:
@@ -14,35 +18,45 @@ def rms_dbfs(x: np.ndarray) -> float:
 
 
 def vad_per_frame(audio: np.ndarray, sr: int, n_frames: int, hop: int, aggressiveness: int = 2) -> np.ndarray:
-    """(n_frames,) bool: a video frame is speech if any 20 ms VAD frame starting inside it is."""
+    """(n_frames,) bool: video frame t (samples [t*hop, (t+1)*hop)) is speech if any 20 ms VAD frame
+    overlapping it is."""
     import webrtcvad
 
-    vad = webrtcvad.Vad(aggressiveness)
-    sub = int(sr * 0.02)
-    need = n_frames * hop
-    x = np.pad(audio, (0, max(0, need - len(audio))))[:need]
+    x = np.pad(audio, (0, max(0, n_frames * hop - len(audio))))[: n_frames * hop]
+    vad_sr = sr if sr in _VAD_RATES else 16000
+    if vad_sr != sr:
+        from scipy.signal import resample_poly
+
+        x = resample_poly(x, vad_sr, sr)
     pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
+    sub = int(vad_sr * VAD_FRAME_S)
+    vad = webrtcvad.Vad(aggressiveness)
     speech = np.zeros(n_frames, bool)
+    samples_per_frame = hop * vad_sr / sr
     for start in range(0, len(pcm) - sub + 1, sub):
-        if vad.is_speech(pcm[start : start + sub].tobytes(), sr):
-            speech[min(start // hop, n_frames - 1)] = True
+        if vad.is_speech(pcm[start : start + sub].tobytes(), vad_sr):
+            first = int(start // samples_per_frame)
+            last = int(np.ceil((start + sub) / samples_per_frame)) - 1
+            speech[first : min(last, n_frames - 1) + 1] = True
     return speech
 
 
 def loudness_normalise(audio: np.ndarray, sr: int, target_lufs: float) -> tuple[np.ndarray, float]:
-    """(normalised copy, measured integrated loudness). Too short or silent audio is copied unchanged."""
+    """(normalised copy, measured integrated loudness in LUFS). Audio too short to measure or silent
+    (loudness -inf) comes back as an unchanged copy. Peaks are kept within [-1, 1], so a very quiet
+    recording may end a little under the target rather than clip."""
     import pyloudnorm
 
-    if len(audio) < int(0.5 * sr):
-        return audio.copy(), float("nan")
-    meter = pyloudnorm.Meter(sr)
-    lufs = float(meter.integrated_loudness(audio.astype(np.float64)))
+    if len(audio) < int(MIN_LOUDNESS_S * sr):
+        return audio.astype(np.float32, copy=True), float("nan")
+    x = audio.astype(np.float64)
+    lufs = float(pyloudnorm.Meter(sr).integrated_loudness(x))
     if not np.isfinite(lufs):
-        return audio.copy(), lufs
+        return audio.astype(np.float32, copy=True), lufs
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pyloudnorm warns on clipping; we rescale below
-        out = pyloudnorm.normalize.loudness(audio.astype(np.float64), lufs, target_lufs)
-    peak = np.max(np.abs(out)) if len(out) else 0.0
+        warnings.simplefilter("ignore")  # pyloudnorm warns about clipping; the peak guard below handles it
+        out = pyloudnorm.normalize.loudness(x, lufs, target_lufs)
+    peak = float(np.max(np.abs(out))) if len(out) else 0.0
     if peak > 1.0:
-        out = out / peak  # keep the waveform valid; loudness ends a little under target
+        out = out / peak
     return out.astype(np.float32), lufs

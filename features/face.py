@@ -1,10 +1,17 @@
 """Face detection, IoU tracking and per-track 478-point meshes (MediaPipe, `mp.solutions`).
 
-Detection runs every `detect_every` frames; detections continue the track whose smoothed box
-overlaps most (IoU >= track_iou), otherwise start a new one; in between, each track's box follows
-its own mesh. A track neither detected nor meshed for `hold` frames ends. Each track has its own FaceMesh in video mode (tracking state is per face), run on a square
-crop around the track's box, so the mesh always describes that person. The main speaker is chosen
-afterwards (see `main_track`).
+Detection runs every `detect_every` analysis frames. Detections are matched to live tracks greedily
+by IoU (highest pairs first, IoU >= track_iou); an unmatched detection revives a lost track at the
+same place (the same person back after an occlusion or a cut) or starts a new one. Each live track is
+meshed on every frame by its own FaceMesh in video mode (the tracking state belongs to one face), run
+on a square crop around the track's box; between detections the mesh re-centres the box, so a track
+follows its face on its own. A track neither detected nor meshed for `hold` frames is lost.
+
+Main speaker (`FaceTracker.main_track`): the track with the largest
+    meshed frames x mean box area x (1 + 5 * std of the mouth opening / inter-ocular distance),
+i.e. the face that is on screen longest and biggest, with mouth motion lifting a speaker above a
+silent listener of similar size (a speaking mouth's opening varies by ~0.05-0.1 IOD, a still one's
+by < 0.01).
 """
 
 from __future__ import annotations
@@ -18,12 +25,12 @@ import numpy as np
 
 from talkqa.config import PreprocessConfig
 
-from .landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
+from .landmarks import ALIGN_ANCHORS, LEFT_EYE_OUTER, LOWER_LIP_INNER, RIGHT_EYE_OUTER, UPPER_LIP_INNER
 
-MESH_INPUT = 256  # crop side given to FaceMesh
-CROP_MARGIN = 1.9
-# Eye corners, nose tip, mouth corners: their mean sits where the detector's box centre does.
-_CENTRE_POINTS = (33, 133, 362, 263, 1, 61, 291)  # crop side / detection box side: the detector box is tight around eyes-mouth
+MESH_INPUT = 256  # side of the square crop given to FaceMesh (its model runs at 192 px)
+CROP_MARGIN = 1.9  # crop side / box side: the detector's box is tight around brows-to-chin
+BOX_SMOOTHING = 0.5  # weight of a new detection in a track's box: damps detector jitter
+DUPLICATE_IOU = 0.6  # two tracks overlapping this much follow the same face
 
 
 @contextlib.contextmanager
@@ -56,40 +63,79 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 @dataclass
 class Track:
     track_id: int
-    box: np.ndarray  # smoothed x0, y0, x1, y1
+    box: np.ndarray  # current (smoothed) x0, y0, x1, y1 in analysis-frame pixels
     last_seen: int
-    mesh: object = None
-    frames: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> (478, 3) landmarks
-    boxes: dict[int, np.ndarray] = field(default_factory=dict)
-    crops: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    alive: bool = True
+    mesh: object = None  # its own FaceMesh, created on first use
+    boxes: dict[int, np.ndarray] = field(default_factory=dict)  # meshed frame -> box centred on its mesh
+    mouth_opening: list[float] = field(default_factory=list)  # per meshed frame, in IOD units
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.boxes)
 
     def score(self) -> float:
-        """Main-speaker score: frames with a mesh x mean box area x (1 + mouth-motion variability).
-        Presence and size find the person on screen; mouth motion breaks ties between a speaker
-        and a silent listener of similar size."""
-        if not self.frames:
+        """Main-speaker score (see the module docstring)."""
+        if not self.boxes:
             return 0.0
         area = np.mean([(b[2] - b[0]) * (b[3] - b[1]) for b in self.boxes.values()])
-        lm = np.stack([self.frames[t] for t in sorted(self.frames)])
-        scale = np.linalg.norm(lm[:, 33, :2] - lm[:, 263, :2], axis=1) + 1e-6
-        aperture = np.linalg.norm(lm[:, UPPER_LIP_INNER, :2] - lm[:, LOWER_LIP_INNER, :2], axis=1) / scale
-        return len(self.frames) * area * (1.0 + 5.0 * float(np.std(aperture)))
+        return self.n_frames * float(area) * (1.0 + 5.0 * float(np.std(self.mouth_opening)))
+
+    def close_mesh(self) -> None:
+        if self.mesh is not None:
+            self.mesh.close()
+            self.mesh = None
 
 
 class FaceTracker:
+    """Streaming tracker: call `step` once per analysis frame, then `main_track`, then `close`."""
+
     def __init__(self, config: PreprocessConfig, hold: int = 12):
         self.config = config
         self.hold = hold
         self.tracks: list[Track] = []
-        self.max_simultaneous = 0
+        self.max_simultaneous = 0  # most faces meshed in one frame
         self._detector = None
-        self._next_id = 0
+
+    # ------------------------------------------------------------------ per frame
+    def step(self, t: int, frame: np.ndarray) -> list[tuple[Track, np.ndarray]]:
+        """Process analysis frame t; returns (track, landmarks (478, 3)) for each track meshed in it."""
+        if t % self.config.detect_every == 0:
+            self._associate(t, self._detect(frame))
+        found = []
+        for tr in self._live(t):
+            lm = self._mesh(tr, frame)
+            if lm is not None:
+                # The anchors' mean sits where the detector's box centre does: the box follows the mesh.
+                centre = lm[list(ALIGN_ANCHORS), :2].mean(0)
+                half = (tr.box[2:] - tr.box[:2]) / 2
+                found.append((tr, lm, np.concatenate([centre - half, centre + half])))
+        meshed = []
+        # Two tracks can lock onto one face (a detector double hit, a box drifting onto a neighbour):
+        # the younger one gives way.
+        for tr, lm, box in sorted(found, key=lambda f: -f[0].n_frames):
+            if any(iou(box, kept.box) > DUPLICATE_IOU for kept, _ in meshed):
+                tr.alive = False
+                tr.close_mesh()
+                continue
+            tr.box, tr.last_seen, tr.boxes[t] = box, t, box.copy()
+            iod = np.linalg.norm(lm[LEFT_EYE_OUTER, :2] - lm[RIGHT_EYE_OUTER, :2]) + 1e-6
+            tr.mouth_opening.append(float(np.linalg.norm(lm[UPPER_LIP_INNER, :2] - lm[LOWER_LIP_INNER, :2]) / iod))
+            meshed.append((tr, lm))
+        self.max_simultaneous = max(self.max_simultaneous, len(meshed))
+        return meshed
+
+    def _live(self, t: int) -> list[Track]:
+        for tr in self.tracks:
+            if tr.alive and t - tr.last_seen > self.hold:
+                tr.alive = False
+                tr.close_mesh()  # a graph holds tens of MB; a revived track makes a new one
+        return [tr for tr in self.tracks if tr.alive]
 
     def _detect(self, frame: np.ndarray) -> list[np.ndarray]:
-        import mediapipe as mp
-
-        h, w = frame.shape[:2]
         if self._detector is None:
+            import mediapipe as mp
+
             with quiet_native_stderr():
                 self._detector = mp.solutions.face_detection.FaceDetection(
                     model_selection=self.config.detector_model,
@@ -98,91 +144,81 @@ class FaceTracker:
                 res = self._detector.process(frame)
         else:
             res = self._detector.process(frame)
+        h, w = frame.shape[:2]
         boxes = []
         for det in res.detections or []:
             bb = det.location_data.relative_bounding_box
             box = np.array([bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w, (bb.ymin + bb.height) * h])
-            if box[2] - box[0] > 8 and box[3] - box[1] > 8:
+            if min(box[2] - box[0], box[3] - box[1]) > 8:  # smaller faces cannot be meshed usefully
                 boxes.append(box)
         boxes.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
         return boxes[: self.config.max_faces]
 
     def _associate(self, t: int, boxes: list[np.ndarray]) -> None:
-        live = [tr for tr in self.tracks if t - tr.last_seen <= self.hold]
-        used = set()
-        for box in boxes:
-            best, best_iou = None, self.config.track_iou
-            for tr in live:
-                if tr.track_id in used:
-                    continue
-                o = iou(tr.box, box)
-                if o >= best_iou:
-                    best, best_iou = tr, o
-            if best is None:
-                best = Track(self._next_id, box.copy(), t)
-                self._next_id += 1
-                self.tracks.append(best)
-            else:
-                best.box = 0.5 * best.box + 0.5 * box  # damp detector jitter so the mesh crop is steady
-                best.last_seen = t
-            used.add(best.track_id)
-        self.max_simultaneous = max(self.max_simultaneous, len(used))
-
-    def step(self, t: int, frame: np.ndarray, on_mesh) -> None:
-        """Process frame t: detect (every detect_every), track, mesh every live track.
-        `on_mesh(track, t, landmarks)` is called for each track meshed in this frame."""
-        if t % self.config.detect_every == 0:
-            self._associate(t, self._detect(frame))
-        for tr in self.tracks:
-            if t - tr.last_seen > self.hold:
+        live = self._live(t)
+        pairs = sorted(((iou(tr.box, box), i, j) for i, tr in enumerate(live) for j, box in enumerate(boxes)),
+                       reverse=True)
+        used_tracks, used_boxes = set(), set()
+        for overlap, i, j in pairs:
+            if overlap < self.config.track_iou:
+                break
+            if i in used_tracks or j in used_boxes:
                 continue
-            lm = self._mesh(tr, frame)
-            if lm is not None:
-                tr.frames[t] = lm
-                tr.boxes[t] = tr.box.copy()
-                tr.last_seen = t
-                # Between detections the mesh carries the track: re-centre the box on the face.
-                centre = lm[list(_CENTRE_POINTS), :2].mean(0)
-                half = (tr.box[2:] - tr.box[:2]) / 2
-                tr.box = np.concatenate([centre - half, centre + half])
-                on_mesh(tr, t, lm)
+            used_tracks.add(i)
+            used_boxes.add(j)
+            tr = live[i]
+            tr.box = (1 - BOX_SMOOTHING) * tr.box + BOX_SMOOTHING * boxes[j]
+            tr.last_seen = t
+        n_live = len(live)
+        for j, box in enumerate(boxes):
+            if j in used_boxes or n_live >= self.config.max_faces:
+                continue
+            tr = self._lost_track_at(box)
+            if tr is None:
+                self.tracks.append(Track(len(self.tracks), box.copy(), t))
+            else:
+                tr.box, tr.last_seen, tr.alive = box.copy(), t, True
+            n_live += 1
+
+    def _lost_track_at(self, box: np.ndarray) -> Track | None:
+        lost = [(iou(tr.box, box), tr) for tr in self.tracks if not tr.alive]
+        best = max(lost, key=lambda ot: ot[0], default=(0.0, None))
+        return best[1] if best[0] >= self.config.track_iou else None
 
     def _mesh(self, tr: Track, frame: np.ndarray) -> np.ndarray | None:
-        import mediapipe as mp
-
-        first = tr.mesh is None
-        if first:
-            with quiet_native_stderr():
-                tr.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
-                                                          refine_landmarks=True, min_detection_confidence=0.5,
-                                                          min_tracking_confidence=0.5)
         cx, cy = (tr.box[0] + tr.box[2]) / 2, (tr.box[1] + tr.box[3]) / 2
         side = CROP_MARGIN * max(tr.box[2] - tr.box[0], tr.box[3] - tr.box[1])
         s = MESH_INPUT / side
         m = np.array([[s, 0, MESH_INPUT / 2 - s * cx], [0, s, MESH_INPUT / 2 - s * cy]])
-        crop = cv2.warpAffine(frame, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        if first:
+        crop = cv2.warpAffine(frame, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT)
+        if tr.mesh is None:
+            import mediapipe as mp
+
             with quiet_native_stderr():
+                tr.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
+                                                          refine_landmarks=True, min_detection_confidence=0.5,
+                                                          min_tracking_confidence=0.5)
                 res = tr.mesh.process(crop)
         else:
             res = tr.mesh.process(crop)
         if not res.multi_face_landmarks:
             return None
         pts = np.array([(p.x, p.y, p.z) for p in res.multi_face_landmarks[0].landmark], np.float32) * MESH_INPUT
+        # Back to analysis-frame pixels; z shares x's scale (MediaPipe normalises z by the crop width).
         pts[:, 0] = (pts[:, 0] - m[0, 2]) / s
         pts[:, 1] = (pts[:, 1] - m[1, 2]) / s
-        pts[:, 2] = pts[:, 2] / s
+        pts[:, 2] /= s
         return pts
 
+    # ------------------------------------------------------------------ after the last frame
     def main_track(self) -> Track | None:
-        scored = [(tr.score(), tr) for tr in self.tracks if tr.frames]
+        scored = [(tr.score(), tr) for tr in self.tracks if tr.boxes]
         return max(scored, key=lambda st: st[0])[1] if scored else None
 
     def close(self) -> None:
         for tr in self.tracks:
-            if tr.mesh is not None:
-                tr.mesh.close()
-                tr.mesh = None
+            tr.close_mesh()
         if self._detector is not None:
             self._detector.close()
             self._detector = None

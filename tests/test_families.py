@@ -3,6 +3,8 @@ contract every registered family must keep (declared names, finite values, NaN w
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.signal import butter, sosfiltfilt
@@ -114,6 +116,19 @@ def test_injected_blinks_are_counted(rig):
         assert c["blink_rate_per_min"] == pytest.approx(15.0)
         assert 0.04 <= c["blink_duration_s"] <= 0.3
         assert w["blink_count"].sum() == 5
+
+
+def test_blink_during_a_glance_down_is_counted(rig):
+    """Looking down lowers the eyelids for a second or so; a blink inside that must still count,
+    and the glance itself must not."""
+    n = int(10 * FPS)
+    t = np.arange(n)
+    glance = 0.5 * np.clip(np.minimum(t - 95, 125 - t) / 5.0, 0, 1)  # lids half down over frames 95-125
+    closure = np.maximum(glance, blink_closure(n, [40, 110, 200]))  # (a 2 s EAR baseline missed the 2nd)
+    _, aperture = talking(10.0, seed=4)
+    clip = make_clip(rig, n, aperture=aperture, eye_closure=closure, jitter_px=0.2, seed=4)
+    assert features("expression", clip)[0]["blink_count"] == 3
+    assert features("expression", make_clip(rig, n, aperture=aperture, eye_closure=glance))[0]["blink_count"] == 0
 
 
 # -------------------------------------------------------------------------------------- (c) SNR
@@ -280,12 +295,49 @@ def test_lost_face_and_missing_vad_are_survived(name, rig, normal):
     assert np.isfinite(list(out.clip.values())).mean() > 0.8
 
 
-def test_short_clip(rig):
-    clip = normal_clip(rig, duration_s=1.2)
+@pytest.mark.parametrize("duration_s", [1.0, 1.2])
+def test_short_clip(rig, duration_s):
+    """25 frames (one window) must still give the visual and level features, and no warning."""
+    clip = normal_clip(rig, duration_s=duration_s)
+    assert len(windows(clip)) == 1
     for name in FAMILIES.names():
         fam = FAMILIES.create(name, **(FAST_AUDIO if name == "audio" else {}))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            out = fam.extract(clip, windows(clip))
+        assert list(out.clip) == fam.columns()
+    lip, _, _ = features("lipsync", clip)
+    assert np.isfinite([lip["aperture_mean"], lip["av_peak_corr"], lip["speech_share"]]).all()
+
+
+@pytest.mark.parametrize("name", FAMILIES.names())
+def test_silent_audio_is_survived(name, rig):
+    """An all-zero track (and one frame short of the video): NaN where nothing is measurable, no error."""
+    n = 100
+    _, aperture = talking(4.0)
+    clip = make_clip(rig, n, aperture=aperture, audio=np.zeros(n * HOP - 300), vad=np.zeros(n, bool))
+    fam = FAMILIES.create(name, **(FAST_AUDIO if name == "audio" else {}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
         out = fam.extract(clip, windows(clip))
-        assert len(out.clip) == len(fam.columns())
+    assert list(out.clip) == fam.columns()
+    if name == "audio":
+        c = {k.split("__", 1)[1]: v for k, v in out.clip.items()}
+        assert c["speech_share"] == 0.0 and c["rms_dbfs"] <= -100
+        assert np.isnan(c["snr_db"]) and np.isnan(c["hnr_db"])
+
+
+def test_snr_ignores_a_vad_that_marks_only_burst_edges():
+    """WebRTC's VAD may flag only the on- and offsets of steady tone bursts; their loud middles then
+    sit among its "non-speech" frames and must not be taken for the noise floor."""
+    from features.families.audio import snr_db
+
+    phase = np.arange(250) % 25  # a 0.48 s burst at 25 dB, one fading frame, then the noise floor
+    level = np.select([phase < 12, phase == 12], [10**2.5, 10**1.7], 1.0)
+    power = level * np.random.default_rng(0).uniform(0.9, 1.1, 250)
+    edges = (phase < 2) | ((phase >= 12) & (phase <= 14))  # as WebRTC flagged a 660 Hz tone at 25 dB SNR
+    snr, split = snr_db(power, edges)
+    assert split and abs(snr - 25) <= 1
 
 
 # ------------------------------------------------------------------------------------ signal tools

@@ -25,14 +25,16 @@ _MOUTH = np.array(sorted(set(L.MOUTH)))
 
 
 def detect_blinks(
-    ear: np.ndarray, fps: float, drop: float = 0.25, noise_k: float = 4.0, baseline_s: float = 2.0, max_s: float = 0.6
+    ear: np.ndarray, fps: float, drop: float = 0.25, noise_k: float = 4.0, baseline_s: float = 1.0, max_s: float = 0.6
 ) -> np.ndarray:
     """(B, 2) [start, end) frames of blinks in an EAR series (NaN = no face).
 
     A blink is a run where EAR sits more than half the required depth under the running median and
     reaches the full depth somewhere; the required depth is max(drop x open EAR, noise_k x noise),
     with the noise measured robustly (MAD) on the deviations from the baseline. Runs longer than
-    `max_s` are eyes closed on purpose (or a lost eye), not blinks."""
+    `max_s` are eyes closed on purpose (or a lost eye), not blinks. The baseline is a running median
+    over `baseline_s`: long enough that a blink does not pull it down, short enough to follow a
+    glance down (which lowers the EAR for a second or so) so that a blink during it stays a short run."""
     ear = S.fill_gaps(ear, max_gap=3)
     ok = np.isfinite(ear)
     if ok.sum() < 5:
@@ -83,6 +85,7 @@ class Expression(FeatureFamily):
     defaults = {
         "blink_drop": 0.25,  # a blink closes the eye by at least this share of its open EAR ...
         "blink_noise_k": 4.0,  # ... and by more than this many robust EAR-noise sigmas
+        "blink_baseline_s": 1.0,  # running-median EAR baseline (2 s merged blinks into glances down)
         "blink_max_s": 0.6,
         "frozen_speed": 0.003,  # median point displacement / IOD per frame under which a frame is frozen ...
         "frozen_pixels": 0.03,  # ... or mean thumbnail change (0-255) under which it repeats the last one
@@ -109,7 +112,7 @@ class Expression(FeatureFamily):
             out.windows[f"{name}_mean"] = S.window_reduce(series, windows)
             out.windows[f"{name}_std"] = S.window_reduce(series, windows, S.nanstd)
 
-        blinks = detect_blinks(ear, fps, p["blink_drop"], p["blink_noise_k"], max_s=p["blink_max_s"])
+        blinks = detect_blinks(ear, fps, p["blink_drop"], p["blink_noise_k"], p["blink_baseline_s"], p["blink_max_s"])
         minutes = valid.sum() / fps / 60.0
         starts = np.zeros(len(ear))
         starts[blinks[:, 0]] = 1.0

@@ -1,0 +1,103 @@
+"""Turning StoreData rows into padded tensors: per-expert token sequences with masks, the
+standardised hand-crafted vector with its missing mask, the 1 s window grid and diagnostic targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from talkqa.tasks import DIMENSION_NAMES
+
+from .data import StoreData
+
+
+@dataclass
+class Batch:
+    tokens: dict[str, torch.Tensor]  # expert -> (B, T, dim)
+    token_mask: dict[str, torch.Tensor]  # expert -> (B, T) bool, True = real token
+    token_time: dict[str, torch.Tensor]  # expert -> (B, T) token centre (s)
+    handcrafted: torch.Tensor  # (B, 2F): standardised values (NaN -> 0) and missing mask
+    windows: torch.Tensor  # (B, W, 2) [t_start, t_end]
+    window_mask: torch.Tensor  # (B, W) bool, True = real window
+    window_target: torch.Tensor  # (B, W, n_dims)
+    window_supervised: torch.Tensor  # (B, W) bool, real window of a clip with diagnostics
+    target: torch.Tensor  # (B, n_tasks) scaled to [-1, 1], NaN = unlabelled
+
+    def to(self, device) -> "Batch":
+        move = lambda x: x.to(device) if isinstance(x, torch.Tensor) else {k: v.to(device) for k, v in x.items()}
+        return Batch(**{k: move(v) for k, v in self.__dict__.items()})
+
+
+@dataclass
+class Featurizer:
+    """Fitted on training clips only (the hand-crafted mean/std); saved with the model."""
+
+    feature_columns: list[str]
+    experts: list[str]
+    max_tokens: int = 128
+    mean_: np.ndarray | None = None
+    std_: np.ndarray | None = None
+
+    def fit(self, data: StoreData, clip_ids: list[str]) -> "Featurizer":
+        x = data.handcrafted.reindex(clip_ids)[self.feature_columns].to_numpy(np.float64)
+        with np.errstate(all="ignore"):
+            self.mean_ = np.nan_to_num(np.nanmean(x, 0)) if x.size else np.zeros(len(self.feature_columns))
+            std = np.nan_to_num(np.nanstd(x, 0)) if x.size else np.ones(len(self.feature_columns))
+        self.std_ = np.where(std > 1e-8, std, 1.0)
+        return self
+
+    def state(self) -> dict:
+        return {"feature_columns": self.feature_columns, "experts": self.experts, "max_tokens": self.max_tokens,
+                "mean": [float(v) for v in self.mean_], "std": [float(v) for v in self.std_]}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "Featurizer":
+        return cls(s["feature_columns"], s["experts"], s["max_tokens"], np.asarray(s["mean"]), np.asarray(s["std"]))
+
+    def _subsample(self, n: int) -> np.ndarray:
+        if n <= self.max_tokens:
+            return np.arange(n)
+        return np.linspace(0, n - 1, self.max_tokens).round().astype(int)
+
+    def batch(self, data: StoreData, clip_ids: list[str], target: np.ndarray | None = None,
+              window_targets: dict[str, np.ndarray] | None = None) -> Batch:
+        B = len(clip_ids)
+        tokens, masks, times = {}, {}, {}
+        for name in self.experts:
+            et = data.experts[name]
+            seqs = [et.emb.get(c) for c in clip_ids]
+            T = max([1] + [len(self._subsample(len(s))) for s in seqs if s is not None])
+            emb = np.zeros((B, T, et.info.dim), np.float32)
+            mask = np.zeros((B, T), bool)
+            tm = np.zeros((B, T), np.float32)
+            for i, (c, s) in enumerate(zip(clip_ids, seqs)):
+                if s is None or not len(s):
+                    continue
+                idx = self._subsample(len(s))
+                emb[i, : len(idx)] = s[idx]
+                mask[i, : len(idx)] = True
+                tm[i, : len(idx)] = et.t_mid[c][idx]
+            tokens[name], masks[name], times[name] = map(torch.from_numpy, (emb, mask, tm))
+        x = data.handcrafted.reindex(clip_ids)[self.feature_columns].to_numpy(np.float64) if self.feature_columns \
+            else np.zeros((B, 0))
+        missing = ~np.isfinite(x)
+        z = np.where(missing, 0.0, (x - self.mean_) / self.std_)
+        hc = torch.from_numpy(np.concatenate([np.clip(z, -6, 6), missing.astype(float)], 1).astype(np.float32))
+        wins = [data.windows.get(c, np.zeros((0, 2), np.float32)) for c in clip_ids]
+        W = max([1] + [len(w) for w in wins])
+        n_dims = len(DIMENSION_NAMES)
+        win = np.zeros((B, W, 2), np.float32)
+        wmask = np.zeros((B, W), bool)
+        wtarget = np.zeros((B, W, n_dims), np.float32)
+        wsup = np.zeros((B, W), bool)
+        for i, (c, w) in enumerate(zip(clip_ids, wins)):
+            win[i, : len(w)] = w
+            wmask[i, : len(w)] = True
+            if window_targets and c in window_targets:
+                wtarget[i, : len(w)] = window_targets[c]
+                wsup[i, : len(w)] = True
+        tgt = np.full((B, 1), np.nan, np.float32) if target is None else target.astype(np.float32)
+        return Batch(tokens, masks, times, hc, torch.from_numpy(win), torch.from_numpy(wmask),
+                     torch.from_numpy(wtarget), torch.from_numpy(wsup), torch.from_numpy(tgt))

@@ -1,0 +1,91 @@
+"""Agreement metrics between predictions and MOS, with bootstrap confidence intervals.
+
+PLCC is computed after the usual 4-parameter logistic mapping (VQEG); when the fit fails or is
+worse than a straight line, a linear mapping is used and the result says so.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import stats
+from scipy.optimize import curve_fit
+
+METRICS = ("srcc", "krcc", "plcc", "rmse")
+
+
+def logistic4(x, b1, b2, b3, b4):
+    with np.errstate(over="ignore"):
+        return (b1 - b2) / (1 + np.exp(-(x - b3) / (np.abs(b4) + 1e-8))) + b2
+
+
+def fit_logistic4(pred: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, str]:
+    """Map predictions onto the label scale; returns (mapped, 'logistic4' | 'linear')."""
+    pred, y = np.asarray(pred, float), np.asarray(y, float)
+    slope, intercept = np.polyfit(pred, y, 1) if np.ptp(pred) > 0 else (0.0, float(np.mean(y)))
+    linear = slope * pred + intercept
+    try:
+        p0 = [np.max(y), np.min(y), float(np.mean(pred)), float(np.std(pred) or 1.0)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params, _ = curve_fit(logistic4, pred, y, p0=p0, maxfev=5000)
+        mapped = logistic4(pred, *params)
+        if np.all(np.isfinite(mapped)) and np.sum((mapped - y) ** 2) <= np.sum((linear - y) ** 2) + 1e-9:
+            return mapped, "logistic4"
+    except (RuntimeError, ValueError, TypeError):
+        pass
+    return linear, "linear"
+
+
+def _corr(fn, a, b) -> float:
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        v = fn(a, b)[0]
+    return float(v) if np.isfinite(v) else 0.0
+
+
+def point_metrics(pred: np.ndarray, y: np.ndarray, mapped: np.ndarray | None = None) -> dict[str, float]:
+    mapped = fit_logistic4(pred, y)[0] if mapped is None else mapped
+    return {"srcc": _corr(stats.spearmanr, pred, y), "krcc": _corr(stats.kendalltau, pred, y),
+            "plcc": _corr(stats.pearsonr, mapped, y), "rmse": float(np.sqrt(np.mean((pred - y) ** 2)))}
+
+
+def dimension_metrics(pred, y, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+    """{metric: {value, lo, hi}} over the finite (pred, y) pairs; bootstrap resamples clips.
+    The logistic mapping is fitted once on all clips and reused inside the bootstrap."""
+    pred, y = np.asarray(pred, float), np.asarray(y, float)
+    ok = np.isfinite(pred) & np.isfinite(y)
+    pred, y = pred[ok], y[ok]
+    if len(y) < 3:
+        return {m: {"value": None, "lo": None, "hi": None} for m in METRICS} | {"n": int(len(y)), "mapping": None}
+    mapped, how = fit_logistic4(pred, y)
+    point = point_metrics(pred, y, mapped)
+    rng = np.random.default_rng(seed)
+    boots = {m: [] for m in METRICS}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        for m, v in point_metrics(pred[idx], y[idx], mapped[idx]).items():
+            boots[m].append(v)
+    out = {}
+    for m in METRICS:
+        lo, hi = np.quantile(boots[m], [alpha / 2, 1 - alpha / 2]) if n_boot else (np.nan, np.nan)
+        out[m] = {"value": point[m], "lo": float(lo), "hi": float(hi)}
+    return out | {"n": int(len(y)), "mapping": how}
+
+
+def pairwise_accuracy(pred: dict[str, float], pairs, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+    """Share of human-decided pairs (votes differ) whose order the predictions reproduce."""
+    a = np.array([pred.get(c, np.nan) for c in pairs["clip_a"]], float)
+    b = np.array([pred.get(c, np.nan) for c in pairs["clip_b"]], float)
+    human = np.sign(pairs["votes_a"].to_numpy(float) - pairs["votes_b"].to_numpy(float))
+    ok = np.isfinite(a) & np.isfinite(b) & (human != 0)
+    hits = (np.sign(a - b)[ok] == human[ok]).astype(float)
+    if not len(hits):
+        return {"value": None, "lo": None, "hi": None, "n": 0}
+    rng = np.random.default_rng(seed)
+    boots = [hits[rng.integers(0, len(hits), len(hits))].mean() for _ in range(n_boot)]
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2]) if n_boot else (np.nan, np.nan)
+    return {"value": float(hits.mean()), "lo": float(lo), "hi": float(hi), "n": int(len(hits))}

@@ -1,0 +1,131 @@
+"""LightGBM per dimension with out-of-fold stacking.
+
+Level 1: one LGBMRegressor per dimension on pooled expert embeddings + scalars + hand-crafted
+features (Optuna-tuned with speaker-grouped CV when n_trials > 0). Out-of-fold predictions of every
+dimension (GroupKFold by speaker, so no speaker is both fitted and predicted) are the
+meta-features. Level 2 (`meta_learner: ridge`): per dimension a ridge regression on the OOF
+predictions of all five dimensions, which lets e.g. `overall` borrow from the others.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from lightgbm import LGBMRegressor
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import GroupKFold
+
+from fusion.data import Labels, StoreData
+from talkqa.errors import TalkqaError
+from talkqa.tasks import DIMENSIONS, DIMENSION_NAMES
+
+from .config import StackingConfig
+from .features import PooledFeaturizer
+
+_DIM = {d.name: d for d in DIMENSIONS}
+
+
+def grouped_folds(groups: np.ndarray, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """GroupKFold splits, with n_splits capped by the number of groups."""
+    n = min(n_splits, len(set(groups)))
+    if n < 2:
+        raise TalkqaError(f"need at least 2 speakers for grouped folds, got {len(set(groups))}")
+    return list(GroupKFold(n_splits=n).split(np.zeros(len(groups)), groups=groups))
+
+
+class StackingRegressor:
+    def __init__(self, config: StackingConfig | None = None):
+        self.config = config or StackingConfig()
+
+    def _lgbm(self, params: dict) -> LGBMRegressor:
+        c = self.config
+        return LGBMRegressor(**{**c.params, **params, "random_state": c.seed, "n_jobs": c.n_jobs, "verbose": -1})
+
+    def _view(self, data: StoreData) -> StoreData:
+        return data.view(self.config.drop_experts, self.config.use_handcrafted)
+
+    def tune(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> dict:
+        """Optuna TPE search minimising speaker-grouped CV RMSE; returns the best params."""
+        import optuna
+
+        c = self.config
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        folds = grouped_folds(groups, c.tuning_folds)
+
+        def objective(trial):
+            params = {"num_leaves": trial.suggest_int("num_leaves", 3, 31),
+                      "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+                      "n_estimators": trial.suggest_int("n_estimators", 50, 400, log=True),
+                      "min_child_samples": trial.suggest_int("min_child_samples", 3, 20),
+                      "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
+                      "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True)}
+            err = []
+            for tr, te in folds:
+                m = self._lgbm(params).fit(X.iloc[tr], y[tr])
+                err.append(np.mean((m.predict(X.iloc[te]) - y[te]) ** 2))
+            return float(np.sqrt(np.mean(err)))
+
+        study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=c.seed))
+        study.optimize(objective, n_trials=c.n_trials)
+        return dict(study.best_params)
+
+    def fit(self, data: StoreData, labels: Labels, clip_ids: list[str]) -> "StackingRegressor":
+        logging.getLogger("lightgbm").setLevel(logging.ERROR)
+        c = self.config
+        data = self._view(data)
+        clip_ids = list(clip_ids)
+        self.featurizer_ = PooledFeaturizer(c.use_experts, c.use_handcrafted, c.include_scalars, c.pca_components,
+                                            c.seed).fit(data, clip_ids)
+        X = self.featurizer_.transform(data, clip_ids)
+        if X.shape[1] == 0:
+            raise TalkqaError("stacking has no features: enable experts or hand-crafted features")
+        Y = labels.y(clip_ids)
+        groups = labels.groups(clip_ids)
+        self.dimensions_ = [d for k, d in enumerate(DIMENSION_NAMES) if np.isfinite(Y[:, k]).sum() >= 3]
+        self.params_, self.models_ = {}, {}
+        folds = grouped_folds(groups, c.oof_folds)
+        self.fold_of_ = pd.Series(-1, index=pd.Index(clip_ids, name="clip_id"))
+        for f, (_, te) in enumerate(folds):
+            self.fold_of_.iloc[te] = f
+        oof = np.full((len(clip_ids), len(DIMENSION_NAMES)), np.nan)
+        for dim in self.dimensions_:
+            k = DIMENSION_NAMES.index(dim)
+            ok = np.isfinite(Y[:, k])
+            Xd, yd, gd = X[ok], Y[ok, k], groups[ok]
+            self.params_[dim] = self.tune(Xd, yd, gd) if c.n_trials else {}
+            self.models_[dim] = self._lgbm(self.params_[dim]).fit(Xd, yd)
+            for tr, te in folds:
+                tr = tr[ok[tr]]
+                if len(tr) >= 3:
+                    oof[te, k] = self._lgbm(self.params_[dim]).fit(X.iloc[tr], Y[tr, k]).predict(X.iloc[te])
+        self.oof_ = pd.DataFrame(oof, index=pd.Index(clip_ids, name="clip_id"), columns=list(DIMENSION_NAMES))
+        self.meta_ = {}
+        if c.meta_learner == "ridge":
+            meta_cols = self.dimensions_
+            for dim in self.dimensions_:
+                k = DIMENSION_NAMES.index(dim)
+                M = self.oof_[meta_cols].to_numpy()
+                ok = np.isfinite(Y[:, k]) & np.isfinite(M).all(1)
+                if ok.sum() >= 5:
+                    self.meta_[dim] = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(M[ok], Y[ok, k])
+        return self
+
+    def level1(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
+        X = self.featurizer_.transform(self._view(data), list(clip_ids))
+        return pd.DataFrame({d: self.models_[d].predict(X) for d in self.dimensions_}, index=X.index)
+
+    def predict(self, data: StoreData, clip_ids: list[str] | None = None) -> pd.DataFrame:
+        clip_ids = list(data.clip_ids if clip_ids is None else clip_ids)
+        base = self.level1(data, clip_ids)
+        out = base.copy()
+        for dim, meta in self.meta_.items():
+            out[dim] = meta.predict(base[self.dimensions_].to_numpy())
+        for dim in out:
+            lo, hi = _DIM[dim].scale
+            out[dim] = out[dim].clip(lo, hi)
+        return out
+
+    def features(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
+        return self.featurizer_.transform(self._view(data), list(clip_ids))

@@ -1,0 +1,97 @@
+"""Benchmark on a small synthetic store: a well-formed report for every strategy x dimension."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from fusion.synthetic_store import make_synthetic_store
+from talkqa.benchmark import DEFAULT_STRATEGIES, STRATEGIES, BenchmarkConfig, grouped_folds, run_benchmark
+from talkqa.config import load_config
+from talkqa.errors import UsageError
+from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS
+
+CI_CONFIG = "configs/benchmark/ci.yaml"
+FAST = ["folds=2", "bootstrap=30", "fusion.train.epochs=2", "fusion.train.patience=2", "stacking.n_trials=1",
+        "stacking.oof_folds=2", "shap_dimensions=[lip_sync]"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from pathlib import Path
+
+    root = tmp_path_factory.mktemp("bench")
+    paths = make_synthetic_store(root / "data", n_clips=36, n_speakers=6)
+    cfg = load_config(BenchmarkConfig, Path(__file__).resolve().parents[1] / CI_CONFIG,
+                      FAST + [f"store={paths.store}", f"labels={paths.manifest}", f"pairs={paths.pairs}"])
+    out = root / "report"
+    return out, run_benchmark(cfg, out), paths
+
+
+def test_results_cover_every_strategy_and_dimension_with_ci(report):
+    out, res, _ = report
+    stored = json.loads((out / "results.json").read_text())
+    assert stored["strategies"].keys() == res["strategies"].keys() == set(DEFAULT_STRATEGIES)
+    for key in ("n_clips", "n_folds", "dimensions", "metrics", "ablations", "inter_task", "shap", "timings_s"):
+        assert key in stored
+    assert stored["metrics"] == ["srcc", "krcc", "plcc", "rmse", "pairwise_accuracy"]
+    for name, block in stored["strategies"].items():
+        assert set(block) == set(DIMENSION_NAMES), name
+        for dim, m in block.items():
+            for metric in stored["metrics"]:
+                assert m[metric]["value"] is not None, (name, dim, metric)
+                assert m[metric]["lo"] <= m[metric]["value"] + 1e-9 <= m[metric]["hi"] + 2e-9, (name, dim, metric)
+    assert set(stored["ablations"]) == {"mtl_fusion-no_audio", "mtl_fusion-no_expression", "mtl_fusion-no_sync",
+                                        "mtl_fusion-no_handcrafted", "mtl_fusion-no_ranking"}
+    labels_corr = stored["inter_task"]["labels"]
+    assert labels_corr["dimensions"] == list(DIMENSION_NAMES) and len(labels_corr["matrix"]) == 5
+    assert "lip_sync [expert]" not in stored["shap"]["lip_sync"]["groups"]  # kinds are labelled
+    assert "sync [expert]" in stored["shap"]["lip_sync"]["groups"]
+
+
+def test_predictions_are_out_of_fold_and_speaker_grouped(report):
+    out, res, _ = report
+    pred = pd.read_parquet(out / "predictions.parquet")
+    assert {"clip_id", "speaker", "fold", "strategy", "kind", *[f"pred_{d}" for d in DIMENSION_NAMES],
+            *LABEL_COLUMNS} <= set(pred.columns)
+    one = pred[pred["strategy"] == "mtl_fusion"]
+    assert len(one) == res["n_clips"] and one["clip_id"].is_unique
+    assert one.groupby("speaker")["fold"].nunique().max() == 1
+
+
+def test_index_html_is_self_contained(report):
+    out, _, _ = report
+    page = (out / "index.html").read_text()
+    assert page.count("data:image/png;base64,") >= 6  # comparison, scatter, ablations, heatmaps, SHAP
+    assert 'src="shap/' not in page and "http" not in page.split("<body>", 1)[1]
+    for name in DEFAULT_STRATEGIES:
+        assert name in page
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["folds"] == 2 and BenchmarkConfig.model_validate(saved)
+
+
+def test_cli_writes_a_report(report, tmp_path):
+    from typer.testing import CliRunner
+
+    from talkqa.cli import app
+
+    _, _, paths = report
+    result = CliRunner().invoke(app, ["benchmark", "--config", CI_CONFIG, "--store", str(paths.store), "--labels",
+                                      str(paths.manifest), "--out", str(tmp_path / "r"), "--set", "ablations=false",
+                                      "--set", "shap=false", "--set", "folds=2", "--set",
+                                      "strategies=[expert_scalars,lgbm_handcrafted]", "--set", "stacking.n_trials=0"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "index.html").is_file() and "expert_scalars" in result.output
+
+
+def test_bad_config_is_one_clear_error(tmp_path):
+    with pytest.raises(UsageError, match="unknown strategy 'nope'"):
+        BenchmarkConfig(strategies=["nope"])
+    with pytest.raises(UsageError, match="needs a store and labels"):
+        run_benchmark(BenchmarkConfig(), tmp_path)
+    with pytest.raises(UsageError, match="at least 2 speakers"):
+        grouped_folds(pd.Series(["a"] * 4).to_numpy(), 3, 0)
+    assert set(DEFAULT_STRATEGIES) <= set(STRATEGIES.names())
