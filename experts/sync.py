@@ -56,6 +56,8 @@ class SyncConfig(ExpertConfig):
     min_negative_lag: int = 2  # lags +-1 overlap the positive by 80 %: not used as negatives
     temperature: float = 0.1
     lr: float = 2e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.2  # before each temporal convolution of both towers: ~35 clips are easy to memorise
     eval_share: float = 0.25  # share of speakers held out for evaluation
     max_train_seconds: float = 840.0  # stop early rather than overrun the CPU budget
 
@@ -126,9 +128,9 @@ def shifted_audio_clip(clip: PreprocessedClip, k: int) -> PreprocessedClip:
 
 
 # ---------------------------------------------------------------------------------------- model
-def temporal_head(dim: int, dropout: float = 0.2) -> nn.Sequential:
+def temporal_head(dim: int, dropout: float) -> nn.Sequential:
     """Two valid width-3 convolutions over per-frame features (5 frames in, 1 window out), then a
-    projection. Dropout because ~35 training clips are easy to memorise."""
+    projection."""
     return nn.Sequential(
         nn.Dropout(dropout), nn.Conv1d(128, 128, 3), nn.BatchNorm1d(128), nn.GELU(),
         nn.Dropout(dropout), nn.Conv1d(128, 128, 3), nn.BatchNorm1d(128), nn.GELU(),
@@ -140,7 +142,7 @@ class VisualTower(nn.Module):
     """(B, T, h, w) standardised mouth frames -> (B, T - 4, D): a per-frame CNN, then two valid
     temporal convolutions of width 3, so output i sees exactly frames i..i+4."""
 
-    def __init__(self, dim: int, frame_hw: tuple[int, int]):
+    def __init__(self, dim: int, frame_hw: tuple[int, int], dropout: float):
         super().__init__()
 
         def block(cin, cout):
@@ -149,7 +151,7 @@ class VisualTower(nn.Module):
         self.frame = nn.Sequential(block(1, 16), block(16, 32), block(32, 64), block(64, 96))
         h, w = (frame_hw[0] + 15) // 16, (frame_hw[1] + 15) // 16
         self.proj = nn.Linear(96 * h * w, 128)  # flatten, not pool: where the lips are matters
-        self.time = temporal_head(dim)
+        self.time = temporal_head(dim, dropout)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, t = frames.shape[:2]
@@ -162,23 +164,23 @@ class AudioTower(nn.Module):
     """(B, n_mels, 4T) log-mel -> (B, T - 4, D): mel bands are mixed per mel frame, a stride-4
     convolution turns 4 mel frames into one video frame, then two valid temporal convolutions of width 3 cover exactly 0.2 s."""
 
-    def __init__(self, dim: int, n_mels: int):
+    def __init__(self, dim: int, n_mels: int, dropout: float):
         super().__init__()
         self.mel = nn.Sequential(
             nn.Conv1d(n_mels, 96, 1), nn.BatchNorm1d(96), nn.GELU(),
             nn.Conv1d(96, 128, MEL_PER_FRAME, stride=MEL_PER_FRAME), nn.BatchNorm1d(128), nn.GELU(),
         )
-        self.time = temporal_head(dim)
+        self.time = temporal_head(dim, dropout)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.time(self.mel(mel)).transpose(1, 2), dim=-1)
 
 
 class SyncNetLite(nn.Module):
-    def __init__(self, dim: int, n_mels: int, frame_hw: tuple[int, int]):
+    def __init__(self, dim: int, n_mels: int, frame_hw: tuple[int, int], dropout: float):
         super().__init__()
-        self.visual = VisualTower(dim, frame_hw)
-        self.audio = AudioTower(dim, n_mels)
+        self.visual = VisualTower(dim, frame_hw, dropout)
+        self.audio = AudioTower(dim, n_mels, dropout)
 
 
 def window_distances(v: np.ndarray, a: np.ndarray, lags: np.ndarray) -> np.ndarray:
@@ -220,7 +222,7 @@ class SyncExpert(Expert):
 
     def _new_model(self) -> SyncNetLite:
         d = self.config.mouth_downsample
-        return SyncNetLite(self.config.emb_dim, self.config.n_mels, (48 // d, 96 // d))
+        return SyncNetLite(self.config.emb_dim, self.config.n_mels, (48 // d, 96 // d), self.config.dropout)
 
     def load(self) -> "SyncExpert":
         model = self._new_model()
@@ -384,7 +386,7 @@ class SyncExpert(Expert):
             raise ValueError(f"need at least 4 clips of 2 s with audio and a face; found {len(data)}")
         train, test, held = split_by_group(data, self.config.eval_share, rng)
         model = self._new_model().to(self.device)
-        opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr, weight_decay=1e-4)
+        opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.config.lr, total_steps=self.config.steps, pct_start=0.1)
         t0 = time.perf_counter()
         model.train()

@@ -105,21 +105,28 @@ def test_tiny_fit_save_load_round_trip(tmp_path):
     assert (tmp_path / "w" / "model_card.md").is_file() and (tmp_path / "w" / "config.yaml").is_file()
 
 
+# 2.1 s of a speaker held out of the shipped weights' training (see experts/weights/sync/model_card.md):
+# short on purpose, SyncNet's own pipeline would refuse it
+HELDOUT_CLIP = "real/ale701/ew1.mp4"
+
+
 @pytest.fixture(scope="module")
-def real_clip(shared_data):
+def real_clip_readings(shared_data):
     from features.preprocess import preprocess
 
-    # a held-out speaker of the shipped weights (see experts/weights/sync/model_card.md)
-    return preprocess(shared_data / HELDOUT_CLIP)
-
-
-HELDOUT_CLIP = "real/hyperlips/video1.mp4"
+    clip = preprocess(shared_data / HELDOUT_CLIP)
+    expert = SyncExpert().load()
+    return {k: expert.embed(shifted_audio_clip(clip, k)).scalars for k in (0, 6, -4)}
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("k", [6, -4])
-def test_shipped_weights_recover_an_injected_offset(real_clip, k):
-    expert = SyncExpert().load()
-    found = expert.embed(shifted_audio_clip(real_clip, k)).scalars
-    assert abs(found["offset_frames"] - k) <= 1, found["offset_frames"]
+def test_shipped_weights_recover_an_injected_offset(real_clip_readings, k):
+    # Measured against the clip's own reading: real footage is not always exactly in sync (this one
+    # reads about +2 frames, and the hand-crafted lipsync estimator agrees), so the injected offset is
+    # what must come back.
+    as_is = real_clip_readings[0]["offset_frames"]
+    assert abs(as_is) <= 4
+    found = real_clip_readings[k]
+    assert abs(found["offset_frames"] - as_is - k) <= 1, (as_is, found["offset_frames"])
     assert found["confidence"] > 0
