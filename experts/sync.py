@@ -252,8 +252,11 @@ class SyncExpert(Expert):
         """Visual windows (T-4, D), audio windows (T-4, D) and which visual windows have a face in all
         5 frames. Row i of each is the window centred on frame i + 2."""
         if clip.audio is None:
-            raise ValueError(f"{clip.clip_id}: no audio track; the sync expert compares lips with sound "
-                             "(this clip gets a no_audio status row, not sync scores)")
+            raise ValueError(f"{clip.clip_id}: no audio track; the sync expert compares lips with sound, so this "
+                             "clip gets no sync scores (score a file with its soundtrack)")
+        if not np.any(np.abs(clip.audio) > 1e-4):
+            raise ValueError(f"{clip.clip_id}: the audio track is digital silence; lip sync cannot be measured "
+                             "without sound")
         if clip.n_frames < WINDOW + 2:
             raise ValueError(f"{clip.clip_id}: {clip.n_frames} frames; the sync expert needs at least {WINDOW + 2}")
         valid = np.asarray(clip.face_valid, bool)

@@ -72,6 +72,10 @@ def test_clips_it_cannot_score_are_clear_errors():
     clip.audio = clip.audio_norm = clip.vad = None
     with pytest.raises(ValueError, match="no audio track"):
         expert.embed(clip)
+    silent = talking_clip(2.0)
+    silent.audio = silent.audio_norm = np.zeros_like(silent.audio)
+    with pytest.raises(ValueError, match="digital silence"):
+        expert.embed(silent)
     faceless = talking_clip(2.0)
     faceless.face_valid[::4] = False  # never 5 frames in a row
     with pytest.raises(ValueError, match="consecutive frames with a face"):
