@@ -207,7 +207,7 @@ class SyncExpert(Expert):
                "frames and other clips) on real talking footage. Clip scalars: mean distance curve over lags "
                "-15..+15, `offset_frames` (argmin; positive = sound after lips), `min_dist` (LSE-D analogue) and "
                "`confidence` (median - min, LSE-C analogue). Tokens: 0.2 s windows of [visual, audio, visual*audio].")
-    limits = ("Trained on 33 real clips (23 speakers) of ../shared/data/real: news, interviews, MEAD/GRID crops, "
+    limits = ("Trained on 33 real clips (20 speakers) of ../shared/data/real: news, interviews, MEAD/GRID crops, "
               "mostly frontal English speech; 7 clips of 7 other speakers held out. It memorises its training clips "
               "(confidence ~0.5 on them vs ~0.05-0.16 on held-out ones), so read confidences of training clips with "
               "care. Injected offsets come back exactly relative to a clip's own reading (97 % within +-1 frame), "
