@@ -2,4 +2,4 @@
 one YAML file in configs/experts/<name>.yaml."""
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens  # noqa: F401
-from . import audio, expression  # noqa: F401,E402
+from . import audio, expression, sync  # noqa: F401,E402
