@@ -3,6 +3,7 @@ standardised hand-crafted vector with its missing mask, the 1 s window grid and 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,8 @@ class Featurizer:
 
     def fit(self, data: StoreData, clip_ids: list[str]) -> "Featurizer":
         x = data.handcrafted.reindex(clip_ids)[self.feature_columns].to_numpy(np.float64)
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # an all-NaN feature (e.g. no audio anywhere) is expected: mean 0, std 1
+            warnings.simplefilter("ignore", RuntimeWarning)
             self.mean_ = np.nan_to_num(np.nanmean(x, 0)) if x.size else np.zeros(len(self.feature_columns))
             std = np.nan_to_num(np.nanstd(x, 0)) if x.size else np.ones(len(self.feature_columns))
         self.std_ = np.where(std > 1e-8, std, 1.0)

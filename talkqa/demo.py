@@ -117,7 +117,12 @@ def print_headline(results: dict) -> None:
             if s.get("value") is None:
                 cells.append("–")
                 continue
-            text = f"{s['value']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]"
+            text = f"{s['value']:.2f} [{_short(s['lo'])},{_short(s['hi'])}]"
             cells.append(f"[bold]{text}[/]" if s["value"] == best[d] else text)
         table.add_row(name, *cells)
     out.print(table)
+
+
+def _short(v: float) -> str:
+    """0.42 -> .42, -0.07 -> -.07: CI bounds compact enough for five columns in 130 characters."""
+    return f"{v:.2f}".replace("0.", ".", 1)
