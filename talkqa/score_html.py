@@ -102,14 +102,14 @@ def _offset_curve(result, details) -> str:
                 label = f"{src.curve_prefix}<lag> (sync expert)"
                 break
     series = details["series"]
-    if curve is None and "aperture" in series and "audio_envelope_db" in series:
+    if curve is None and "lipsync__aperture" in series and "lipsync__audio_envelope_db" in series:
         fps = details["fps"]
-        ap, env = np.asarray(series["aperture"], float), np.asarray(series["audio_envelope_db"], float)
+        ap, env = np.asarray(series["lipsync__aperture"], float), np.asarray(series["lipsync__audio_envelope_db"], float)
         vel = np.gradient(ap) * fps if len(ap) > 1 else ap
         sigma = 0.5 * fps
         curves = [S.lagged_xcorr(S.detrend(ap, sigma), S.detrend(env, sigma), 15)]
-        if "onset_strength" in series:
-            curves.append(S.lagged_xcorr(np.maximum(vel, 0.0), np.asarray(series["onset_strength"], float), 15))
+        if "lipsync__onset_strength" in series:
+            curves.append(S.lagged_xcorr(np.maximum(vel, 0.0), np.asarray(series["lipsync__onset_strength"], float), 15))
         lags = curves[0][0]
         curve = np.mean([c for _, c in curves], axis=0)
         label = "mouth/audio cross-correlation (hand-crafted)"
@@ -131,16 +131,16 @@ def _aperture_envelope(details) -> str:
     import matplotlib.pyplot as plt
 
     s = details["series"]
-    if "aperture" not in s:
+    if "lipsync__aperture" not in s:
         return "<p>No mouth aperture (no face).</p>"
     fps = details["fps"]
-    ap = np.asarray(s["aperture"], float)
+    ap = np.asarray(s["lipsync__aperture"], float)
     t = np.arange(len(ap)) / fps
     fig, ax = plt.subplots(figsize=(9, 2.4))
     z = lambda x: (x - np.nanmean(x)) / (np.nanstd(x) or 1.0)
     ax.plot(t, z(ap), lw=0.9, label="inner-lip aperture", color="#ed7d31")
-    if "audio_envelope_db" in s:
-        ax.plot(t, z(np.asarray(s["audio_envelope_db"], float)), lw=0.9, alpha=0.8, label="audio envelope (dB)",
+    if "lipsync__audio_envelope_db" in s:
+        ax.plot(t, z(np.asarray(s["lipsync__audio_envelope_db"], float)), lw=0.9, alpha=0.8, label="audio envelope (dB)",
                 color="#4472c4")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("z-score")
@@ -156,10 +156,10 @@ def _blinks(details) -> str:
     from features.families.expression import detect_blinks
 
     s = details["series"]
-    if "ear" not in s:
+    if "expression__ear" not in s:
         return "<p>No eye aspect ratio (face not found often enough).</p>"
     fps = details["fps"]
-    ear = np.asarray(s["ear"], float)
+    ear = np.asarray(s["expression__ear"], float)
     p = FAMILIES.create("expression").params
     blinks = detect_blinks(ear, fps, p["blink_drop"], p["blink_noise_k"], p["blink_baseline_s"], p["blink_max_s"])
     t = np.arange(len(ear)) / fps
