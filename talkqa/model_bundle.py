@@ -169,7 +169,9 @@ def _thresholds(fusion, data, labels, val_ids: list[str], cfg: DiagnosticsConfig
             precision, recall = tp / max(flag.sum(), 1), tp / t[:, k].sum()
             score.append(1.25 * precision * recall / max(0.25 * precision + recall, 1e-9))  # F0.5
         best = len(score) - 1 - int(np.argmax(score[::-1]))  # ties: the highest (most conservative) threshold
-        out[dim] = {"threshold": float(grid[best]), "source": "validation window F0.5", "f05": round(score[best], 4),
+        source = "validation window F0.5" if score[best] > 0 else \
+            "validation: no threshold caught a labelled problem window, so the most conservative one"
+        out[dim] = {"threshold": float(grid[best]), "source": source, "f05": round(score[best], 4),
                     "positive_windows": int(t[:, k].sum()), "windows": int(len(t))}
     return out
 
