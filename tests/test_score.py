@@ -156,7 +156,8 @@ def test_exit_zero_table_and_html_report(inputs, bundle, tmp_path):
     assert 'src="http' not in page and "<script src" not in page
 
 
-@pytest.mark.parametrize("args", [[], ["--workers", "0", "x.mp4"], ["--manifest", "m.csv"], ["--bogus-option"]])
+@pytest.mark.parametrize("args", [[], ["--workers", "0", "x.mp4"], ["--manifest", "m.csv"], ["--bogus-option"],
+                                  ["--manifest", "m.csv", "--out", "s.parquet", "--json"], ["a.mp4", "--out", "s.parquet"]])
 def test_usage_errors_exit_2(args):
     res = CliRunner().invoke(app, ["score", *args])
     assert res.exit_code == 2, res.output

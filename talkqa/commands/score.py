@@ -81,6 +81,9 @@ def score(
             raise UsageError("give either VIDEO arguments or --manifest, not both")
         if out_path is None:
             raise UsageError("--manifest needs --out scores.parquet (where the status rows go)")
+        if json_lines or html is not None or audio is not None:
+            raise UsageError("--json, --html and --audio are for VIDEO arguments; batch results go to --out "
+                             "(one row per clip; score_*, sync_*, diagnostics as JSON, status, message)")
         _batch(manifest, out_path, model, engine, workers, ray_address, device)
         return
     if not videos:
