@@ -9,7 +9,9 @@ predictions of all five dimensions, which lets e.g. `overall` borrow from the ot
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -129,3 +131,85 @@ class StackingRegressor:
 
     def features(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
         return self.featurizer_.transform(self._view(data), list(clip_ids))
+
+    # ------------------------------------------------------------------------------------- save / load
+    def save(self, folder: str | Path) -> Path:
+        """config.yaml, state.json (featurizer columns, PCA, ridge meta-learners), level-1 LightGBM
+        boosters as text (<dimension>.txt) and the out-of-fold predictions (oof.parquet)."""
+        import io
+
+        from talkqa.config import save_config
+        from talkqa.store import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, folder / "config.yaml")
+        f = self.featurizer_
+        state = {
+            "dimensions": self.dimensions_, "params": self.params_,
+            "featurizer": {"use_experts": f.use_experts, "use_handcrafted": f.use_handcrafted,
+                           "include_scalars": f.include_scalars, "pca_components": f.pca_components, "seed": f.seed,
+                           "experts": f.experts_, "handcrafted": f.handcrafted_, "scalars": f.scalars_,
+                           "columns": f.columns_, "group_of": {c: list(g) for c, g in f.group_of_.items()},
+                           "pca": {k: {"components": p.components_.tolist(), "mean": p.mean_.tolist()}
+                                   for k, p in f.pca_.items()}},
+            "meta": {d: {"coef": np.asarray(m.coef_).tolist(), "intercept": float(m.intercept_)}
+                     for d, m in self.meta_.items()},
+        }
+        atomic_write_json(folder / "state.json", state)
+        for dim, model in self.models_.items():
+            booster = model.booster_ if hasattr(model, "booster_") else model
+            atomic_write_text(folder / f"{dim}.txt", booster.model_to_string())
+        if getattr(self, "oof_", None) is not None:
+            buf = io.BytesIO()
+            self.oof_.reset_index().to_parquet(buf, index=False)
+            atomic_write_bytes(folder / "oof.parquet", buf.getvalue())
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "StackingRegressor":
+        """The level-1 models come back as lightgbm Boosters (same predictions; SHAP reads them too)."""
+        import lightgbm as lgb
+        from sklearn.decomposition import PCA
+        from sklearn.linear_model import Ridge
+
+        from talkqa.config import load_config
+
+        folder = Path(folder)
+        for name in ("config.yaml", "state.json"):
+            if not (folder / name).is_file():
+                raise TalkqaError(f"{folder} is not a stacking model folder ({name} missing); train one first")
+        self = cls(load_config(StackingConfig, folder / "config.yaml"))
+        state = json.loads((folder / "state.json").read_text())
+        s = state["featurizer"]
+        f = PooledFeaturizer(s["use_experts"], s["use_handcrafted"], s["include_scalars"], s["pca_components"], s["seed"])
+        f.experts_, f.handcrafted_, f.scalars_, f.columns_ = s["experts"], s["handcrafted"], s["scalars"], s["columns"]
+        f.group_of_ = {c: tuple(g) for c, g in s["group_of"].items()}
+        f.pca_ = {}
+        for name, p in s["pca"].items():
+            pca = PCA(len(p["components"]))
+            pca.components_ = np.asarray(p["components"])
+            pca.mean_ = np.asarray(p["mean"])
+            pca.n_components_ = len(p["components"])
+            pca.n_features_in_ = pca.components_.shape[1]
+            pca.explained_variance_ = np.ones(pca.n_components_)
+            f.pca_[name] = pca
+        self.featurizer_ = f
+        self.dimensions_ = state["dimensions"]
+        self.params_ = state["params"]
+        self.models_ = {}
+        for dim in self.dimensions_:
+            path = folder / f"{dim}.txt"
+            if not path.is_file():
+                raise TalkqaError(f"{folder}: {path.name} missing; the stacking model folder is incomplete")
+            self.models_[dim] = lgb.Booster(model_str=path.read_text())
+        self.meta_ = {}
+        for dim, m in state["meta"].items():
+            ridge = Ridge()
+            ridge.coef_ = np.asarray(m["coef"])
+            ridge.intercept_ = m["intercept"]
+            ridge.n_features_in_ = len(ridge.coef_)
+            self.meta_[dim] = ridge
+        oof = folder / "oof.parquet"
+        self.oof_ = pd.read_parquet(oof).set_index("clip_id") if oof.is_file() else None
+        return self

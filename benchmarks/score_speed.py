@@ -1,0 +1,143 @@
+"""Scoring speed and memory against the budgets (a benchmark script, not a timed test).
+
+Prints, with the given model folder (default: the shipped one):
+  * model load time (Scorer construction: bundle + every expert it lists), in a fresh process;
+  * end-to-end scoring of a 20 s 25 fps 512x512 talking head (preprocess, hand-crafted features, all
+    experts, fusion, stacking, diagnostics): wall time, real-time factor and ratio to plain decoding
+    of the same clip measured in the same run; first clip of the process (cold) and again (warm);
+  * peak RSS (VmHWM) of a fresh process that loads the model and scores a 60 s 1920x1080 clip;
+  * batch throughput of `run_batch` with 2 local workers over 4 copies of the 20 s clip.
+Budgets: <= 6 s per 20 s clip, load <= 3 s, RSS <= 2 GB.
+
+    .venv/bin/python benchmarks/score_speed.py [--model DIR] [--workdir DIR] [--skip-rss] [--skip-batch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from extract_speed import decode_only, make_clip  # noqa: E402
+
+BUDGETS = {"score_20s_warm_s": 6.0, "load_s": 3.0, "peak_rss_mb_60s_1080p": 2048.0}
+
+
+def _child(code: str) -> dict:
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    if res.returncode:
+        raise RuntimeError(res.stderr[-2000:])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def load_time(model: str | None) -> dict:
+    """Fresh process: what `talkqa score` pays before the first clip. `load_s` is the first Scorer
+    (it imports torch, scikit-learn, LightGBM and the feature code); `model_only_s` a second one in
+    the same process (reading the bundle, checking and loading the experts)."""
+    code = (
+        "import time, json; t0 = time.perf_counter()\n"
+        "from talkqa.scoring import Scorer; t1 = time.perf_counter()\n"
+        f"Scorer({model!r}, threads=2); t2 = time.perf_counter()\n"
+        f"Scorer({model!r}, threads=2); t3 = time.perf_counter()\n"
+        "print(json.dumps({'import_s': t1 - t0, 'load_s': t2 - t1, 'model_only_s': t3 - t2}))\n"
+    )
+    return _child(code)
+
+
+def peak_rss(model: str | None, clip: Path) -> dict:
+    code = (
+        "import json\n"
+        "from talkqa.scoring import Scorer\n"
+        f"r = Scorer({model!r}, threads=2).score({str(clip)!r})\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+        "print(json.dumps({'peak_rss_mb': int(hwm.split()[1]) / 1024, 'error': r.error, 'elapsed_s': r.elapsed_s}))\n"
+    )
+    return _child(code)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="model folder (default: talkqa/models/default)")
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "talkqa-bench")
+    ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--skip-batch", action="store_true")
+    args = ap.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    model = str(Path(args.model).resolve()) if args.model else None
+
+    clip20 = make_clip(args.workdir / "talk_20s_512.mp4", 20.0, (512, 512))
+    result: dict[str, float] = {}
+    lt = load_time(model)
+    result.update(lt)
+
+    from talkqa.scoring import Scorer
+
+    scorer = Scorer(model, threads=2)
+    dec = decode_only(clip20)
+    timings = {}
+    for label in ("cold", "warm"):
+        t0 = time.perf_counter()
+        r = scorer.score(clip20)
+        timings[label] = time.perf_counter() - t0
+        if r.error:
+            raise SystemExit(f"scoring failed: {r.error}")
+    dur = 20.0
+    print(f"\nmodel {scorer.model['name']} {scorer.model['version']} (experts: {', '.join(scorer.experts) or 'none'}); "
+          f"machine: {os.cpu_count()} cores, torch threads 2")
+    print(f"{'stage':40s} {'wall s':>8s} {'RTF':>7s} {'x decode':>9s}")
+    print(f"{'decode only (PyAV, full res)':40s} {dec:8.2f} {dec / dur:7.3f} {1.0:9.1f}")
+    for label, secs in timings.items():
+        print(f"{'score end to end (' + label + ')':40s} {secs:8.2f} {secs / dur:7.3f} {secs / dec:9.1f}")
+    print(f"model load, fresh process: {lt['load_s']:.2f} s (torch/sklearn/LightGBM/feature imports included; "
+          f"the model itself {lt['model_only_s']:.2f} s), after {lt['import_s']:.2f} s importing talkqa.scoring")
+    result.update({"decode_s": dec, "score_20s_cold_s": timings["cold"], "score_20s_warm_s": timings["warm"],
+                   "rtf_warm": timings["warm"] / dur, "x_decode_warm": timings["warm"] / dec})
+
+    if not args.skip_rss:
+        clip60 = make_clip(args.workdir / "talk_60s_1080p.mp4", 60.0, (1080, 1920))
+        rss = peak_rss(model, clip60)
+        print(f"peak RSS, load + score a 60 s 1920x1080 clip: {rss['peak_rss_mb']:.0f} MB "
+              f"(scored in {rss['elapsed_s']:.1f} s{', error: ' + rss['error'] if rss['error'] else ''})")
+        result["peak_rss_mb_60s_1080p"] = rss["peak_rss_mb"]
+
+    if not args.skip_batch:
+        import pandas as pd
+
+        from talkqa.scoring import run_batch
+
+        folder = args.workdir / "batch"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        videos = []
+        for i in range(4):
+            dst = folder / f"copy{i}.mp4"
+            shutil.copy(clip20, dst)
+            videos.append(str(dst))
+        manifest = pd.DataFrame({"clip_id": [f"c{i}" for i in range(4)], "video": videos})
+        t0 = time.perf_counter()
+        table = run_batch(manifest, folder / "scores.parquet", model, workers=2)
+        wall = time.perf_counter() - t0
+        ok = int((table["status"] == "ok").sum())
+        print(f"batch, 2 local workers, 4 x 20 s clips: {wall:.1f} s wall ({ok} ok), "
+              f"{4 / wall * 60:.1f} clips/min, {4 * dur / wall:.1f} s of video per second (incl. worker start-up)")
+        result.update({"batch_wall_s": wall, "batch_clips_per_min": 4 / wall * 60})
+
+    print("\nbudgets: " + ", ".join(f"{k} {result[k]:.2f} <= {v:g}: {'ok' if result[k] <= v else 'OVER'}"
+                                      for k, v in BUDGETS.items() if k in result))
+    print(json.dumps({k: round(v, 3) for k, v in result.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""`talkqa train` + `talkqa score` end to end on tiny clips: a small real store (extract + experts) with
+made-up labels trains a tiny model bundle once per session; every test scores with it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from clip_factory import bad_inputs
+from talkqa.cli import app
+from talkqa.errors import ERROR_CODES
+from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS
+
+FAST_EXTRACT = {"features": {"params": {"audio": {"dnsmos": False, "egemaps": False}}}}
+TINY_TRAIN = ["--set", "fusion.model={width: 16, heads: 2, layers: 1, encoder_layers: 0, dropout: 0.0}",
+              "--set", "fusion.train.epochs=3", "--set", "fusion.train.val_share=0.25", "--set", "fusion.train.threads=1",
+              "--set", "stacking.n_trials=0", "--set", "stacking.oof_folds=2",
+              "--set", "stacking.params={n_estimators: 20, num_leaves: 3, min_child_samples: 2}",
+              "--set", "expert_overrides={audio: [dnsmos=false, opensmile_lld=false]}"]
+ERROR_INPUTS = ["missing_path", "directory", "zero_bytes", "truncated", "text_as_mp4", "audio_only", "no_face",
+                "one_frame", "half_second"]
+SCORED = ["good", "no_audio_track", "spaces_non_ascii"]
+KEYS = ["clip", "scores", "sync", "diagnostics", "warnings", "error", "model"]
+
+
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory, astronaut):
+    return bad_inputs(tmp_path_factory.mktemp("score_inputs"), astronaut)
+
+
+@pytest.fixture(scope="session")
+def bundle(inputs, tmp_path_factory):
+    """Extract + embed the usable clips, label them at random (4 speakers, a few diagnostic segments),
+    then `talkqa train` a tiny model."""
+    import torch
+
+    from talkqa.config import ExtractConfig
+    from talkqa.embed import run_embed
+    from talkqa.extract import run_extract
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("score_model")
+    usable = ["good", "no_audio_track", "silent_audio", "face_in_part", "vfr", "fps60", "audio_8k", "audio_48k_stereo"]
+    rng = np.random.default_rng(0)
+    manifest = pd.DataFrame({"clip_id": usable, "video": [str(inputs[n][0]) for n in usable],
+                             "speaker": [f"spk{i % 4}" for i in range(len(usable))]})
+    for col in LABEL_COLUMNS:
+        manifest[col] = np.round(rng.uniform(1.5, 4.8, len(usable)), 2)
+    manifest.to_csv(root / "manifest.csv", index=False)
+    diag = pd.DataFrame([{"clip_id": n, "start": 0.0, "end": 1.0, "dimension": DIMENSION_NAMES[i % 4],
+                          "artifact": "made_up", "severity": 0.5, "issue": "made up"} for i, n in enumerate(usable[:6])])
+    diag.to_parquet(root / "diagnostics.parquet", index=False)
+    run_extract(manifest, root / "store", ExtractConfig.model_validate(FAST_EXTRACT))
+    run_embed(root / "store", "expression")
+    run_embed(root / "store", "audio", overrides=["dnsmos=false", "opensmile_lld=false"])  # seconds, not a minute
+    res = CliRunner().invoke(app, ["train", "--store", str(root / "store"), "--labels", str(root / "manifest.csv"),
+                                   "--out", str(root / "model"), "--name", "tiny-test", "-q", *TINY_TRAIN])
+    assert res.exit_code == 0, res.output
+    return root / "model"
+
+
+@pytest.fixture(scope="session")
+def scored(inputs, bundle):
+    """One CLI call over good clips and every bad input, --json."""
+    names = ["good", *ERROR_INPUTS[:4], "no_audio_track", *ERROR_INPUTS[4:], "spaces_non_ascii"]
+    res = CliRunner().invoke(app, ["score", *[str(inputs[n][0]) for n in names], "--json", "--model", str(bundle)])
+    return names, res
+
+
+# ------------------------------------------------------------------------------------------- train
+def test_train_writes_a_self_describing_loadable_bundle(bundle):
+    from talkqa.model_bundle import load_bundle
+
+    for name in ("model.json", "model_card.md", "train.yaml", "extract.yaml", "fusion/weights.pt",
+                 "stacking/state.json", "stacking/overall.txt"):
+        assert (bundle / name).is_file(), name
+    meta = json.loads((bundle / "model.json").read_text())
+    assert meta["name"] == "tiny-test" and meta["combine"] == "mean"
+    assert set(meta["experts"]) == {"expression", "audio"}
+    for entry in meta["experts"].values():
+        assert entry["version"] and entry["weights_hash"] and isinstance(entry["config"], dict)
+    assert meta["extraction"]["params_hash"] and meta["input_schema"]["handcrafted_columns"]
+    td = meta["training_data"]
+    assert td["clips"] >= 8 and td["speakers"] == 4 and td["val_clips"] > 0 and set(td["label_means"]) == set(DIMENSION_NAMES)
+    assert set(meta["diagnostic_thresholds"]) == set(DIMENSION_NAMES)
+    assert all(0 < t["threshold"] < 1 for t in meta["diagnostic_thresholds"].values())
+    assert meta["val_metrics"] and "combine: mean" in (bundle / "model_card.md").read_text()
+    b = load_bundle(bundle)
+    assert b.name == "tiny-test" and set(b.expert_names) == {"expression", "audio"}
+
+
+# ------------------------------------------------------------------------------------------- JSON, exit codes
+def test_json_lines_follow_the_schema_in_input_order(inputs, scored):
+    names, res = scored
+    lines = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    assert len(lines) == len(names)
+    for name, obj in zip(names, lines):
+        assert list(obj) == KEYS
+        assert obj["clip"] == str(inputs[name][0])
+        assert list(obj["scores"]) == list(DIMENSION_NAMES)
+        assert list(obj["sync"]) == ["offset_frames", "confidence"]
+        assert obj["model"] == {"name": "tiny-test", "version": "1"}
+        assert isinstance(obj["warnings"], list) and isinstance(obj["diagnostics"], list)
+        for d in obj["diagnostics"]:
+            assert list(d) == ["start", "end", "dimension", "issue", "severity"]
+            assert d["dimension"] in DIMENSION_NAMES and d["end"] > d["start"] and isinstance(d["issue"], str)
+        for v in [*obj["scores"].values(), *obj["sync"].values()]:
+            assert v is None or isinstance(v, float)
+
+
+def test_every_bad_input_is_one_clear_error_and_the_others_are_scored(inputs, scored):
+    names, res = scored
+    assert res.exit_code == 1
+    assert "Traceback" not in res.output
+    by_name = dict(zip(names, (json.loads(x) for x in res.stdout.splitlines() if x.strip())))
+    for name in ERROR_INPUTS:
+        obj = by_name[name]
+        assert isinstance(obj["error"], str) and obj["error"].strip(), name
+        assert "\n" not in obj["error"] and "internal error" not in obj["error"], obj["error"]
+        assert all(v is None for v in obj["scores"].values()) and obj["diagnostics"] == []
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == len(ERROR_INPUTS)
+    for name in ("good", "spaces_non_ascii"):
+        obj = by_name[name]
+        assert obj["error"] is None
+        assert all(isinstance(v, float) and 1.0 <= v <= 5.0 for v in obj["scores"].values()), obj
+        assert obj["sync"]["offset_frames"] is not None
+
+
+def test_no_audio_clip_scores_visual_dimensions_only(scored):
+    names, res = scored
+    obj = dict(zip(names, (json.loads(x) for x in res.stdout.splitlines() if x.strip())))["no_audio_track"]
+    assert obj["error"] is None
+    for d in ("lip_sync", "audio_quality", "consistency"):
+        assert obj["scores"][d] is None
+    for d in ("expression", "overall"):
+        assert isinstance(obj["scores"][d], float)
+    assert obj["sync"] == {"offset_frames": None, "confidence": None}
+    assert any("no audio" in w and "lip_sync" in w for w in obj["warnings"])
+    assert all(d["dimension"] not in ("lip_sync", "audio_quality", "consistency") for d in obj["diagnostics"])
+
+
+def test_exit_zero_table_and_html_report(inputs, bundle, tmp_path):
+    res = CliRunner().invoke(app, ["score", str(inputs["good"][0]), "--model", str(bundle), "--html", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "lip_sync" in res.stdout and "good" in res.stdout
+    page = (tmp_path / "good.html").read_text()
+    assert page.count("data:image/png;base64,") >= 9  # timeline, offset, aperture, blinks, 5 SHAP waterfalls
+    assert 'src="http' not in page and "<script src" not in page
+
+
+@pytest.mark.parametrize("args", [[], ["--workers", "0", "x.mp4"], ["--manifest", "m.csv"], ["--bogus-option"],
+                                  ["--manifest", "m.csv", "--out", "s.parquet", "--json"], ["a.mp4", "--out", "s.parquet"]])
+def test_usage_errors_exit_2(args):
+    res = CliRunner().invoke(app, ["score", *args])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+
+
+def test_missing_model_folder_exits_2(inputs, tmp_path):
+    res = CliRunner().invoke(app, ["score", str(inputs["good"][0]), "--model", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "model folder" in res.output and "Traceback" not in res.output
+
+
+def test_schema_mismatch_is_refused_with_one_message(inputs, bundle, tmp_path):
+    from talkqa.model_bundle import ModelMismatchError
+    from talkqa.scoring import Scorer
+
+    bad = tmp_path / "bad_model"
+    shutil.copytree(bundle, bad)
+    meta = json.loads((bad / "model.json").read_text())
+    meta["experts"]["expression"]["version"] = "99"
+    meta["experts"]["sync"] = {**meta["experts"]["audio"], "version": "1"}
+    meta["input_schema"]["handcrafted_columns"].append("lipsync__no_such_feature")
+    (bad / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelMismatchError) as exc:
+        Scorer(bad)
+    msg = str(exc.value)
+    assert "expression" in msg and "99" in msg and "sync" in msg and "lipsync__no_such_feature" in msg
+    assert "retrain" in msg
+    res = CliRunner().invoke(app, ["score", str(inputs["good"][0]), "--model", str(bad), "--json"])
+    assert res.exit_code == 2
+    assert [line for line in res.output.splitlines() if line.startswith("error:")] and not res.stdout.strip()
+
+
+# ------------------------------------------------------------------------------------------- batch
+def _manifest(inputs, names, path):
+    pd.DataFrame({"clip_id": names, "video": [str(inputs[n][0]) for n in names]}).to_csv(path, index=False)
+    return path
+
+
+def test_batch_resumes_after_interruption(inputs, bundle, tmp_path):
+    from talkqa.manifest import load_manifest
+    from talkqa.scoring import batch_cache_dir, run_batch
+
+    names = ["good", "no_face", "no_audio_track"]
+    m, _ = load_manifest(_manifest(inputs, names, tmp_path / "m.csv"))
+    out = tmp_path / "scores.parquet"
+    seen = []
+
+    def stop_after_two(row):
+        seen.append(row["clip_id"])
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(m, out, bundle, on_done=stop_after_two)
+    assert not out.exists() and len(list(batch_cache_dir(out).glob("*.json"))) == 2
+    res = CliRunner().invoke(app, ["score", "--manifest", str(tmp_path / "m.csv"), "--out", str(out),
+                                   "--model", str(bundle)])
+    assert res.exit_code == 1, res.output  # no_face failed; the batch still finished
+    table = pd.read_parquet(out)
+    assert list(table["clip_id"]) == names
+    assert list(table["cached"]) == [True, True, False]
+    assert list(table["status"]) == ["ok", "no_face", "ok"]
+    assert table.loc[1, "message"] and np.isnan(table.loc[1, "score_overall"])
+    assert np.isfinite(table.loc[0, [f"score_{d}" for d in DIMENSION_NAMES]].astype(float)).all()
+    assert np.isnan(table.loc[2, "score_lip_sync"]) and np.isfinite(table.loc[2, "score_expression"])
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_ray_and_local_engines_give_identical_scores(inputs, bundle, tmp_path):
+    ray = pytest.importorskip("ray")
+    from talkqa.manifest import load_manifest
+    from talkqa.scoring import run_batch
+
+    m, _ = load_manifest(_manifest(inputs, ["good", "no_face"], tmp_path / "m.csv"))
+    local = run_batch(m, tmp_path / "local.parquet", bundle, engine="local", workers=1)
+    # a local 2-CPU Ray instance; one actor keeps the test short (actor start-up dominates)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        ray_ = run_batch(m, tmp_path / "ray.parquet", bundle, engine="ray", workers=1)
+    finally:
+        ray.shutdown()
+    assert not ray_["cached"].any()
+    cols = ["clip_id", "status", "message", *[f"score_{d}" for d in DIMENSION_NAMES], "sync_offset_frames",
+            "sync_confidence", "diagnostics", "warnings"]
+    pd.testing.assert_frame_equal(local[cols], ray_[cols])
+    assert local.loc[0, "status"] == "ok" and np.isfinite(local.loc[0, "score_overall"])
+
+
+# ------------------------------------------------------------------------------------------- Python API
+def test_python_api(inputs, bundle):
+    import talkqa
+
+    r = talkqa.score(inputs["good"][0], model_dir=bundle)
+    assert isinstance(r, talkqa.Result) and r.ok and list(r.to_dict()) == KEYS
+    assert r.windows and {"t_start", "t_end", *DIMENSION_NAMES} <= set(r.windows[0])
+    bad = talkqa.Scorer(bundle).score(inputs["text_as_mp4"][0])
+    assert bad.error and bad.error_code in ERROR_CODES and all(v is None for v in bad.scores.values())
+
+
+def test_import_talkqa_stays_cheap():
+    code = "import sys, talkqa; assert 'torch' not in sys.modules and 'talkqa.scoring' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_shipped_default_model_loads_when_installed():
+    from talkqa.model_bundle import DEFAULT_MODEL_DIR, load_bundle
+
+    if not (DEFAULT_MODEL_DIR / "model.json").is_file():
+        pytest.skip("no default model in talkqa/models/default")
+    b = load_bundle()
+    assert b.meta["input_schema"]["handcrafted_columns"] and b.fusion is not None and b.stacking is not None
