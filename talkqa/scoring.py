@@ -18,10 +18,7 @@ Diagnostics come from two sources:
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -179,37 +176,6 @@ def _evidence_diagnostics(win_feats: pd.DataFrame, skip: set[str]) -> list[dict]
 
 
 # ------------------------------------------------------------------------------------------ scorer
-_DNSMOS_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _dnsmos_once():
-    """Within one clip, compute DNSMOS once. The hand-crafted audio family and the audio expert both
-    call features.families.audio.dnsmos_scores on the same samples (the expert on purpose, "the same
-    DNSMOS measurement as the family"); it is a pure function, so the second call reuses the first
-    result (keyed on the exact float32 samples and arguments). Saves ~1 s per 20 s clip on 2 cores."""
-    try:
-        import features.families.audio as family
-    except ImportError:
-        yield
-        return
-    with _DNSMOS_LOCK:
-        original, memo = family.dnsmos_scores, {}
-
-        def dnsmos_scores(x, sr, max_segments):
-            key = (hashlib.blake2b(np.clip(np.asarray(x, np.float32), -1.0, 1.0).tobytes(), digest_size=16).digest(),
-                   int(sr), int(max_segments))
-            if key not in memo:
-                memo[key] = original(x, sr, max_segments)
-            return dict(memo[key])
-
-        family.dnsmos_scores = dnsmos_scores
-        try:
-            yield
-        finally:
-            family.dnsmos_scores = original
-
-
 class Scorer:
     """Load a model folder once; score many clips. `model_dir=None` = the shipped default model."""
 
@@ -285,17 +251,16 @@ class Scorer:
         t0 = time.perf_counter()
         clip_name = str(path)
         try:
-            with _dnsmos_once():
-                clip, row, windows, series = extract_one(path, self.bundle.extract_config, audio)
-                cid = clip.clip_id
-                warnings = list(clip.warnings)
-                tokens = {}
-                for name, expert in self.experts.items():
-                    try:
-                        tokens[name] = expert.embed(clip)
-                    except Exception as exc:  # the expert cannot read this clip: the model scores without it
-                        if clip.has_audio or expert.modality == "visual":
-                            warnings.append(f"expert {name} could not run ({exc}); scored without it")
+            clip, row, windows, series = extract_one(path, self.bundle.extract_config, audio)
+            cid = clip.clip_id
+            warnings = list(clip.warnings)
+            tokens = {}
+            for name, expert in self.experts.items():
+                try:
+                    tokens[name] = expert.embed(clip)
+                except Exception as exc:  # the expert cannot read this clip: the model scores without it
+                    if clip.has_audio or expert.modality == "visual":
+                        warnings.append(f"expert {name} could not run ({exc}); scored without it")
             data = self._store_data(cid, Path(path), row, windows, tokens)
             fused = self.bundle.fusion.predict(data, [cid]).iloc[0]
             stacked = self.bundle.stacking.predict(data, [cid]).iloc[0]
