@@ -37,7 +37,8 @@ def test_demo_writes_a_complete_report(demo_run):
         for dim in DIMENSION_NAMES:
             srcc = block[dim]["srcc"]
             if srcc["value"] is not None:
-                assert -1 <= srcc["lo"] <= srcc["value"] <= srcc["hi"] <= 1, (name, dim, srcc)
+                # a bootstrap percentile CI need not contain the point estimate on 16 clips
+                assert -1 <= srcc["lo"] <= srcc["hi"] <= 1 and -1 <= srcc["value"] <= 1, (name, dim, srcc)
         assert name in html
     assert any(block[d]["srcc"]["value"] is not None for block in results["strategies"].values() for d in DIMENSION_NAMES)
     preds = pd.read_parquet(report / "predictions.parquet")
