@@ -29,7 +29,7 @@ class DemoSize:
 
 
 SIZES = {
-    "full": DemoSize(n=36, variants=3, duration_s=4.0, benchmark_config="demo.yaml"),
+    "full": DemoSize(n=24, variants=3, duration_s=4.0, benchmark_config="demo.yaml"),
     "quick": DemoSize(n=8, variants=2, duration_s=3.0, benchmark_config="ci.yaml"),
 }
 

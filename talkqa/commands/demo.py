@@ -15,7 +15,7 @@ def demo(
     out_dir: Path = typer.Option(Path("demo"), "--out", "-o", help="Working folder (corpus, store, report)."),
     quick: bool = typer.Option(False, "--quick", help="Smoke-test size (8 clips, few epochs/trials, ~2 min): "
                                                       "checks the pipeline, its figures mean nothing."),
-    n: int = typer.Option(None, "--n", min=2, help="Synthetic source clips (default 36, or 8 with --quick)."),
+    n: int = typer.Option(None, "--n", min=2, help="Synthetic source clips (default 24, or 8 with --quick)."),
     workers: int = typer.Option(2, min=1, help="Parallel workers."),
 ):
     """Offline, no data needed: render synthetic talking heads, degrade them with graded artifacts
