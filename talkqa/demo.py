@@ -23,7 +23,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "benchmark"
 @dataclass(frozen=True)
 class DemoSize:
     n: int  # synthetic source clips
-    variants: int  # degraded variants per source (plus the clean clip)
+    variants: int  # variants per source, the clean clip included
     duration_s: float
     benchmark_config: str  # file in configs/benchmark/
 
