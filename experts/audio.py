@@ -23,7 +23,7 @@ from features.clip import PreprocessedClip
 from talkqa.errors import TalkqaError
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint
 from .degradations import DEGRADATIONS
 
 SR = 16000
@@ -121,6 +121,7 @@ class AudioExpert(Expert):
     input_kind = "audio"
     modality = "audio"
     config_cls = AudioConfig
+    training_data = "clean speech of the given stores vs on-the-fly degradations (experts/degradations.py)"
     summary = ("Audio-quality expert: a frame-feature backbone (log-mel CNN by default, HuBERT by config) and a "
                "small head trained to tell clean speech from degraded speech (noise, clipping, low-pass, reverb, "
                "Griffin-Lim, bit-crush). Higher `quality_logit` = cleaner.")
@@ -167,6 +168,9 @@ class AudioExpert(Expert):
             return AudioQualityModel(HubertBackbone(self.config.hubert_path, self.config.hubert_layer), self.dim, False)
         return AudioQualityModel(LogMelCNN(self.config.n_mels, self.config.hidden), self.config.hidden, True)
 
+    def card_extras(self) -> dict:
+        return {"backbone": self.backbone_name()}
+
     def load(self) -> "AudioExpert":
         model = self._new_model()
         self.head_trained_ = True
@@ -184,15 +188,6 @@ class AudioExpert(Expert):
             load_checkpoint(self.weights_dir(), model, self.name)
         self.model_ = model.to(self.device).eval()
         return self
-
-    def save(self, folder: str | Path) -> None:
-        metrics = getattr(self, "metrics_", {})
-        save_checkpoint(folder, self.model_, self.config, {
-            "name": self.name, "version": self.version, "metrics": metrics, "summary": self.summary,
-            "limits": self.limits, "seed": metrics.get("seed"), "backbone": self.backbone_name(),
-            "training_data": "clean speech of the given stores vs on-the-fly degradations (experts/degradations.py)",
-            "command": metrics.get("command", f"talkqa train-expert {self.name} --store STORE"),
-        })
 
     # ------------------------------------------------------------------------------------ inference
     @torch.no_grad()

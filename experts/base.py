@@ -80,11 +80,37 @@ class Expert:
         """Train on the tracks of the given stores; returns held-out metrics for the model card."""
         raise NotImplementedError
 
-    def save(self, folder: str | Path) -> None:
+    def _new_model(self):
+        """An untrained network of the configured shape (what load() fills with weights)."""
         raise NotImplementedError
 
+    # ---- weights: one checkpoint format and model card for every expert (experts/checkpoint.py) --
+    summary: ClassVar[str] = ""  # model card: what it is and what its scalars mean
+    limits: ClassVar[str] = ""  # model card: known limits
+    training_data: ClassVar[str] = ""  # model card: what fit() trains on
+
     def load(self) -> "Expert":
-        raise NotImplementedError
+        from .checkpoint import load_checkpoint
+
+        model = self._new_model()
+        load_checkpoint(self.weights_dir(), model, self.name)
+        self.model_ = model.to(self.device).eval()
+        return self
+
+    def card_extras(self) -> dict[str, Any]:
+        """Expert-specific model-card fields (e.g. the audio backbone)."""
+        return {}
+
+    def save(self, folder: str | Path) -> None:
+        from .checkpoint import save_checkpoint
+
+        metrics = getattr(self, "metrics_", {})
+        save_checkpoint(folder, self.model_, self.config, {
+            "name": self.name, "version": self.version, "metrics": metrics, "summary": self.summary,
+            "limits": self.limits, "seed": metrics.get("seed"), **self.card_extras(),
+            "training_data": self.training_data,
+            "command": metrics.get("command", f"talkqa train-expert {self.name} --store STORE"),
+        })
 
     # ---- shared ---------------------------------------------------------------------------------
     def weights_dir(self) -> Path:

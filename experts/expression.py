@@ -9,7 +9,6 @@ its hidden features; the clip scalar `naturalness_logit` is high for natural mot
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,6 @@ from torch import nn
 from features.clip import PreprocessedClip
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
-from .checkpoint import load_checkpoint, save_checkpoint
 from .motion import FEATURE_DIM, PERTURBATIONS, fill_invalid, motion_features
 
 
@@ -70,12 +68,8 @@ class ExpressionExpert(Expert):
     def _new_model(self) -> MotionCNN:
         return MotionCNN(FEATURE_DIM, self.config.hidden)
 
-    def load(self) -> "ExpressionExpert":
-        model = self._new_model()
-        load_checkpoint(self.weights_dir(), model, self.name)
-        self.model_ = model.to(self.device).eval()
-        return self
-
+    training_data = ("real clips of the given stores (positives) and on-the-fly perturbations (negatives); "
+                     "held-out source folders listed in the metrics")
     summary = ("Temporal 1-D CNN over landmark motion (aligned mesh subset, velocities, AU proxies, head pose), "
                "trained to tell real face/head motion from perturbed copies of it. Higher `naturalness_logit` = more "
                "natural motion. Tokens: 0.2 s windows of its hidden features.")
@@ -83,16 +77,6 @@ class ExpressionExpert(Expert):
               "Negatives are synthetic perturbations of landmark tracks, not outputs of real generators, so it "
               "measures distance from natural motion statistics rather than human judgements. Time-warping is the "
               "hardest family. Faces found in under 50 % of frames are refused.")
-
-    def save(self, folder: str | Path) -> None:
-        metrics = getattr(self, "metrics_", {})
-        save_checkpoint(folder, self.model_, self.config, {
-            "name": self.name, "version": self.version, "metrics": metrics, "summary": self.summary,
-            "limits": self.limits, "seed": metrics.get("seed"),
-            "training_data": "real clips of the given stores (positives) and on-the-fly perturbations (negatives); "
-                             "held-out source folders listed in the metrics",
-            "command": metrics.get("command", f"talkqa train-expert {self.name} --store STORE"),
-        })
 
     # ------------------------------------------------------------------------------------ inference
     def _inputs(self, clip: PreprocessedClip) -> np.ndarray:

@@ -17,7 +17,6 @@ averaged over the windows that have audio at that lag.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,6 @@ from torch.nn import functional as F
 from features.clip import PreprocessedClip
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
-from .checkpoint import load_checkpoint, save_checkpoint
 
 SR = 16000
 MEL_HOP = 160  # 100 Hz log-mel: 4 mel frames per 25 fps video frame
@@ -202,6 +200,9 @@ class SyncExpert(Expert):
     modality = "audiovisual"
     scalar_names = ("offset_frames", "confidence", "min_dist", *(lag_name(int(l)) for l in LAGS))
     config_cls = SyncConfig
+    training_data = ("real talking clips of the given stores (tracks: mouth crops + audio); in-sync "
+                     "positives, audio shifted 2-15 frames and other clips' audio as negatives; "
+                     "held-out speakers listed in the metrics")
     summary = ("Two-tower audio-visual sync network (SyncNet-style): 5 aligned mouth crops vs the matching 0.2 s "
                "log-mel window, trained with InfoNCE over offsets (positive: in sync; negatives: shifted by 2-15 "
                "frames and other clips) on real talking footage. Clip scalars: mean distance curve over lags "
@@ -229,22 +230,6 @@ class SyncExpert(Expert):
         d = self.config.mouth_downsample
         return SyncNetLite(self.config.emb_dim, self.config.n_mels, (48 // d, 96 // d), self.config.dropout)
 
-    def load(self) -> "SyncExpert":
-        model = self._new_model()
-        load_checkpoint(self.weights_dir(), model, self.name)
-        self.model_ = model.to(self.device).eval()
-        return self
-
-    def save(self, folder: str | Path) -> None:
-        metrics = getattr(self, "metrics_", {})
-        save_checkpoint(folder, self.model_, self.config, {
-            "name": self.name, "version": self.version, "metrics": metrics, "summary": self.summary,
-            "limits": self.limits, "seed": metrics.get("seed"),
-            "training_data": "real talking clips of the given stores (tracks: mouth crops + audio); in-sync "
-                             "positives, audio shifted 2-15 frames and other clips' audio as negatives; "
-                             "held-out speakers listed in the metrics",
-            "command": metrics.get("command", f"talkqa train-expert {self.name} --store STORE"),
-        })
 
     # ------------------------------------------------------------------------------------ inference
     def _fb(self) -> np.ndarray:
