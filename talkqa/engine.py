@@ -8,6 +8,7 @@ so every engine behaves the same way for resume and status rows.
 from __future__ import annotations
 
 import multiprocessing as mp
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterable, Iterator
 
@@ -51,7 +52,10 @@ def _pool(fn, tasks, args, workers) -> Iterator[tuple[Any, Any]]:
                     pending[pool.submit(fn, nxt, *args)] = nxt
 
 
-def _ray(fn, tasks, args, workers, address) -> Iterator[tuple[Any, Any]]:
+@contextmanager
+def ray_session(workers: int, address: str | None):
+    """Connect to the Ray cluster at `address`, or start a local one with `workers` CPUs; a session
+    this call started is shut down on exit, an existing one is left running. Yields the ray module."""
     try:
         import ray
     except ImportError:
@@ -62,12 +66,17 @@ def _ray(fn, tasks, args, workers, address) -> Iterator[tuple[Any, Any]]:
                  log_to_driver=False, ignore_reinit_error=True)
         started = True
     try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray(fn, tasks, args, workers, address) -> Iterator[tuple[Any, Any]]:
+    with ray_session(workers, address) as ray:
         remote = ray.remote(num_cpus=1)(fn)
         refs = {remote.remote(task, *args): task for task in tasks}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             for ref in done:
                 yield refs.pop(ref), ray.get(ref)
-    finally:
-        if started:
-            ray.shutdown()

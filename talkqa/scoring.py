@@ -349,16 +349,9 @@ class ScoreWorker:
 
 
 def _run_ray(tasks: list[ScoreTask], model_dir, device, threads, workers, address):
-    try:
-        import ray
-    except ImportError:
-        raise UsageError("--engine ray needs Ray: pip install 'talkqa[ray]'") from None
-    started = False
-    if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else max(1, workers), include_dashboard=False,
-                 log_to_driver=False, ignore_reinit_error=True)
-        started = True
-    try:
+    from .engine import ray_session
+
+    with ray_session(workers, address) as ray:
         actor_cls = ray.remote(num_cpus=1)(ScoreWorker)
         actors = [actor_cls.remote(model_dir, device, threads) for _ in range(max(1, min(workers, len(tasks))))]
         todo = list(tasks)
@@ -384,20 +377,6 @@ def _run_ray(tasks: list[ScoreTask], model_dir, device, threads, workers, addres
                 if todo:
                     t = todo.pop(0)
                     pending[actor.score.remote(t)] = (t, actor)
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _run_local(tasks, model_dir, device, threads, workers):
-    from .engine import run_tasks
-
-    if workers <= 1 or len(tasks) <= 1:
-        scorer = _scorer_in_worker(model_dir, device, threads)
-        for t in tasks:
-            yield t, _row(t, scorer.score(t.video, t.audio))
-        return
-    yield from run_tasks(score_task, tasks, (model_dir, device, threads), "local", workers)
 
 
 def batch_cache_dir(out_path: str | Path) -> Path:
@@ -421,7 +400,7 @@ def run_batch(manifest: pd.DataFrame, out_path: str | Path, model_dir: str | Pat
     different model or a changed file recomputes."""
     from . import __version__
     from .config import stable_hash
-    from .engine import ENGINES
+    from .engine import ENGINES, run_tasks
     from .model_bundle import DEFAULT_MODEL_DIR, load_bundle
     from .store import atomic_write_bytes, atomic_write_json, cache_key, file_digest
 
@@ -450,7 +429,7 @@ def run_batch(manifest: pd.DataFrame, out_path: str | Path, model_dir: str | Pat
         else:
             todo.append(t)
     runner = (_run_ray(todo, str(folder), device, threads, workers, ray_address) if engine == "ray"
-              else _run_local(todo, str(folder), device, threads, workers))
+              else run_tasks(score_task, todo, (str(folder), device, threads), "local", workers))
     for task, res in runner:
         res = {**res, "clip_id": task.clip_id, "cached": False}
         # missing files and our own bugs are not cached: a new file or a fix should be picked up
