@@ -37,3 +37,10 @@ def progress_bar(unit: str = "clips") -> Progress:
         console=err,
         transient=False,
     )
+
+
+def print_clip_problem(console: Console, status: str, clip_id: str, message: str) -> None:
+    """The line a batch command prints for a clip it could not process (the same in every command)."""
+    from rich.markup import escape
+
+    console.print(f"[red]{escape(status)}[/] {escape(clip_id)}: {escape(message)}", highlight=False, soft_wrap=True)

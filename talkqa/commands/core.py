@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..cli_app import ConfigOpt, SetOpt, app, friendly
-from ..console import err, out, progress_bar
+from ..console import err, out, print_clip_problem, progress_bar
 from ..errors import TalkqaError
 
 @app.command()
@@ -83,8 +83,7 @@ def extract(
             if not status.has_features:
                 n_bad += 1
                 if not single:
-                    bar.console.print(f"[red]{status.status}[/] {escape(status.clip_id)}: {escape(status.message)}",
-                                         highlight=False)
+                    print_clip_problem(bar.console, status.status, status.clip_id, status.message)
 
         table = run_extract(df, store, cfg, engine=engine, workers=workers, ray_address=ray_address, on_done=on_done)
     if single and n_bad:

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
 from ..cli_app import SetOpt, app, friendly
-from ..console import out, progress_bar
+from ..console import out, print_clip_problem, progress_bar
 from ..errors import UsageError
 
 experts_app = typer.Typer(help="Inspect the registered experts.", no_args_is_help=True)
@@ -75,8 +74,7 @@ def embed(
                 bar.advance(job)
                 if res["status"] != "ok":
                     failed += 1
-                    bar.console.print(f"[red]{res['status']}[/] {escape(res['clip_id'])}: {escape(res['message'])}",
-                                      highlight=False)
+                    print_clip_problem(bar.console, res["status"], res["clip_id"], res["message"])
 
             table = run_embed(store, name, config_dir, set_ or [], device, engine, workers, ray_address, on_done)
         out.print(f"{name}: {len(table)} clips ({int(table['cached'].sum())} cached) -> {Path(store) / 'experts' / (name + '.parquet')}")

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from ..cli_app import app, friendly
-from ..console import err, out, progress_bar
+from ..console import err, out, print_clip_problem, progress_bar
 from ..errors import UsageError
 from ..tasks import DIMENSION_NAMES
 
@@ -136,8 +136,7 @@ def _batch(manifest: Path, out_path: Path, model, engine, workers, ray_address, 
             bar.advance(job)
             if row["status"] != "ok":
                 n_bad += 1
-                bar.console.print(f"[red]{row['status']}[/] {escape(row['clip_id'])}: {escape(row['message'])}",
-                                  highlight=False, soft_wrap=True)
+                print_clip_problem(bar.console, row["status"], row["clip_id"], row["message"])
 
         table = run_batch(df, out_path, model, engine, workers, ray_address, device, on_done=on_done)
     counts = table["status"].value_counts()
