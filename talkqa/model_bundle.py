@@ -111,15 +111,14 @@ def _expert_entries(data, names: list[str], overrides: dict[str, list[str]]) -> 
 
 
 def _point_metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float | int | None]:
-    from scipy import stats
+    """The benchmark's metrics (fusion.metrics) on the finite pairs; None where fewer than 3."""
+    from fusion.metrics import point_metrics
 
     ok = np.isfinite(pred) & np.isfinite(y)
     n = int(ok.sum())
-    if n < 3 or np.ptp(pred[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return {"n": n, "srcc": None, "plcc": None, "rmse": float(np.sqrt(np.mean((pred[ok] - y[ok]) ** 2))) if n else None}
-    return {"n": n, "srcc": round(float(stats.spearmanr(pred[ok], y[ok])[0]), 4),
-            "plcc": round(float(stats.pearsonr(pred[ok], y[ok])[0]), 4),
-            "rmse": round(float(np.sqrt(np.mean((pred[ok] - y[ok]) ** 2))), 4)}
+    if n < 3:
+        return {"n": n, "srcc": None, "krcc": None, "plcc": None, "rmse": None}
+    return {"n": n, **{k: round(v, 4) for k, v in point_metrics(pred[ok], y[ok]).items()}}
 
 
 def _val_metrics(fusion_pred, stack_oof, labels, val_ids: list[str]) -> dict:

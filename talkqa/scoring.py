@@ -119,15 +119,10 @@ def failed_result(clip: str, message: str, code: str, model: dict) -> Result:
 
 # ------------------------------------------------------------------------------------------ segments
 def _segments(mask: np.ndarray, t0: np.ndarray, t1: np.ndarray, value: np.ndarray) -> list[tuple[float, float, float]]:
-    """Merge runs of flagged, touching windows: [(start, end, max value)]."""
-    out: list[list[float]] = []
-    for i in np.flatnonzero(mask):
-        if out and t0[i] <= out[-1][1] + 1e-6 and mask[i - 1]:
-            out[-1][1] = float(t1[i])
-            out[-1][2] = max(out[-1][2], float(value[i]))
-        else:
-            out.append([float(t0[i]), float(t1[i]), float(value[i])])
-    return [tuple(s) for s in out]
+    """Merge runs of flagged consecutive windows: [(start, end, max value)]."""
+    from features.signals import runs
+
+    return [(float(t0[a]), float(t1[b - 1]), float(np.max(value[a:b]))) for a, b in runs(mask)]
 
 
 def _offset_words(frames: float) -> str:
