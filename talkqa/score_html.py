@@ -76,11 +76,9 @@ def _timeline(result, details) -> str:
 
 
 def _lag_of(suffix: str) -> int | None:
-    m = re.fullmatch(r"(m|n|neg|minus|-|p|pos|plus|\+)?_?(\d+)", suffix)
-    if not m:
-        return None
-    sign = -1 if m.group(1) in ("m", "n", "neg", "minus", "-") else 1
-    return sign * int(m.group(2))
+    """'m3' -> -3, '0' -> 0, 'p3' -> 3: the lag spelling of experts.sync.lag_name."""
+    m = re.fullmatch(r"([mp]?)(\d+)", suffix)
+    return None if not m else (-1 if m.group(1) == "m" else 1) * int(m.group(2))
 
 
 def _offset_curve(result, details) -> str:
@@ -102,14 +100,16 @@ def _offset_curve(result, details) -> str:
                 label = f"{src.curve_prefix}<lag> (sync expert)"
                 break
     series = details["series"]
-    if curve is None and "lipsync__aperture" in series and "lipsync__audio_envelope_db" in series:
-        fps = details["fps"]
-        ap, env = np.asarray(series["lipsync__aperture"], float), np.asarray(series["lipsync__audio_envelope_db"], float)
-        vel = np.gradient(ap) * fps if len(ap) > 1 else ap
-        sigma = 0.5 * fps
-        curves = [S.lagged_xcorr(S.detrend(ap, sigma), S.detrend(env, sigma), 15)]
-        if "lipsync__onset_strength" in series:
-            curves.append(S.lagged_xcorr(np.maximum(vel, 0.0), np.asarray(series["lipsync__onset_strength"], float), 15))
+    if curve is None and "lipsync__onset_strength" in series:
+        # the hand-crafted estimator's own curve: the same signal pairs and parameters as the family
+        from features.families import FAMILIES
+        from features.families.lipsync import av_signal_pairs
+
+        p = FAMILIES.create("lipsync").params
+        pairs = av_signal_pairs(np.asarray(series["lipsync__aperture"], float),
+                                np.asarray(series["lipsync__audio_envelope_db"], float),
+                                np.asarray(series["lipsync__onset_strength"], float), details["fps"], p["detrend_s"])
+        curves = [S.lagged_xcorr(m, a, p["max_lag"]) for m, a in pairs.values()]
         lags = curves[0][0]
         curve = np.mean([c for _, c in curves], axis=0)
         label = "mouth/audio cross-correlation (hand-crafted)"

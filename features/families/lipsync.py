@@ -22,6 +22,18 @@ from ..clip import PreprocessedClip
 from .base import FAMILIES, FamilyOutput, FeatureFamily
 
 
+def av_signal_pairs(aperture: np.ndarray, env: np.ndarray, onset: np.ndarray, fps: float,
+                    detrend_s: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The mouth/audio signal pairs whose lagged cross-correlation gives the AV offset: detrended
+    aperture vs detrended envelope, and opening speed vs onset strength."""
+    sigma = detrend_s * fps
+    vel = np.gradient(aperture) * fps if len(aperture) > 1 else np.full(len(aperture), np.nan)
+    return {
+        "envelope": (S.detrend(aperture, sigma), S.detrend(env, sigma)),
+        "onset": (np.maximum(vel, 0.0), onset),  # closing makes no sound: only opening counts
+    }
+
+
 def rolling_range(x: np.ndarray, size: int) -> np.ndarray:
     """(T,) max - min over a centred window of `size` frames; NaN where x is NaN."""
     bad = ~np.isfinite(x)
@@ -102,11 +114,7 @@ class LipSync(FeatureFamily):
         onset = S.onset_strength(S.frame_spectra(audio, T, clip.hop), clip.sr)
         out.series.update(audio_envelope_db=env, onset_strength=onset)
 
-        sigma = p["detrend_s"] * fps
-        pairs = {
-            "envelope": (S.detrend(aperture, sigma), S.detrend(env, sigma)),
-            "onset": (np.maximum(vel, 0.0), onset),  # closing makes no sound: only opening counts
-        }
+        pairs = av_signal_pairs(aperture, env, onset, fps, p["detrend_s"])
         curves = {k: S.lagged_xcorr(m, a, p["max_lag"]) for k, (m, a) in pairs.items()}
         lags = curves["envelope"][0]
         av = S.xcorr_peak(lags, (curves["envelope"][1] + curves["onset"][1]) / 2)
