@@ -139,6 +139,44 @@ def load_store(store_dir: str | Path, experts: list[str] | None = None) -> Store
     return StoreData(store.root, clip_ids, hc, tokens, scal, windows)
 
 
+def merge_store_data(parts: list[StoreData]) -> StoreData:
+    """Several stores as one (e.g. the real degrade corpus + the synthetic one), for training on both.
+
+    The stores must agree on what a clip looks like: the same hand-crafted columns and the same experts
+    (name, version, weights); a clip_id may appear in only one of them."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    for other in parts[1:]:
+        if list(other.handcrafted.columns) != list(first.handcrafted.columns):
+            diff = sorted(set(other.handcrafted.columns) ^ set(first.handcrafted.columns))
+            raise UsageError(f"stores {first.root} and {other.root} have different hand-crafted columns "
+                             f"({', '.join(diff[:3]) or 'same names, different order'}); extract both with one config")
+        if {k: v.info for k, v in other.experts.items()} != {k: v.info for k, v in first.experts.items()}:
+            raise UsageError(f"stores {first.root} and {other.root} have different experts "
+                             f"({_describe_experts(first)} vs {_describe_experts(other)}); embed both with the same "
+                             "experts (`talkqa embed --store DIR --experts ...`)")
+    clip_ids = [cid for p in parts for cid in p.clip_ids]
+    seen: dict[str, Path] = {}
+    for p in parts:
+        for cid in p.clip_ids:
+            if cid in seen:
+                raise UsageError(f"clip_id {cid!r} is in both {seen[cid]} and {p.root}; clip ids must be unique "
+                                 "across the stores trained on together")
+            seen[cid] = p.root
+    experts = {name: ExpertTokens(info.info, {k: v for p in parts for k, v in p.experts[name].emb.items()},
+                                  {k: v for p in parts for k, v in p.experts[name].t_mid.items()})
+               for name, info in first.experts.items()}
+    scalars = pd.concat([p.scalars for p in parts], axis=0)
+    windows = {k: v for p in parts for k, v in p.windows.items()}
+    return StoreData(first.root, clip_ids, pd.concat([p.handcrafted for p in parts], axis=0), experts,
+                     scalars, windows, use_handcrafted=all(p.use_handcrafted for p in parts))
+
+
+def _describe_experts(data: StoreData) -> str:
+    return ", ".join(f"{k} {v.info.version} {v.info.weights_hash[:8]}" for k, v in data.experts.items()) or "none"
+
+
 # ------------------------------------------------------------------------------------------- labels
 @dataclass
 class Labels:
@@ -191,6 +229,22 @@ def load_labels(path: str | Path, diagnostics: str | Path | None = None, pairs: 
         raise UsageError(f"diagnostics file {diag_path} not found")
     pair_table = load_pairs(pairs) if pairs else None
     return Labels(table, diag, pair_table, path)
+
+
+def merge_labels(parts: list[Labels]) -> Labels:
+    """Label tables of several corpora as one; a clip_id may be labelled in only one of them."""
+    if len(parts) == 1:
+        return parts[0]
+    table = pd.concat([p.table for p in parts], axis=0)
+    if table.index.duplicated().any():
+        cid = table.index[table.index.duplicated()][0]
+        raise UsageError(f"clip_id {cid!r} is labelled in more than one of "
+                         f"{', '.join(str(p.source) for p in parts)}; clip ids must be unique across label files")
+    # A corpus without diagnostics would otherwise read as "no problem anywhere": keep None unless all have them.
+    diags = [p.diagnostics for p in parts]
+    diagnostics = pd.concat(diags, ignore_index=True) if all(d is not None for d in diags) else None
+    pairs = [p.pairs for p in parts if p.pairs is not None]
+    return Labels(table, diagnostics, pd.concat(pairs, ignore_index=True) if pairs else None, parts[0].source)
 
 
 def load_pairs(path: str | Path) -> pd.DataFrame:

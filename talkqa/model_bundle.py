@@ -175,15 +175,7 @@ def _thresholds(fusion, data, labels, val_ids: list[str], cfg: DiagnosticsConfig
     return out
 
 
-def train_bundle(store_dir: str | Path, labels_path: str | Path, out_dir: str | Path, config: BundleConfig,
-                 log: Callable[[str], None] | None = None, command: str | None = None) -> Path:
-    from fusion.data import common_clips, load_labels, load_store
-    from fusion.train import FusionRegressor, speaker_split
-    from stacking.model import StackingRegressor
-
-    log = log or (lambda msg: None)
-    t0 = time.time()
-    store_dir, out_dir = Path(store_dir), Path(out_dir)
+def _store_extract_config(store_dir: Path) -> ExtractConfig:
     extract_yaml = store_dir / "extract.yaml"
     if not extract_yaml.is_file():
         raise UsageError(f"{store_dir} has no extract.yaml; point --store at a folder written by `talkqa extract`")
@@ -193,10 +185,39 @@ def train_bundle(store_dir: str | Path, labels_path: str | Path, out_dir: str | 
     if stored_hash and stored_hash != extract_config.params_hash():
         raise UsageError(f"{store_dir}: handcrafted.parquet was written with params {stored_hash}, but extract.yaml "
                          f"hashes to {extract_config.params_hash()}; re-run `talkqa extract` into this store")
-    data = load_store(store_dir, config.experts)
+    return extract_config
+
+
+def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list, out_dir: str | Path,
+                 config: BundleConfig, log: Callable[[str], None] | None = None, command: str | None = None) -> Path:
+    """Train on one store + label file, or on several (one label file for all, or one per store): the
+    stores must share the extraction config and the experts, and their clip ids must not overlap."""
+    from fusion.data import common_clips, load_labels, load_store, merge_labels, merge_store_data
+    from fusion.train import FusionRegressor, speaker_split
+    from stacking.model import StackingRegressor
+
+    log = log or (lambda msg: None)
+    t0 = time.time()
+    store_dirs = [Path(p) for p in (store_dirs if isinstance(store_dirs, (list, tuple)) else [store_dirs])]
+    labels_paths = [Path(p) for p in (labels_paths if isinstance(labels_paths, (list, tuple)) else [labels_paths])]
+    if not store_dirs:
+        raise UsageError("give at least one --store")
+    if len(labels_paths) not in (1, len(store_dirs)):
+        raise UsageError(f"{len(store_dirs)} stores but {len(labels_paths)} label files: give one --labels for all "
+                         "stores or one per --store, in the same order")
+    out_dir = Path(out_dir)
+    extract_config = _store_extract_config(store_dirs[0])
+    for other in store_dirs[1:]:
+        if _store_extract_config(other).params_hash() != extract_config.params_hash():
+            raise UsageError(f"{other} was extracted with another config than {store_dirs[0]} (compare their "
+                             "extract.yaml); a model scores with one extraction, so re-extract one of them")
+    data = merge_store_data([load_store(p, config.experts) for p in store_dirs])
+    label_parts = [load_labels(p) for p in labels_paths]
+    if len(label_parts) > 1 and any(p.diagnostics is None for p in label_parts):
+        log("warning: not every label file has diagnostics.parquet beside it; window diagnostics are not trained")
+    labels = merge_labels(label_parts)
     if not data.experts:
         log("warning: the store has no expert outputs; the model uses hand-crafted features only")
-    labels = load_labels(labels_path)
     ids = common_clips(data, labels)
     experts = _expert_entries(data, data.expert_names, config.expert_overrides)
     groups = labels.groups(ids)
@@ -242,7 +263,7 @@ def train_bundle(store_dir: str | Path, labels_path: str | Path, out_dir: str | 
                          "tasks": fusion.tasks_, "stacking_dimensions": stacking.dimensions_},
         "sync_sources": [s.model_dump() for s in config.sync_sources],
         "diagnostic_thresholds": thresholds,
-        "training_data": {"stores": [str(store_dir.resolve())], "labels": str(Path(labels_path).resolve()),
+        "training_data": {"stores": [str(p.resolve()) for p in store_dirs], "labels": [str(p.resolve()) for p in labels_paths],
                           "clips": len(ids), "speakers": int(len(set(groups))), "fusion_train_clips": len(train_ids),
                           "val_clips": len(val_ids), "val_speakers": int(len(set(labels.groups(val_ids)))) if val_ids else 0,
                           "label_means": label_means,
@@ -290,7 +311,7 @@ def model_card(meta: dict) -> str:
     if not meta["experts"]:
         lines.append("| (none: hand-crafted features only) | | | | |")
     lines += ["", "## Training data", "",
-              f"- stores: {', '.join(td['stores'])}; labels: {td['labels']}",
+              f"- stores: {', '.join(td['stores'])}; labels: {_as_text(td['labels'])}",
               f"- {td['clips']} labelled clips of {td['speakers']} speakers; fusion trained on {td['fusion_train_clips']}, "
               f"early-stopped on {td['val_clips']} clips of {td['val_speakers']} held-out speakers; stacking fitted on all",
               f"- label means: " + ", ".join(f"{k} {v:.2f}" for k, v in td["label_means"].items()), "",
@@ -313,6 +334,10 @@ def model_card(meta: dict) -> str:
               "(`talkqa benchmark` cross-validates properly).",
               "- Without an audio track, lip_sync, audio_quality and consistency are not scored.", ""]
     return "\n".join(lines)
+
+
+def _as_text(value: str | list[str]) -> str:
+    return value if isinstance(value, str) else ", ".join(value)  # model.json of format 1 stored one path
 
 
 # ------------------------------------------------------------------------------------------ loading

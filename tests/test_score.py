@@ -56,12 +56,18 @@ def bundle(inputs, tmp_path_factory):
     manifest.to_csv(root / "manifest.csv", index=False)
     diag = pd.DataFrame([{"clip_id": n, "start": 0.0, "end": 1.0, "dimension": DIMENSION_NAMES[i % 4],
                           "artifact": "made_up", "severity": 0.5, "issue": "made up"} for i, n in enumerate(usable[:6])])
-    diag.to_parquet(root / "diagnostics.parquet", index=False)
-    run_extract(manifest, root / "store", ExtractConfig.model_validate(FAST_EXTRACT))
-    run_embed(root / "store", "expression")
-    run_embed(root / "store", "audio", overrides=["dnsmos=false", "opensmile_lld=false"])  # seconds, not a minute
-    res = CliRunner().invoke(app, ["train", "--store", str(root / "store"), "--labels", str(root / "manifest.csv"),
-                                   "--out", str(root / "model"), "--name", "tiny-test", "-q", *TINY_TRAIN])
+    # Two corpora, each its own store + label file (+ diagnostics beside it), trained on together.
+    args = []
+    for part, rows in (("a", manifest.iloc[::2]), ("b", manifest.iloc[1::2])):
+        folder = root / part
+        folder.mkdir()
+        rows.to_csv(folder / "manifest.csv", index=False)
+        diag[diag["clip_id"].isin(rows["clip_id"])].to_parquet(folder / "diagnostics.parquet", index=False)
+        run_extract(rows, folder / "store", ExtractConfig.model_validate(FAST_EXTRACT))
+        run_embed(folder / "store", "expression")
+        run_embed(folder / "store", "audio", overrides=["dnsmos=false", "opensmile_lld=false"])  # seconds, not a minute
+        args += ["--store", str(folder / "store"), "--labels", str(folder / "manifest.csv")]
+    res = CliRunner().invoke(app, ["train", *args, "--out", str(root / "model"), "--name", "tiny-test", "-q", *TINY_TRAIN])
     assert res.exit_code == 0, res.output
     return root / "model"
 
@@ -88,12 +94,37 @@ def test_train_writes_a_self_describing_loadable_bundle(bundle):
         assert entry["version"] and entry["weights_hash"] and isinstance(entry["config"], dict)
     assert meta["extraction"]["params_hash"] and meta["input_schema"]["handcrafted_columns"]
     td = meta["training_data"]
-    assert td["clips"] >= 8 and td["speakers"] == 4 and td["val_clips"] > 0 and set(td["label_means"]) == set(DIMENSION_NAMES)
+    assert len(td["stores"]) == 2 and len(td["labels"]) == 2
+    assert td["clips"] >= 8 and td["speakers"] == 4 and td["diagnostics_labels"] and td["val_clips"] > 0 and set(td["label_means"]) == set(DIMENSION_NAMES)
     assert set(meta["diagnostic_thresholds"]) == set(DIMENSION_NAMES)
     assert all(0 < t["threshold"] < 1 for t in meta["diagnostic_thresholds"].values())
     assert meta["val_metrics"] and "combine: mean" in (bundle / "model_card.md").read_text()
     b = load_bundle(bundle)
     assert b.name == "tiny-test" and set(b.expert_names) == {"expression", "audio"}
+
+
+def test_training_on_several_stores_refuses_what_cannot_be_merged(bundle, tmp_path):
+    from fusion.data import load_labels, load_store, merge_labels, merge_store_data
+    from talkqa.errors import UsageError
+
+    a, b = bundle.parent / "a", bundle.parent / "b"
+    merged = merge_store_data([load_store(a / "store"), load_store(b / "store")])
+    assert len(merged.clip_ids) == len(set(merged.clip_ids)) == 8
+    assert set(merged.windows) == set(merged.experts["expression"].emb) == set(merged.clip_ids)
+    assert list(merged.scalars.index) == merged.clip_ids
+    labels = merge_labels([load_labels(a / "manifest.csv"), load_labels(b / "manifest.csv")])
+    assert len(labels.table) == 8 and len(labels.diagnostics) == 6
+    with pytest.raises(UsageError, match="different experts"):
+        merge_store_data([load_store(a / "store", ["expression"]), load_store(b / "store")])
+
+    def train(*args):
+        return CliRunner().invoke(app, ["train", *args, "--out", str(tmp_path / "m"), "-q", *TINY_TRAIN])
+
+    res = train("--store", str(a / "store"), "--store", str(a / "store"), "--labels", str(a / "manifest.csv"))
+    assert res.exit_code == 2 and "is in both" in res.output
+    res = train("--store", str(a / "store"), "--store", str(b / "store"), *["--labels", str(a / "manifest.csv")] * 3)
+    assert res.exit_code == 2 and "2 stores but 3 label files" in res.output
+    assert not (tmp_path / "m" / "model.json").exists()
 
 
 # ------------------------------------------------------------------------------------------- JSON, exit codes

@@ -16,8 +16,8 @@ from ..console import err, out
 @app.command()
 @friendly
 def train(
-    store: Path = typer.Option(..., "--store", help="Store written by `talkqa extract` + `talkqa embed`."),
-    labels: Path = typer.Option(..., "--labels", help="Manifest or label table with mos_* columns (diagnostics.parquet beside it is used)."),
+    store: list[Path] = typer.Option(..., "--store", help="Store written by `talkqa extract` + `talkqa embed`; repeat to train on several (same extraction config and experts)."),
+    labels: list[Path] = typer.Option(..., "--labels", help="Manifest or label table with mos_* columns (diagnostics.parquet beside it is used); one for all stores or one per --store, in order."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Model folder to write (fusion/, stacking/, model.json, model_card.md)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Training YAML (default: configs/train/default.yaml)."),
     set_: Optional[list[str]] = SetOpt,
@@ -27,6 +27,8 @@ def train(
     """Train a scoring model: fusion (early-stopped on held-out speakers) + stacking (all labelled clips).
 
     Example: talkqa train --store store/ --labels corpus/degraded/manifest.csv --out models/mine
+
+    Two corpora: talkqa train --store real/ --labels real/manifest.csv --store synth/ --labels synth/manifest.csv --out models/mine
     """
     from ..config import load_config
     from ..model_bundle import DEFAULT_TRAIN_CONFIG, BundleConfig, train_bundle
