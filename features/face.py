@@ -1,6 +1,6 @@
 """Face detection, IoU tracking and per-track 478-point meshes (MediaPipe, `mp.solutions`).
 
-Detection runs every `detect_every` analysis frames. Detections are matched to live tracks greedily
+Detection (`FaceDetector`) runs every `detect_every` analysis frames. Detections are matched to live tracks greedily
 by IoU (highest pairs first, IoU >= track_iou); an unmatched detection revives a lost track at the
 same place (the same person back after an occlusion or a cut) or starts a new one. Each live track is
 meshed on every frame by its own FaceMesh in video mode (the tracking state belongs to one face), run
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass, field
 
 import cv2
@@ -33,23 +34,41 @@ BOX_SMOOTHING = 0.5  # weight of a new detection in a track's box: damps detecto
 DUPLICATE_IOU = 0.6  # two tracks overlapping this much follow the same face
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_saved_stderr: int | None = None
+
+
 @contextlib.contextmanager
 def quiet_native_stderr():
     """MediaPipe's C++ layer logs a few warning lines per graph straight to file descriptor 2.
-    Silence them while graphs start (creation and first frame); Python exceptions still surface."""
+    Silence them while graphs start (creation and first frame); Python exceptions still surface.
+
+    Shared by threads (the detector starts on the decoding thread while a mesh may start on the main
+    one): the first to enter redirects fd 2, the last to leave restores it, so an overlap cannot
+    leave stderr pointing at /dev/null."""
+    global _quiet_depth, _saved_stderr
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            try:
+                saved = os.dup(2)
+            except OSError:
+                saved = None
+            if saved is not None:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            _saved_stderr = saved
+        _quiet_depth += 1
     try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _saved_stderr is not None:
+                os.dup2(_saved_stderr, 2)
+                os.close(_saved_stderr)
+                _saved_stderr = None
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -87,6 +106,47 @@ class Track:
             self.mesh = None
 
 
+class FaceDetector:
+    """MediaPipe face detection on one analysis frame -> boxes, largest first (at most max_faces).
+
+    Separate from the tracker because a detection depends on its frame only: preprocessing runs it
+    on the decoding thread, ahead of the tracker, while the tracker meshes earlier frames."""
+
+    def __init__(self, config: PreprocessConfig):
+        self.config = config
+        self._detector = None
+
+    def due(self, t: int) -> bool:
+        return t % self.config.detect_every == 0
+
+    def detect(self, frame: np.ndarray) -> list[np.ndarray]:
+        if self._detector is None:
+            import mediapipe as mp
+
+            with quiet_native_stderr():
+                self._detector = mp.solutions.face_detection.FaceDetection(
+                    model_selection=self.config.detector_model,
+                    min_detection_confidence=self.config.min_detection_confidence,
+                )
+                res = self._detector.process(frame)
+        else:
+            res = self._detector.process(frame)
+        h, w = frame.shape[:2]
+        boxes = []
+        for det in res.detections or []:
+            bb = det.location_data.relative_bounding_box
+            box = np.array([bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w, (bb.ymin + bb.height) * h])
+            if min(box[2] - box[0], box[3] - box[1]) > 8:  # smaller faces cannot be meshed usefully
+                boxes.append(box)
+        boxes.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+        return boxes[: self.config.max_faces]
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
+
 class FaceTracker:
     """Streaming tracker: call `step` once per analysis frame, then `main_track`, then `close`."""
 
@@ -95,13 +155,13 @@ class FaceTracker:
         self.hold = hold
         self.tracks: list[Track] = []
         self.max_simultaneous = 0  # most faces meshed in one frame
-        self._detector = None
 
     # ------------------------------------------------------------------ per frame
-    def step(self, t: int, frame: np.ndarray) -> list[tuple[Track, np.ndarray]]:
-        """Process analysis frame t; returns (track, landmarks (478, 3)) for each track meshed in it."""
-        if t % self.config.detect_every == 0:
-            self._associate(t, self._detect(frame))
+    def step(self, t: int, frame: np.ndarray, boxes: list[np.ndarray] | None) -> list[tuple[Track, np.ndarray]]:
+        """Process analysis frame t with its detections (None: not a detection frame); returns
+        (track, landmarks (478, 3)) for each track meshed in it."""
+        if boxes is not None:
+            self._associate(t, boxes)
         found = []
         for tr in self._live(t):
             lm = self._mesh(tr, frame)
@@ -131,28 +191,6 @@ class FaceTracker:
                 tr.alive = False
                 tr.close_mesh()  # a graph holds tens of MB; a revived track makes a new one
         return [tr for tr in self.tracks if tr.alive]
-
-    def _detect(self, frame: np.ndarray) -> list[np.ndarray]:
-        if self._detector is None:
-            import mediapipe as mp
-
-            with quiet_native_stderr():
-                self._detector = mp.solutions.face_detection.FaceDetection(
-                    model_selection=self.config.detector_model,
-                    min_detection_confidence=self.config.min_detection_confidence,
-                )
-                res = self._detector.process(frame)
-        else:
-            res = self._detector.process(frame)
-        h, w = frame.shape[:2]
-        boxes = []
-        for det in res.detections or []:
-            bb = det.location_data.relative_bounding_box
-            box = np.array([bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w, (bb.ymin + bb.height) * h])
-            if min(box[2] - box[0], box[3] - box[1]) > 8:  # smaller faces cannot be meshed usefully
-                boxes.append(box)
-        boxes.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
-        return boxes[: self.config.max_faces]
 
     def _associate(self, t: int, boxes: list[np.ndarray]) -> None:
         live = self._live(t)
@@ -219,6 +257,3 @@ class FaceTracker:
     def close(self) -> None:
         for tr in self.tracks:
             tr.close_mesh()
-        if self._detector is not None:
-            self._detector.close()
-            self._detector = None

@@ -22,7 +22,8 @@ from .align import align_frame, head_pose
 from .audio_prep import loudness_normalise, rms_dbfs, vad_per_frame
 from .clip import PreprocessedClip, empty_visual
 from .decode import DecodeStats, MediaInfo, check_file, decode_audio, iter_video, on_video_clock, probe
-from .face import FaceTracker
+from .background import in_background
+from .face import FaceDetector, FaceTracker
 
 THUMB = 64  # side of the grey thumbnail behind frame_diff
 # A file counts as cut short when it decodes this much less than its header declares.
@@ -94,32 +95,57 @@ class _VisualPass:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # empty_visual() filled for the main track
 
 
+@dataclass
+class _Frame:
+    """One analysis frame with what the decoding thread already knows about it."""
+
+    t: int
+    rgb: np.ndarray
+    diff: float  # mean absolute change of the grey thumbnail from the previous frame (NaN for the first)
+    black: bool
+    boxes: list[np.ndarray] | None  # face detections; None when frame t is not a detection frame
+
+
+def _analysed_frames(path: Path, config: PreprocessConfig, stats: DecodeStats, detector: FaceDetector):
+    """Decode + per-frame checks + detection; runs on the producer thread (see features/background.py)."""
+    prev_thumb = None
+    for t, frame in enumerate(iter_video(path, config.fps, config.analysis_max_side, stats)):
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        thumb = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.int16)
+        diff = np.nan if prev_thumb is None else float(np.abs(thumb - prev_thumb).mean())
+        prev_thumb = thumb
+        # Nothing to find in a black frame (and no detection on it); the track holds across a short fade.
+        black = bool(np.mean(cv2.mean(frame)[:3]) < config.black_threshold)
+        boxes = detector.detect(frame) if not black and detector.due(t) else None
+        yield _Frame(t, frame, diff, black, boxes)
+
+
 def _visual_pass(path: Path, config: PreprocessConfig) -> _VisualPass:
     out = _VisualPass()
+    detector = FaceDetector(config)
     tracker = FaceTracker(config)
     # track id -> frame -> (landmarks, aligned, face crop, mouth crop, head pose): small arrays only
     per_track: dict[int, dict[int, tuple]] = {}
     diffs: list[float] = []
-    prev_thumb = None
     mouth_size = tuple(config.mouth_size)
+    frames = in_background(_analysed_frames(path, config, out.stats, detector))
     try:
-        for t, frame in enumerate(iter_video(path, config.fps, config.analysis_max_side, out.stats)):
-            out.n_frames = t + 1
-            out.frame_size = (frame.shape[1], frame.shape[0])
-            grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-            thumb = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.int16)
-            diffs.append(np.nan if prev_thumb is None else float(np.abs(thumb - prev_thumb).mean()))
-            prev_thumb = thumb
-            if np.mean(cv2.mean(frame)[:3]) < config.black_threshold:
-                out.n_black += 1  # nothing to find in it; the track holds across a short fade
+        for f in frames:
+            out.n_frames = f.t + 1
+            out.frame_size = (f.rgb.shape[1], f.rgb.shape[0])
+            diffs.append(f.diff)
+            if f.black:
+                out.n_black += 1
                 continue
-            for track, lm in tracker.step(t, frame):
-                aligned, face, mouth = align_frame(frame, lm, config.face_size, mouth_size)
-                per_track.setdefault(track.track_id, {})[t] = (lm, aligned, face, mouth, head_pose(lm))
+            for track, lm in tracker.step(f.t, f.rgb, f.boxes):
+                aligned, face, mouth = align_frame(f.rgb, lm, config.face_size, mouth_size)
+                per_track.setdefault(track.track_id, {})[f.t] = (lm, aligned, face, mouth, head_pose(lm))
         main = tracker.main_track()
         out.n_tracks = tracker.max_simultaneous
     finally:
+        frames.close()  # stops and joins the producer thread (at once, if the loop above raised)
         tracker.close()
+        detector.close()
 
     out.frame_diff = np.array(diffs, np.float32)
     out.arrays = empty_visual(out.n_frames, config.face_size, mouth_size)

@@ -69,8 +69,9 @@ def _families(config: ExtractConfig):
     return [FAMILIES.create(name, **config.features.params.get(name, {})) for name in config.features.families]
 
 
-def compute_features(clip, config: ExtractConfig):
-    """Hand-crafted features of a preprocessed clip: (clip row dict, windows DataFrame, series dict)."""
+def compute_features(clip, config: ExtractConfig, families: list | None = None):
+    """Hand-crafted features of a preprocessed clip: (clip row dict, windows DataFrame, series dict).
+    `families`: family instances to run (default: every family of the config)."""
     from features.families import frame_windows
 
     fc = config.features
@@ -78,7 +79,7 @@ def compute_features(clip, config: ExtractConfig):
     row: dict[str, float] = {}
     win = {"t_start": windows[:, 0] / clip.fps, "t_end": windows[:, 1] / clip.fps}
     series: dict[str, np.ndarray] = {}
-    for fam in _families(config):
+    for fam in _families(config) if families is None else families:
         out = fam.extract(clip, windows)
         row.update(out.clip)
         win.update(out.windows)

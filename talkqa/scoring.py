@@ -1,7 +1,7 @@
 """Scoring API: `Scorer(model_dir).score(path) -> Result`, and the batch runner behind `talkqa score --manifest`.
 
 A Scorer loads a model folder (talkqa/model_bundle.py) once, with the experts it lists, and scores a
-clip in memory: preprocessing + hand-crafted features (`extract_one`, with the model's own extraction
+clip in memory: preprocessing + hand-crafted features (with the model's own extraction
 config) -> every expert's tokens -> fusion + stacking -> the per-dimension score (`combine`), the AV
 offset, and diagnostics. A clip that cannot be scored gives a Result with `error` set (one sentence)
 and null scores; Scorer never raises for bad input. A model folder this installation cannot reproduce
@@ -239,23 +239,60 @@ class Scorer:
             out[dim] = _num(np.clip(v, 1.0, 5.0) if np.isfinite(v) else np.nan, 4)
         return out
 
+    def _analyse(self, clip):
+        """Hand-crafted features and expert tokens of a preprocessed clip, in two lanes: the audio-only
+        families and experts on a second thread, the rest on this one. openSMILE, ONNX Runtime (DNSMOS),
+        torch and NumPy release the GIL, so on 2 cores the lanes overlap; each lane runs its parts in
+        the usual order, so the values are those of a sequential run (`talkqa extract` + `talkqa embed`).
+        Returns (row, windows, series, tokens, failed experts {name: exception})."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .extract import _families, compute_features
+
+        config = self.bundle.extract_config
+        families = _families(config)
+
+        def lane(audio_side: bool):
+            fams = [f for f in families if (f.modality == "audio") == audio_side]
+            row, windows, series = compute_features(clip, config, fams)
+            tokens, failed = {}, {}
+            for name, expert in self.experts.items():
+                if (expert.modality == "audio") != audio_side:
+                    continue
+                try:
+                    tokens[name] = expert.embed(clip)
+                except Exception as exc:
+                    failed[name] = exc
+            return row, windows, series, tokens, failed
+
+        with ThreadPoolExecutor(1, thread_name_prefix="talkqa-audio") as pool:
+            audio_lane = pool.submit(lane, True)
+            other = lane(False)
+            audio_part = audio_lane.result()
+        # Put the pieces back in the order a sequential run gives (families of the config, experts of the model).
+        row = {**other[0], **audio_part[0]}
+        row = {c: row[c] for f in families for c in f.columns()}
+        win = pd.concat([other[1], audio_part[1].drop(columns=["t_start", "t_end"])], axis=1)
+        windows = win[["t_start", "t_end", *[c for f in families for c in f.window_columns()]]]
+        series = {**other[2], **audio_part[2]}
+        tokens = {n: t for n in self.experts for t in [other[3].get(n, audio_part[3].get(n))] if t is not None}
+        failed = {n: e for n in self.experts for e in [other[4].get(n, audio_part[4].get(n))] if e is not None}
+        return row, windows, series, tokens, failed
+
     def score(self, path: str | Path, audio: str | Path | None = None, keep_details: bool = False) -> Result:
         """Score one clip; never raises for bad input (the Result carries the error)."""
-        from .extract import extract_one
+        from features.preprocess import preprocess
 
         t0 = time.perf_counter()
         clip_name = str(path)
         try:
-            clip, row, windows, series = extract_one(path, self.bundle.extract_config, audio)
+            clip = preprocess(path, self.bundle.extract_config.preprocess, clip_id=Path(path).stem, audio_path=audio)
             cid = clip.clip_id
             warnings = list(clip.warnings)
-            tokens = {}
-            for name, expert in self.experts.items():
-                try:
-                    tokens[name] = expert.embed(clip)
-                except Exception as exc:  # the expert cannot read this clip: the model scores without it
-                    if clip.has_audio or expert.modality == "visual":
-                        warnings.append(f"expert {name} could not run ({exc}); scored without it")
+            row, windows, series, tokens, failed = self._analyse(clip)
+            for name, exc in failed.items():  # the expert cannot read this clip: the model scores without it
+                if clip.has_audio or self.experts[name].modality == "visual":
+                    warnings.append(f"expert {name} could not run ({exc}); scored without it")
             data = self._store_data(cid, Path(path), row, windows, tokens)
             fused = self.bundle.fusion.predict(data, [cid]).iloc[0]
             stacked = self.bundle.stacking.predict(data, [cid]).iloc[0]

@@ -268,3 +268,45 @@ def test_corrupt_packets_are_counted_and_skipped(tmp_path, small_faces):
     clip = preprocess(corrupt_packets(good, tmp_path / "damaged.mp4", (10, 20, 30)))
     assert clip.n_frames == 40 and clip.info["n_corrupt"] >= 1
     assert any("corrupt" in w for w in clip.warnings) and clip.face_valid.mean() > 0.5
+
+
+# ------------------------------------------------------------------------------------------- background producer
+def test_in_background_yields_every_item_in_order_and_raises_producer_errors():
+    from features.background import in_background
+
+    assert list(in_background(iter(range(100)), depth=3)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise ValueError("bad packet")
+
+    got = []
+    with pytest.raises(ValueError, match="bad packet"):
+        for x in in_background(failing()):
+            got.append(x)
+    assert got == [1]
+
+
+def test_in_background_stops_and_closes_the_producer_when_the_consumer_leaves():
+    import threading
+
+    from features.background import in_background
+
+    closed = threading.Event()
+    produced = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                produced.append(i)
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    for x in in_background(endless(), depth=2):
+        if x == 5:
+            break
+    assert closed.wait(5) and len(produced) <= 5 + 1 + 2 + 1  # taken + in flight + queue depth
+    assert not any(t.name == "talkqa-producer" for t in threading.enumerate())

@@ -288,6 +288,25 @@ def test_python_api(inputs, bundle):
     assert bad.error and bad.error_code in ERROR_CODES and all(v is None for v in bad.scores.values())
 
 
+def test_scoring_in_two_lanes_gives_what_extract_and_embed_give(inputs, bundle):
+    """The scorer runs the audio side on a second thread; the values must be those of a sequential run."""
+    from features.preprocess import preprocess
+    from talkqa.extract import compute_features
+    from talkqa.scoring import Scorer
+
+    scorer = Scorer(bundle)
+    clip = preprocess(inputs["good"][0], scorer.bundle.extract_config.preprocess)
+    row, windows, series, tokens, failed = scorer._analyse(clip)
+    row0, windows0, series0 = compute_features(clip, scorer.bundle.extract_config)
+    assert not failed and list(row) == list(row0) and np.array_equal(list(row.values()), list(row0.values()), equal_nan=True)
+    pd.testing.assert_frame_equal(windows.reset_index(drop=True), windows0)
+    assert set(series) == set(series0) and all(np.array_equal(series[k], series0[k], equal_nan=True) for k in series)
+    assert list(tokens) == list(scorer.experts)
+    for name, expert in scorer.experts.items():
+        ref = expert.embed(clip)
+        assert np.array_equal(tokens[name].emb, ref.emb) and tokens[name].scalars == ref.scalars, name
+
+
 def test_import_talkqa_stays_cheap():
     code = "import sys, talkqa; assert 'torch' not in sys.modules and 'talkqa.scoring' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -182,6 +182,7 @@ def loudness_lufs(x: np.ndarray, sr: int) -> float:
 @FAMILIES.register
 class Audio(FeatureFamily):
     name = "audio"
+    modality = "audio"
     description = "voice and channel: F0, HNR, jitter, shimmer, SNR, clipping, bandwidth, loudness, DNSMOS, eGeMAPS"
     window_features = ("rms_db", "spectral_flatness", "rolloff_hz", "speech_share", "clipping_share", "f0_mean")
     defaults = {

@@ -41,6 +41,9 @@ def frame_windows(n_frames: int, fps: float, window_s: float = 1.0, min_window_s
 
 class FeatureFamily:
     name: ClassVar[str]
+    # What it reads: "audio" families need no face and "visual" ones no sound. Scoring runs the audio
+    # side on a second thread (talkqa/scoring.py), so the distinction buys wall time, not results.
+    modality: ClassVar[str] = "audiovisual"
     description: ClassVar[str] = ""
     clip_features: ClassVar[tuple[str, ...]] = ()
     window_features: ClassVar[tuple[str, ...]] = ()

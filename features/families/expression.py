@@ -51,6 +51,7 @@ def detect_blinks(
 @FAMILIES.register
 class Expression(FeatureFamily):
     name = "expression"
+    modality = "visual"
     description = "blinks, brow and head motion, jitter, symmetry, frozen frames, upper-face motion, AU proxies"
     clip_features = (
         "blink_count",
