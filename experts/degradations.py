@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy import signal
 
 SR = 16000
 
@@ -29,6 +28,8 @@ def clipping(x, sev, rng):
 
 def low_pass(x, sev, rng):
     cutoff = 7000 - 5500 * sev  # 7 kHz .. 1.5 kHz
+    from scipy import signal  # here, not at the top: scoring imports this module but never degrades
+
     sos = signal.butter(8, cutoff, fs=SR, output="sos")
     return signal.sosfilt(sos, x).astype(np.float32)
 
@@ -38,6 +39,8 @@ def reverb(x, sev, rng):
     n = int(rt60 * SR)
     ir = rng.normal(0, 1, n) * np.exp(-6.9 * np.arange(n) / n)
     ir[0] = 1.0
+    from scipy import signal
+
     y = signal.fftconvolve(x, ir)[: len(x)]
     return (y / (np.max(np.abs(y)) + 1e-9) * np.max(np.abs(x))).astype(np.float32)
 
