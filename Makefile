@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.talkqa-installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench default-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,26 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/extract_speed.py
+
+# Rebuild the shipped default model (talkqa/models/default) from ../shared/data/real + the synthetic
+# corpus, exactly as it was made: about an hour on 2 cores. Writes under $(WORK); copy $(WORK)/model
+# over talkqa/models/default to ship it.
+WORK  ?= build/default-model
+TQ    := OMP_NUM_THREADS=1 $(BIN)/talkqa
+DESCRIPTION := Trained on the degrade corpus of the real clips of ../shared/data (440 labelled variants of 40 clips, 27 speakers) plus the synthetic corpus (300 labelled variants of 60 rendered talking heads, 8 portraits), with the three shipped experts.
+default-model: $(STAMP)
+	$(BIN)/python benchmarks/shared_manifest.py real --out $(WORK)/real_manifest.csv
+	$(TQ) degrade $(WORK)/real_manifest.csv --out $(WORK)/real_degraded --variants 11 --seed 0 --workers 2
+	$(TQ) extract $(WORK)/real_degraded/manifest.csv --store $(WORK)/real_store --workers 2
+	$(TQ) embed --store $(WORK)/real_store --experts sync,expression,audio --workers 2
+	$(TQ) synth --out $(WORK)/synth --n 60 --duration 5 --seed 1 --workers 2
+	$(TQ) degrade $(WORK)/synth/manifest.csv --out $(WORK)/synth_degraded --variants 5 --seed 1 --workers 2
+	$(TQ) extract $(WORK)/synth_degraded/manifest.csv --store $(WORK)/synth_store --workers 2
+	$(TQ) embed --store $(WORK)/synth_store --experts sync,expression,audio --workers 2
+	$(TQ) train --store $(WORK)/real_store --labels $(WORK)/real_degraded/manifest.csv \
+	  --store $(WORK)/synth_store --labels $(WORK)/synth_degraded/manifest.csv \
+	  --out $(WORK)/model --name talkqa-default -q --set 'version="2"' --set 'description=$(DESCRIPTION)' \
+	  --set fusion.train.threads=2 --set stacking.n_jobs=2
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

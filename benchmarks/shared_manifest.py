@@ -57,5 +57,6 @@ if __name__ == "__main__":
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     df = shared_manifest(args.kind)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False)
     print(f"wrote {args.out}: {len(df)} clips" + (f", {df['speaker'].nunique()} speakers" if "speaker" in df else ""))
