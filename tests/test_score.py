@@ -127,6 +127,13 @@ def test_training_on_several_stores_refuses_what_cannot_be_merged(bundle, tmp_pa
     assert not (tmp_path / "m" / "model.json").exists()
 
 
+def test_embed_command_reports_each_expert(bundle):
+    store = bundle.parent / "a" / "store"
+    res = CliRunner().invoke(app, ["embed", "--store", str(store), "--experts", "expression"])
+    assert res.exit_code == 0, res.output
+    assert "expression: 4 clips (4 cached)" in res.output
+
+
 # ------------------------------------------------------------------------------------------- JSON, exit codes
 def test_json_lines_follow_the_schema_in_input_order(inputs, scored):
     names, res = scored

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..cli_app import ConfigOpt, SetOpt, app, friendly
-from ..console import err, out, print_clip_problem, progress_bar
+from ..console import ClipProgress, err, out
 from ..errors import TalkqaError
 
 @app.command()
@@ -73,24 +73,15 @@ def extract(
 
     cfg = load_config(ExtractConfig, config, set_ or [])
     df, single = _load_inputs(target)
-    n_bad = 0
-    with progress_bar() as bar:
-        job = bar.add_task("extract", total=len(df))
-
-        def on_done(status):
-            nonlocal n_bad
-            bar.advance(job)
-            if not status.has_features:
-                n_bad += 1
-                if not single:
-                    print_clip_problem(bar.console, status.status, status.clip_id, status.message)
-
-        table = run_extract(df, store, cfg, engine=engine, workers=workers, ray_address=ray_address, on_done=on_done)
-    if single and n_bad:
+    # A single clip's problem is the command's error message below, not a progress line.
+    with ClipProgress("extract", len(df), print_problems=not single) as progress:
+        table = run_extract(df, store, cfg, engine=engine, workers=workers, ray_address=ray_address,
+                            on_done=lambda s: progress.done(s.has_features, s.status, s.clip_id, s.message))
+    if single and progress.failed:
         row = table.iloc[0]
         raise TalkqaError(f"{row['message']} [{row['status']}]")
     _print_status_summary(table, store)
-    if n_bad:
+    if progress.failed:
         raise typer.Exit(1)
 
 

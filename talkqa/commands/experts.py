@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..cli_app import SetOpt, app, friendly
-from ..console import out, print_clip_problem, progress_bar
+from ..console import ClipProgress, out
 from ..errors import UsageError
 
 experts_app = typer.Typer(help="Inspect the registered experts.", no_args_is_help=True)
@@ -66,17 +66,10 @@ def embed(
 
     failed = 0
     for name in _names(experts):
-        with progress_bar() as bar:
-            job = bar.add_task(f"embed {name}", total=None)
-
-            def on_done(res, bar=bar, job=job):
-                nonlocal failed
-                bar.advance(job)
-                if res["status"] != "ok":
-                    failed += 1
-                    print_clip_problem(bar.console, res["status"], res["clip_id"], res["message"])
-
-            table = run_embed(store, name, config_dir, set_ or [], device, engine, workers, ray_address, on_done)
+        with ClipProgress(f"embed {name}", None) as progress:
+            table = run_embed(store, name, config_dir, set_ or [], device, engine, workers, ray_address,
+                              lambda r: progress.done(r["status"] == "ok", r["status"], r["clip_id"], r["message"]))
+        failed += progress.failed
         out.print(f"{name}: {len(table)} clips ({int(table['cached'].sum())} cached) -> {Path(store) / 'experts' / (name + '.parquet')}")
     if failed:
         raise typer.Exit(1)

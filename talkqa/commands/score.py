@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from ..cli_app import app, friendly
-from ..console import err, out, print_clip_problem, progress_bar
+from ..console import ClipProgress, err, out
 from ..errors import UsageError
 from ..tasks import DIMENSION_NAMES
 
@@ -127,18 +127,9 @@ def _batch(manifest: Path, out_path: Path, model, engine, workers, ray_address, 
     df, problems = load_manifest(manifest)
     for p in problems:
         err.print(f"[yellow]warning:[/] {escape(str(manifest))}: {escape(str(p))}", highlight=False)
-    n_bad = 0
-    with progress_bar() as bar:
-        job = bar.add_task("score", total=len(df))
-
-        def on_done(row):
-            nonlocal n_bad
-            bar.advance(job)
-            if row["status"] != "ok":
-                n_bad += 1
-                print_clip_problem(bar.console, row["status"], row["clip_id"], row["message"])
-
-        table = run_batch(df, out_path, model, engine, workers, ray_address, device, on_done=on_done)
+    with ClipProgress("score", len(df)) as progress:
+        table = run_batch(df, out_path, model, engine, workers, ray_address, device,
+                          on_done=lambda r: progress.done(r["status"] == "ok", r["status"], r["clip_id"], r["message"]))
     counts = table["status"].value_counts()
     t = Table(title=f"score status ({out_path}; {int(table['cached'].sum())} from the cache)")
     t.add_column("status")
@@ -146,5 +137,5 @@ def _batch(manifest: Path, out_path: Path, model, engine, workers, ray_address, 
     for status, n in counts.items():
         t.add_row(str(status), str(n))
     out.print(t)
-    if n_bad:
+    if progress.failed:
         raise typer.Exit(1)
