@@ -311,7 +311,7 @@ def model_card(meta: dict) -> str:
     if not meta["experts"]:
         lines.append("| (none: hand-crafted features only) | | | | |")
     lines += ["", "## Training data", "",
-              f"- stores: {', '.join(td['stores'])}; labels: {_as_text(td['labels'])}",
+              f"- stores: {', '.join(td['stores'])}; labels: {', '.join(td['labels'])}",
               f"- {td['clips']} labelled clips of {td['speakers']} speakers; fusion trained on {td['fusion_train_clips']}, "
               f"early-stopped on {td['val_clips']} clips of {td['val_speakers']} held-out speakers; stacking fitted on all",
               f"- label means: " + ", ".join(f"{k} {v:.2f}" for k, v in td["label_means"].items()), "",
@@ -334,10 +334,6 @@ def model_card(meta: dict) -> str:
               "(`talkqa benchmark` cross-validates properly).",
               "- Without an audio track, lip_sync, audio_quality and consistency are not scored.", ""]
     return "\n".join(lines)
-
-
-def _as_text(value: str | list[str]) -> str:
-    return value if isinstance(value, str) else ", ".join(value)  # model.json of format 1 stored one path
 
 
 # ------------------------------------------------------------------------------------------ loading

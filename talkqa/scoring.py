@@ -252,32 +252,30 @@ class Scorer:
         config = self.bundle.extract_config
         families = _families(config)
 
+        tokens, failed = {}, {}  # each lane writes only its own experts' keys
+
         def lane(audio_side: bool):
-            fams = [f for f in families if (f.modality == "audio") == audio_side]
-            row, windows, series = compute_features(clip, config, fams)
-            tokens, failed = {}, {}
+            features = compute_features(clip, config, [f for f in families if (f.modality == "audio") == audio_side])
             for name, expert in self.experts.items():
-                if (expert.modality == "audio") != audio_side:
-                    continue
-                try:
-                    tokens[name] = expert.embed(clip)
-                except Exception as exc:
-                    failed[name] = exc
-            return row, windows, series, tokens, failed
+                if (expert.modality == "audio") == audio_side:
+                    try:
+                        tokens[name] = expert.embed(clip)
+                    except Exception as exc:
+                        failed[name] = exc
+            return features
 
         with ThreadPoolExecutor(1, thread_name_prefix="talkqa-audio") as pool:
             audio_lane = pool.submit(lane, True)
-            other = lane(False)
-            audio_part = audio_lane.result()
-        # Put the pieces back in the order a sequential run gives (families of the config, experts of the model).
-        row = {**other[0], **audio_part[0]}
+            row_v, win_v, series_v = lane(False)
+            row_a, win_a, series_a = audio_lane.result()
+        # Back in the order a sequential run gives: families of the config, experts of the model.
+        row = {**row_v, **row_a}
         row = {c: row[c] for f in families for c in f.columns()}
-        win = pd.concat([other[1], audio_part[1].drop(columns=["t_start", "t_end"])], axis=1)
+        win = pd.concat([win_v, win_a.drop(columns=["t_start", "t_end"])], axis=1)
         windows = win[["t_start", "t_end", *[c for f in families for c in f.window_columns()]]]
-        series = {**other[2], **audio_part[2]}
-        tokens = {n: t for n in self.experts for t in [other[3].get(n, audio_part[3].get(n))] if t is not None}
-        failed = {n: e for n in self.experts for e in [other[4].get(n, audio_part[4].get(n))] if e is not None}
-        return row, windows, series, tokens, failed
+        order = list(self.experts)
+        return (row, windows, {**series_v, **series_a}, {n: tokens[n] for n in order if n in tokens},
+                {n: failed[n] for n in order if n in failed})
 
     def score(self, path: str | Path, audio: str | Path | None = None, keep_details: bool = False) -> Result:
         """Score one clip; never raises for bad input (the Result carries the error)."""
