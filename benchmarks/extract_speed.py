@@ -102,8 +102,8 @@ def decode_only(path: Path) -> float:
 
 
 def time_extraction(path: Path, config: ExtractConfig) -> dict[str, float]:
-    from features.preprocess import preprocess
-    from talkqa.extract import compute_features
+    from talkqa.features.preprocess import preprocess
+    from talkqa.features.extract import compute_features
 
     # warm-up on a short slice is not possible without re-encoding; the first run includes model loading,
     # so run twice and report both (cold = what a single-clip CLI call sees).

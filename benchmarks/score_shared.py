@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped one)")
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
-    from talkqa.scoring import run_batch
+    from talkqa.scoring.batch import run_batch
 
     manifest = pd.concat([pd.read_csv(args.real), pd.read_csv(args.generated)], ignore_index=True)
     manifest = manifest[["clip_id", "video", "generator"]]

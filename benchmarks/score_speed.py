@@ -87,7 +87,7 @@ def main() -> None:
     lt = {k: statistics.median(x[k] for x in loads) for k in loads[0]}
     result.update(lt)
 
-    from talkqa.scoring import Scorer
+    from talkqa.scoring.scorer import Scorer
 
     scorer = Scorer(model, threads=2)
     dec = decode_only(clip20)
@@ -124,7 +124,7 @@ def main() -> None:
     if not args.skip_batch:
         import pandas as pd
 
-        from talkqa.scoring import run_batch
+        from talkqa.scoring.batch import run_batch
 
         folder = args.workdir / "batch"
         shutil.rmtree(folder, ignore_errors=True)

@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from experts.base import training_clips  # noqa: E402
-from experts.sync import SyncConfig, SyncExpert, curve_scalars, shifted_audio_clip, window_distances  # noqa: E402
-from features.clip import PreprocessedClip  # noqa: E402
-from features.families import FAMILIES  # noqa: E402
-from features.families.base import frame_windows  # noqa: E402
+from talkqa.experts.base import training_clips  # noqa: E402
+from talkqa.experts.sync import SyncConfig, SyncExpert, curve_scalars, shifted_audio_clip, window_distances  # noqa: E402
+from talkqa.features.clip import PreprocessedClip  # noqa: E402
+from talkqa.features.families import FAMILIES  # noqa: E402
+from talkqa.features.families.base import frame_windows  # noqa: E402
 
 SHIFTS = np.arange(-15, 16)
 NEG_MIN_SHIFT = 3

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from features.clip import PreprocessedClip
+from talkqa.features.clip import PreprocessedClip
 from talkqa.errors import TalkqaError
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
@@ -211,7 +211,7 @@ class AudioExpert(Expert):
 
     # ------------------------------------------------------------------------------------ training
     def _speech(self, stores) -> list[tuple[str, np.ndarray]]:
-        from features.clip import PreprocessedClip as PC
+        from talkqa.features.clip import PreprocessedClip as PC
 
         out = []
         seg = int(self.config.segment_s * SR)
@@ -302,7 +302,7 @@ class AudioExpert(Expert):
 
 def _dnsmos(x: np.ndarray) -> dict[str, float]:
     """The same DNSMOS measurement as the hand-crafted audio family (two tiled 9 s segments)."""
-    from features.families.audio import dnsmos_scores
+    from talkqa.features.families.audio import dnsmos_scores
 
     if len(x) < SR or not np.any(x):
         return {k: float("nan") for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")}

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from features.clip import PreprocessedClip
+from talkqa.features.clip import PreprocessedClip
 from talkqa.registry import Registry
 
 EXPERTS: Registry["Expert"] = Registry("expert")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from features.clip import PreprocessedClip
+from talkqa.features.clip import PreprocessedClip
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
 from .motion import FEATURE_DIM, PERTURBATIONS, fill_invalid, motion_features

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from features import landmarks as L
+from talkqa.features import landmarks as L
 
 # A compact subset of the mesh: brows, eyes, lips, jaw line, nose ridge.
 POINTS = tuple(dict.fromkeys(L.RIGHT_BROW + L.LEFT_BROW + L.RIGHT_EYE_EAR + L.LEFT_EYE_EAR + L.OUTER_LIPS

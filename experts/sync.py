@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from features.clip import PreprocessedClip
+from talkqa.features.clip import PreprocessedClip
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
 

@@ -14,7 +14,8 @@ from sklearn.isotonic import IsotonicRegression
 from talkqa.errors import UsageError
 from talkqa.tasks import DIMENSIONS, DIMENSION_NAMES
 
-from .data import Labels, StoreData
+from talkqa.labels import Labels
+from talkqa.store_data import StoreData
 
 _DIM = {d.name: d for d in DIMENSIONS}
 

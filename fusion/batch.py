@@ -11,7 +11,7 @@ import torch
 
 from talkqa.tasks import DIMENSION_NAMES
 
-from .data import StoreData
+from talkqa.store_data import StoreData
 
 
 @dataclass

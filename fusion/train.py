@@ -27,12 +27,14 @@ import torch
 from talkqa import __version__
 from talkqa.config import load_config, save_config
 from talkqa.errors import TalkqaError
-from talkqa.store import _atomic_write, atomic_write_json
+from talkqa.store import atomic_write, atomic_write_json
 from talkqa.tasks import DIMENSIONS, DIMENSION_NAMES
 
 from .batch import Featurizer
 from .config import FusionConfig
-from .data import Labels, StoreData, window_targets
+from talkqa.labels import Labels, window_targets
+from talkqa.splits import hold_out_groups
+from talkqa.store_data import StoreData
 from .losses import contrastive_alignment_loss, diagnostic_loss, pairwise_ranking_loss, regression_losses
 from .model import build_model
 from .weighting import create_weighting
@@ -57,17 +59,10 @@ def unscale(pred: np.ndarray, tasks: list[str]) -> np.ndarray:
     return out
 
 
-def speaker_split(clip_ids: list[str], groups: np.ndarray, share: float, seed: int) -> tuple[list[str], list[str]]:
-    """Hold out whole speakers (about `share` of them) for early stopping."""
-    uniq = np.array(sorted(set(groups)))
-    if share <= 0 or len(uniq) < 3:
-        return list(clip_ids), []
-    rng = np.random.default_rng(seed)
-    n_val = max(1, int(round(share * len(uniq))))
-    held = set(rng.choice(uniq, n_val, replace=False))
-    train = [c for c, g in zip(clip_ids, groups) if g not in held]
-    val = [c for c, g in zip(clip_ids, groups) if g in held]
-    return train, val
+def speaker_split(clip_ids: list[str], groups, share: float, seed: int) -> tuple[list[str], list[str]]:
+    """Hold out whole speakers (about `share` of them, when there are at least 3) for early stopping."""
+    train, held = hold_out_groups(groups, share, seed, min_groups=3)
+    return [clip_ids[i] for i in train], [clip_ids[i] for i in held]
 
 
 def check_schema(expected: dict, data: StoreData, where: str = "model") -> None:
@@ -247,7 +242,7 @@ class FusionRegressor:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {"model": self.model_.state_dict(), "weighting": self.weighting_.state_dict()}
-        _atomic_write(folder / "weights.pt", lambda fh: torch.save(state, fh))
+        atomic_write(folder / "weights.pt", lambda fh: torch.save(state, fh))
         save_config(self.config, folder / "config.yaml")
         atomic_write_json(folder / "schema.json", {**self.schema(), "featurizer": self.featurizer_.state(),
                                                    "tasks": self.tasks_, "architecture": self.config.model.architecture})

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from fusion.data import StoreData
+from talkqa.store_data import StoreData
 
 
 def column_group(column: str) -> str:

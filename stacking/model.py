@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 from lightgbm import LGBMRegressor
 from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import GroupKFold
 
-from fusion.data import Labels, StoreData
+from talkqa.labels import Labels
+from talkqa.splits import group_folds
+from talkqa.store_data import StoreData
 from talkqa.errors import TalkqaError
 from talkqa.tasks import DIMENSIONS, DIMENSION_NAMES
 
@@ -27,14 +28,6 @@ from .config import StackingConfig
 from .features import PooledFeaturizer
 
 _DIM = {d.name: d for d in DIMENSIONS}
-
-
-def grouped_folds(groups: np.ndarray, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """GroupKFold splits, with n_splits capped by the number of groups."""
-    n = min(n_splits, len(set(groups)))
-    if n < 2:
-        raise TalkqaError(f"need at least 2 speakers for grouped folds, got {len(set(groups))}")
-    return list(GroupKFold(n_splits=n).split(np.zeros(len(groups)), groups=groups))
 
 
 class StackingRegressor:
@@ -54,7 +47,7 @@ class StackingRegressor:
 
         c = self.config
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        folds = grouped_folds(groups, c.tuning_folds)
+        folds = group_folds(groups, c.tuning_folds)
 
         def objective(trial):
             params = {"num_leaves": trial.suggest_int("num_leaves", 3, 31),
@@ -87,7 +80,7 @@ class StackingRegressor:
         groups = labels.groups(clip_ids)
         self.dimensions_ = [d for k, d in enumerate(DIMENSION_NAMES) if np.isfinite(Y[:, k]).sum() >= 3]
         self.params_, self.models_ = {}, {}
-        folds = grouped_folds(groups, c.oof_folds)
+        folds = group_folds(groups, c.oof_folds)
         self.fold_of_ = pd.Series(-1, index=pd.Index(clip_ids, name="clip_id"))
         for f, (_, te) in enumerate(folds):
             self.fold_of_.iloc[te] = f
@@ -136,10 +129,8 @@ class StackingRegressor:
     def save(self, folder: str | Path) -> Path:
         """config.yaml, state.json (featurizer columns, PCA, ridge meta-learners), level-1 LightGBM
         boosters as text (<dimension>.txt) and the out-of-fold predictions (oof.parquet)."""
-        import io
-
-        from talkqa.config import save_config
-        from talkqa.store import atomic_write_bytes, atomic_write_json, atomic_write_text
+        from talkqa.config import save_config, stable_hash
+        from talkqa.store import atomic_write_json, atomic_write_text, write_parquet
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -161,9 +152,7 @@ class StackingRegressor:
             booster = model.booster_ if hasattr(model, "booster_") else model
             atomic_write_text(folder / f"{dim}.txt", booster.model_to_string())
         if getattr(self, "oof_", None) is not None:
-            buf = io.BytesIO()
-            self.oof_.reset_index().to_parquet(buf, index=False)
-            atomic_write_bytes(folder / "oof.parquet", buf.getvalue())
+            write_parquet(self.oof_.reset_index(), folder / "oof.parquet", "stacking.oof", stable_hash(state))
         return folder
 
     @classmethod

@@ -10,7 +10,7 @@
 
 __version__ = "0.2.0"
 
-_LAZY = {"Scorer": "scoring", "Result": "scoring", "score": "scoring"}
+_LAZY = {"Scorer": "scoring.scorer", "Result": "scoring.result", "score": "scoring.scorer"}
 
 
 def __getattr__(name: str):

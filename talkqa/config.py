@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,6 +59,12 @@ class ExtractConfig(StrictModel):
 
     def params_hash(self) -> str:
         return stable_hash(self.model_dump(mode="json"))
+
+
+def config_path(*parts: str) -> Path:
+    """A shipped config file, e.g. config_path("experts", "sync.yaml"): the YAML files of configs/ are
+    package data (`talkqa.configs`), so they are found the same way from a checkout or a wheel."""
+    return Path(str(resources.files("talkqa.configs").joinpath(*parts)))
 
 
 def stable_hash(obj: Any, n: int = 16) -> str:

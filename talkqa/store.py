@@ -20,9 +20,10 @@ import json
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable, Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -35,36 +36,63 @@ META_KEY = b"talkqa"
 
 
 # --------------------------------------------------------------------------- atomic writes
-def _atomic_write(path: Path, write) -> None:
+def _file_mode() -> int:
+    """What a plain `open(path, "w")` would give: 0666 less the umask. mkstemp creates 0600, which would
+    hide every store, corpus and report from other users, web servers and containers."""
+    try:  # the umask is read from /proc where it can be; setting it (the portable way) is not thread-safe
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """A temporary name beside `path` (same suffix, or `suffix`, so writers that go by the extension
+    work) that becomes `path` only when the block completes: a killed run never leaves a half file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix or path.suffix}", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        yield Path(tmp)
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Write through `write(file handle)` to a temporary file, fsync it, then rename it over `path`."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic_write(Path(path), lambda fh: fh.write(data))
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    atomic_write(path, lambda fh: fh.write(data))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(Path(path), text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(Path(path), json.dumps(obj, indent=2, sort_keys=True, default=str))
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 # --------------------------------------------------------------------------- parquet with metadata
-def write_parquet(df: pd.DataFrame, path: str | Path, producer: str, params_hash: str = "", weights_hash: str = "",
-                  extra: dict[str, Any] | None = None) -> None:
+def write_parquet(data: pd.DataFrame | pa.Table, path: str | Path, producer: str, params_hash: str = "",
+                  weights_hash: str = "", extra: dict[str, Any] | None = None) -> None:
+    """Every Parquet file talkqa writes goes through here, so each carries the metadata contract:
+    producer, code version, params hash, weights hash, created (+ `extra`)."""
     meta = {
         "producer": producer,
         "code_version": __version__,
@@ -73,9 +101,9 @@ def write_parquet(df: pd.DataFrame, path: str | Path, producer: str, params_hash
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }
-    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
-    _atomic_write(Path(path), lambda fh: pq.write_table(table, fh, compression="zstd"))
+    atomic_write(path, lambda fh: pq.write_table(table, fh, compression="zstd"))
 
 
 def read_parquet(path: str | Path) -> pd.DataFrame:
@@ -101,6 +129,27 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def cache_key(*parts: str) -> str:
     return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
+
+
+# --------------------------------------------------------------------------- per-clip cache
+@dataclass(frozen=True)
+class PartCache:
+    """Per-clip results in one folder, named `<key>.<what>` where the key hashes everything the result
+    depends on (file contents, parameters, weights, code version), never a path: a rerun finds finished
+    clips and skips them, and a changed input or parameter misses the cache and recomputes.
+    Extraction, embedding and batch scoring all keep their per-clip results this way."""
+
+    folder: Path
+
+    def path(self, key: str, what: str) -> Path:
+        return Path(self.folder) / f"{key}.{what}"
+
+    def read_json(self, key: str, what: str = "json") -> dict | None:
+        path = self.path(key, what)
+        return json.loads(path.read_text()) if key and path.is_file() else None
+
+    def write_json(self, key: str, obj: Any, what: str = "json") -> None:
+        atomic_write_json(self.path(key, what), obj)
 
 
 # --------------------------------------------------------------------------- store folder
@@ -130,8 +179,12 @@ class Store:
     def track(self, key: str) -> Path:
         return self.root / "tracks" / f"{key}.npz"
 
+    @property
+    def parts(self) -> PartCache:
+        return PartCache(self.root / "parts")
+
     def part(self, key: str, what: str) -> Path:
-        return self.root / "parts" / f"{key}.{what}"
+        return self.parts.path(key, what)
 
     def expert(self, name: str) -> Path:
         return self.root / "experts" / f"{name}.parquet"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features import landmarks as L
-from features.clip import PreprocessedClip
+from talkqa.features import landmarks as L
+from talkqa.features.clip import PreprocessedClip
 
 FPS, SR = 25.0, 16000
 HOP = int(SR / FPS)
@@ -164,7 +164,7 @@ def make_clip(
         peak = float(np.max(np.abs(audio))) or 1.0
         audio_norm = (audio * (0.5 / peak)).astype(np.float32)  # a stand-in for loudness normalisation
         if isinstance(vad, str):
-            from features.audio_prep import vad_per_frame
+            from talkqa.features.audio_prep import vad_per_frame
 
             vad_mask = vad_per_frame(audio, SR, n_frames, HOP)
         elif vad is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.landmarks import (LEFT_EYE_EAR, LEFT_EYE_OUTER, LOWER_LIP_INNER, RIGHT_EYE_EAR, RIGHT_EYE_OUTER,
+from talkqa.features.landmarks import (LEFT_EYE_EAR, LEFT_EYE_OUTER, LOWER_LIP_INNER, RIGHT_EYE_EAR, RIGHT_EYE_OUTER,
                                 UPPER_LIP_INNER)
 
 

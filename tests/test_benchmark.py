@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from fusion.synthetic_store import make_synthetic_store
-from talkqa.benchmark import DEFAULT_STRATEGIES, STRATEGIES, BenchmarkConfig, grouped_folds, run_benchmark
+from synthetic_store import make_synthetic_store
+from talkqa.splits import group_folds
+from talkqa.scoring.benchmark import DEFAULT_STRATEGIES, STRATEGIES, BenchmarkConfig, run_benchmark
 from talkqa.config import load_config
 from talkqa.errors import UsageError
 from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS
@@ -76,7 +77,7 @@ def test_index_html_is_self_contained(report):
 def test_cli_writes_a_report(report, tmp_path):
     from typer.testing import CliRunner
 
-    from talkqa.cli import app
+    from talkqa.scoring.cli import app
 
     _, _, paths = report
     result = CliRunner().invoke(app, ["benchmark", "--config", CI_CONFIG, "--store", str(paths.store), "--labels",
@@ -93,5 +94,5 @@ def test_bad_config_is_one_clear_error(tmp_path):
     with pytest.raises(UsageError, match="needs a store and labels"):
         run_benchmark(BenchmarkConfig(), tmp_path)
     with pytest.raises(UsageError, match="at least 2 speakers"):
-        grouped_folds(pd.Series(["a"] * 4).to_numpy(), 3, 0)
+        group_folds(pd.Series(["a"] * 4).to_numpy(), 3, 0)
     assert set(DEFAULT_STRATEGIES) <= set(STRATEGIES.names())

@@ -16,13 +16,13 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    from talkqa.demo import run_demo
+    from talkqa.scoring.demo import run_demo
 
     return run_demo(tmp_path_factory.mktemp("demo"), size="quick", workers=2)
 
 
 def test_demo_writes_a_complete_report(demo_run):
-    from experts import EXPERTS
+    from talkqa.experts import EXPERTS
 
     report = demo_run["report"]
     results = json.loads((report / "results.json").read_text())
@@ -51,7 +51,7 @@ def test_demo_writes_a_complete_report(demo_run):
 
 
 def test_demo_store_has_every_expert(demo_run):
-    from experts import EXPERTS
+    from talkqa.experts import EXPERTS
 
     store = demo_run["store"]
     for name in EXPERTS.names():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import speech_like
-from experts.audio import AudioConfig, AudioExpert
-from experts.degradations import DEGRADATIONS
-from features.clip import PreprocessedClip, empty_visual
+from talkqa.experts.audio import AudioConfig, AudioExpert
+from talkqa.experts.degradations import DEGRADATIONS
+from talkqa.features.clip import PreprocessedClip, empty_visual
 from talkqa.errors import TalkqaError
 
 FAST = dict(dnsmos=False, opensmile_lld=False)

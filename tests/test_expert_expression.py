@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from experts.expression import ExpressionConfig, ExpressionExpert
-from experts.motion import FEATURE_DIM, PERTURBATIONS, motion_features
-from features.clip import PreprocessedClip, empty_visual
+from talkqa.experts.expression import ExpressionConfig, ExpressionExpert
+from talkqa.experts.motion import FEATURE_DIM, PERTURBATIONS, motion_features
+from talkqa.features.clip import PreprocessedClip, empty_visual
 
 
 def landmark_clip(n_frames: int, seed: int = 0) -> PreprocessedClip:
@@ -61,7 +61,7 @@ def test_missing_weights_are_a_clear_error(tmp_path):
 
 @pytest.fixture(scope="module")
 def rendered_clip(tmp_path_factory):
-    from features.preprocess import preprocess
+    from talkqa.features.preprocess import preprocess
     from talkqa.corpus.synth import synth_corpus
 
     out = tmp_path_factory.mktemp("synth")

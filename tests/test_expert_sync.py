@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import speech_like
-from experts.sync import LAGS, SyncConfig, SyncExpert, lag_name, shifted_audio_clip
-from features.clip import PreprocessedClip, empty_visual
+from talkqa.experts.sync import LAGS, SyncConfig, SyncExpert, lag_name, shifted_audio_clip
+from talkqa.features.clip import PreprocessedClip, empty_visual
 
 TINY = dict(emb_dim=8, n_mels=16, steps=3, batch_size=4, windows_per_sample=4, max_train_seconds=30)
 
@@ -116,7 +116,7 @@ HELDOUT_CLIP = "real/ale701/ew1.mp4"
 
 @pytest.fixture(scope="module")
 def real_clip_readings(shared_data):
-    from features.preprocess import preprocess
+    from talkqa.features.preprocess import preprocess
 
     clip = preprocess(shared_data / HELDOUT_CLIP)
     expert = SyncExpert().load()

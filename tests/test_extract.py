@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from clip_factory import bad_inputs
-from features.families import FAMILIES
-from talkqa.cli import app
+from talkqa.features.families import FAMILIES
+from talkqa.scoring.cli import app
 from talkqa.config import ExtractConfig
 from talkqa.errors import ERROR_CODES, PARTIAL_CODES
-from talkqa.extract import run_extract
+from talkqa.features.extract import run_extract
 from talkqa.store import Store, parquet_meta, read_parquet
 
 FAST = ["--set", "features.params={audio: {dnsmos: false, egemaps: false}}"]

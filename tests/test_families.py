@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.signal import butter, sosfiltfilt
 
-from features import signals as S
-from features.families import FAMILIES, frame_windows
+from talkqa.features import signals as S
+from talkqa.features.families import FAMILIES, frame_windows
 from helpers_families import (
     FPS,
     HOP,
@@ -330,7 +330,7 @@ def test_silent_audio_is_survived(name, rig):
 def test_snr_ignores_a_vad_that_marks_only_burst_edges():
     """WebRTC's VAD may flag only the on- and offsets of steady tone bursts; their loud middles then
     sit among its "non-speech" frames and must not be taken for the noise floor."""
-    from features.families.audio import snr_db
+    from talkqa.features.families.audio import snr_db
 
     phase = np.arange(250) % 25  # a 0.48 s burst at 25 dB, one fading frame, then the noise floor
     level = np.select([phase < 12, phase == 12], [10**2.5, 10**1.7], 1.0)
@@ -365,7 +365,7 @@ def test_rendered_video_through_preprocessing(astronaut, tmp_path):
     of 4 frames, five blinks, and a frozen video are found on real tracker output."""
     render = pytest.importorskip("talkqa.corpus.render")
     from conftest import speech_like
-    from features.preprocess import preprocess
+    from talkqa.features.preprocess import preprocess
     from talkqa.corpus.media import write_clip
     from talkqa.corpus.speech import controls_from_audio
 

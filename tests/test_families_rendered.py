@@ -9,10 +9,10 @@ import pytest
 from scipy import signal
 
 from conftest import speech_like
-from features.audio_prep import vad_per_frame
-from features.clip import PreprocessedClip, empty_visual
-from features.families import FAMILIES, frame_windows
-from features.preprocess import preprocess
+from talkqa.features.audio_prep import vad_per_frame
+from talkqa.features.clip import PreprocessedClip, empty_visual
+from talkqa.features.families import FAMILIES, frame_windows
+from talkqa.features.preprocess import preprocess
 from talkqa.corpus.media import write_clip
 
 FPS, SR, HOP = 25.0, 16000, 640

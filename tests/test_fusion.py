@@ -7,15 +7,16 @@ import pytest
 import torch
 from scipy import stats
 
-from fusion.baselines import ScalarBaseline
-from fusion.batch import Featurizer
-from fusion.config import FusionConfig
-from fusion.data import common_clips, load_labels, load_store
-from fusion.metrics import dimension_metrics, fit_logistic4, pairwise_accuracy
-from fusion.model import MODELS, build_model
-from fusion.synthetic_store import make_synthetic_store
-from fusion.train import FusionRegressor
-from fusion.weighting import WEIGHTINGS
+from talkqa.fusion.baselines import ScalarBaseline
+from talkqa.fusion.batch import Featurizer
+from talkqa.fusion.config import FusionConfig
+from talkqa.labels import common_clips, load_labels
+from talkqa.store_data import load_store
+from talkqa.scoring.metrics import dimension_metrics, fit_logistic4, pairwise_accuracy
+from talkqa.fusion.model import MODELS, build_model
+from synthetic_store import make_synthetic_store
+from talkqa.fusion.train import FusionRegressor
+from talkqa.fusion.weighting import WEIGHTINGS
 from talkqa.errors import TalkqaError
 from talkqa.tasks import DIMENSION_NAMES
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from talkqa.config import ExtractConfig
-from talkqa.extract import run_extract
+from talkqa.features.extract import run_extract
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

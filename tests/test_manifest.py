@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from talkqa.cli import app
+from talkqa.scoring.cli import app
 from talkqa.errors import UsageError
 from talkqa.manifest import ManifestError, build_manifest, load_manifest
 

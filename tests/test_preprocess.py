@@ -9,12 +9,12 @@ import pytest
 from clip_factory import bad_inputs, face_frames, noise_frames
 from conftest import speech_like
 from helpers_preprocess import add_cover_art, corrupt_packets, dominant_freq, remux, tone, truncate
-from features.align import POSE_POINTS, POSE_REFERENCE, head_pose, template
-from features.audio_prep import vad_per_frame
-from features.clip import N_LANDMARKS, PreprocessedClip
-from features.decode import on_clock
-from features.landmarks import ALIGN_ANCHORS
-from features.preprocess import preprocess
+from talkqa.features.align import POSE_POINTS, POSE_REFERENCE, head_pose, template
+from talkqa.features.audio_prep import vad_per_frame
+from talkqa.features.clip import N_LANDMARKS, PreprocessedClip
+from talkqa.features.decode import on_clock
+from talkqa.features.landmarks import ALIGN_ANCHORS
+from talkqa.features.preprocess import preprocess
 from talkqa.config import PreprocessConfig
 from talkqa.corpus.media import write_clip
 from talkqa.errors import ClipError
@@ -272,7 +272,7 @@ def test_corrupt_packets_are_counted_and_skipped(tmp_path, small_faces):
 
 # ------------------------------------------------------------------------------------------- background producer
 def test_in_background_yields_every_item_in_order_and_raises_producer_errors():
-    from features.background import in_background
+    from talkqa.features.background import in_background
 
     assert list(in_background(iter(range(100)), depth=3)) == list(range(100))
 
@@ -290,7 +290,7 @@ def test_in_background_yields_every_item_in_order_and_raises_producer_errors():
 def test_in_background_stops_and_closes_the_producer_when_the_consumer_leaves():
     import threading
 
-    from features.background import in_background
+    from talkqa.features.background import in_background
 
     closed = threading.Event()
     produced = []

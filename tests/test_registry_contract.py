@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from experts import EXPERTS
-from features.families import FAMILIES
+from talkqa.experts import EXPERTS
+from talkqa.features.families import FAMILIES
 from talkqa.config import ExtractConfig
-from talkqa.embed import CONFIG_DIR, create_expert
+from talkqa.experts.embed import create_expert, expert_config_path
 
 
 @pytest.mark.parametrize("name", FAMILIES.names())
@@ -29,7 +29,7 @@ def test_default_extraction_uses_every_family():
 @pytest.mark.parametrize("name", EXPERTS.names())
 def test_expert_contract(name, tmp_path):
     # one name everywhere: registry key = config file stem = column prefix = Parquet stem
-    path = CONFIG_DIR / f"{name}.yaml"
+    path = expert_config_path(name)
     assert path.is_file(), f"configs/experts/{name}.yaml is missing"
     expert = create_expert(name)
     assert expert.name == name and expert.modality in ("audio", "visual", "audiovisual")

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clip_factory import bad_inputs
-from talkqa.cli import app
+from talkqa.scoring.cli import app
 from talkqa.errors import ERROR_CODES
 from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS
 
@@ -42,8 +42,8 @@ def bundle(inputs, tmp_path_factory):
     import torch
 
     from talkqa.config import ExtractConfig
-    from talkqa.embed import run_embed
-    from talkqa.extract import run_extract
+    from talkqa.experts.embed import run_embed
+    from talkqa.features.extract import run_extract
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("score_model")
@@ -82,7 +82,7 @@ def scored(inputs, bundle):
 
 # ------------------------------------------------------------------------------------------- train
 def test_train_writes_a_self_describing_loadable_bundle(bundle):
-    from talkqa.model_bundle import load_bundle
+    from talkqa.scoring.bundle import load_bundle
 
     for name in ("model.json", "model_card.md", "train.yaml", "extract.yaml", "fusion/weights.pt",
                  "stacking/state.json", "stacking/overall.txt"):
@@ -104,7 +104,8 @@ def test_train_writes_a_self_describing_loadable_bundle(bundle):
 
 
 def test_training_on_several_stores_refuses_what_cannot_be_merged(bundle, tmp_path):
-    from fusion.data import load_labels, load_store, merge_labels, merge_store_data
+    from talkqa.labels import load_labels, merge_labels
+    from talkqa.store_data import load_store, merge_store_data
     from talkqa.errors import UsageError
 
     a, b = bundle.parent / "a", bundle.parent / "b"
@@ -208,8 +209,8 @@ def test_missing_model_folder_exits_2(inputs, tmp_path):
 
 
 def test_schema_mismatch_is_refused_with_one_message(inputs, bundle, tmp_path):
-    from talkqa.model_bundle import ModelMismatchError
-    from talkqa.scoring import Scorer
+    from talkqa.scoring.bundle import ModelMismatchError
+    from talkqa.scoring.scorer import Scorer
 
     bad = tmp_path / "bad_model"
     shutil.copytree(bundle, bad)
@@ -236,7 +237,7 @@ def _manifest(inputs, names, path):
 
 def test_batch_resumes_after_interruption(inputs, bundle, tmp_path):
     from talkqa.manifest import load_manifest
-    from talkqa.scoring import batch_cache_dir, run_batch
+    from talkqa.scoring.batch import batch_cache_dir, run_batch
 
     names = ["good", "no_face", "no_audio_track"]
     m, _ = load_manifest(_manifest(inputs, names, tmp_path / "m.csv"))
@@ -267,7 +268,7 @@ def test_batch_resumes_after_interruption(inputs, bundle, tmp_path):
 def test_ray_and_local_engines_give_identical_scores(inputs, bundle, tmp_path):
     ray = pytest.importorskip("ray")
     from talkqa.manifest import load_manifest
-    from talkqa.scoring import run_batch
+    from talkqa.scoring.batch import run_batch
 
     m, _ = load_manifest(_manifest(inputs, ["good", "no_face"], tmp_path / "m.csv"))
     local = run_batch(m, tmp_path / "local.parquet", bundle, engine="local", workers=1)
@@ -297,9 +298,9 @@ def test_python_api(inputs, bundle):
 
 def test_scoring_in_two_lanes_gives_what_extract_and_embed_give(inputs, bundle):
     """The scorer runs the audio side on a second thread; the values must be those of a sequential run."""
-    from features.preprocess import preprocess
-    from talkqa.extract import compute_features
-    from talkqa.scoring import Scorer
+    from talkqa.features.preprocess import preprocess
+    from talkqa.features.extract import compute_features
+    from talkqa.scoring.scorer import Scorer
 
     scorer = Scorer(bundle)
     clip = preprocess(inputs["good"][0], scorer.bundle.extract_config.preprocess)
@@ -320,7 +321,7 @@ def test_import_talkqa_stays_cheap():
 
 
 def test_shipped_default_model_loads_when_installed():
-    from talkqa.model_bundle import DEFAULT_MODEL_DIR, load_bundle
+    from talkqa.scoring.bundle import DEFAULT_MODEL_DIR, load_bundle
 
     if not (DEFAULT_MODEL_DIR / "model.json").is_file():
         pytest.skip("no default model in talkqa/models/default")

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fusion.data import common_clips, load_labels, load_store
-from fusion.synthetic_store import make_synthetic_store
-from stacking.config import StackingConfig
-from stacking.explain import explain, plot_explanation
-from stacking.model import StackingRegressor
+from talkqa.labels import common_clips, load_labels
+from talkqa.store_data import load_store
+from synthetic_store import make_synthetic_store
+from talkqa.stacking.config import StackingConfig
+from talkqa.stacking.explain import explain, plot_explanation
+from talkqa.stacking.model import StackingRegressor
 from talkqa.tasks import DIMENSION_NAMES
 
 FAST = {"n_estimators": 60, "learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 4}

@@ -1,0 +1,138 @@
+"""`talkqa embed`: run registered experts over the clips of a store.
+
+For every clip with features (status ok / partial) the expert reads `tracks/<key>.npz` and writes
+tokens; results are cached per clip under parts/ keyed on (track key, expert params, weights hash),
+then gathered into `experts/<name>.parquet` (clip_id, t_start, t_end, emb: fixed-size list) and
+`experts/<name>.scalars.parquet` (clip_id, <name>__<scalar> ...).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from talkqa.config import config_path, load_config, stable_hash
+from talkqa.engine import run_tasks
+from talkqa.errors import UsageError
+from talkqa.store import Store, cache_key, read_parquet, write_parquet
+
+
+
+def expert_config_path(name: str, config_dir: str | Path | None = None) -> Path:
+    return Path(config_dir) / f"{name}.yaml" if config_dir else config_path("experts", f"{name}.yaml")
+
+
+def create_expert(name: str, config_dir: str | Path | None = None, overrides: list[str] | None = None,
+                  device: str = "cpu"):
+    """Build an expert from configs/experts/<name>.yaml (+ overrides). Does no I/O beyond the YAML."""
+    from talkqa.experts import EXPERTS
+
+    cls = EXPERTS.get(name)
+    path = expert_config_path(name, config_dir)
+    config = load_config(cls.config_cls, path if path.is_file() else None, overrides or [])
+    return cls(config, device=device)
+
+
+def tokens_table(clip_id: str, tokens, dim: int) -> pa.Table:
+    emb = np.asarray(tokens.emb, dtype=np.float32).reshape(-1, dim)
+    return pa.table({
+        "clip_id": pa.array([clip_id] * len(emb), pa.string()),
+        "t_start": pa.array(np.asarray(tokens.t_start, np.float64)),
+        "t_end": pa.array(np.asarray(tokens.t_end, np.float64)),
+        "emb": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel(), pa.float32()), dim),
+    })
+
+
+def write_tokens(table: pa.Table, path: Path, expert, extra: dict | None = None) -> None:
+    write_parquet(table, path, f"experts.{expert.name}", expert.params_hash(), expert.weights_hash(),
+                  {"version": expert.version, **(extra or {})})
+
+
+@dataclass
+class EmbedTask:
+    clip_id: str
+    track_key: str
+
+
+_LOADED: dict[str, object] = {}
+
+
+def _expert_in_worker(name: str, config_json: str, device: str):
+    """Load each expert once per worker process (pool or Ray), not once per clip. Keyed on the config
+    and the weights' content, so new weights under the same path are picked up."""
+    from talkqa.experts import EXPERTS
+
+    cls = EXPERTS.get(name)
+    expert = cls(cls.config_cls.model_validate_json(config_json), device=device)
+    key = f"{name}:{expert.params_hash()}:{expert.weights_hash()}:{device}"
+    if key not in _LOADED:
+        _LOADED[key] = expert.load()
+    return _LOADED[key]
+
+
+def embed_clip(task: EmbedTask, name: str, config_json: str, device: str, store_root: str) -> dict:
+    from talkqa.features.clip import PreprocessedClip
+
+    store = Store(store_root)
+    expert = _expert_in_worker(name, config_json, device)
+    key = cache_key(task.track_key, expert.params_hash(), expert.weights_hash())
+    done = store.parts.read_json(key, f"{name}.json")
+    if done is not None:
+        return {**done, "cached": True, "part": key}
+    try:
+        clip = PreprocessedClip.load(store.track(task.track_key))
+        tokens = expert.embed(clip)
+        write_tokens(tokens_table(task.clip_id, tokens, expert.dim), store.part(key, f"{name}.parquet"), expert)
+        result = {"status": "ok", "message": "", "scalars": {f"{name}__{k}": float(v) for k, v in tokens.scalars.items()}}
+    except Exception as exc:  # one bad clip never stops the batch
+        result = {"status": "embed_error", "message": f"{type(exc).__name__}: {exc}", "scalars": {}}
+    if result["status"] == "ok":
+        store.parts.write_json(key, result, f"{name}.json")
+    return {**result, "cached": False, "part": key}
+
+
+def run_embed(store_dir: str | Path, name: str, config_dir: str | Path | None = None,
+              overrides: list[str] | None = None, device: str = "cpu", engine: str = "local", workers: int = 1,
+              ray_address: str | None = None, on_done: Callable[[dict], None] | None = None) -> pd.DataFrame:
+    store = Store(Path(store_dir))
+    status = read_parquet(store.status)
+    usable = status[status["status"].isin(["ok", "no_audio", "silent_audio"])]
+    tasks = [EmbedTask(r.clip_id, r.cache_key) for r in usable.itertuples() if store.track(r.cache_key).exists()]
+    if not tasks:
+        raise UsageError(f"{store.root}: no clips with tracks; run `talkqa extract` (with save_tracks: true) first")
+    expert = create_expert(name, config_dir, overrides, device)
+    config_json = expert.config.model_dump_json()
+    results = {}
+    for task, res in run_tasks(embed_clip, tasks, (name, config_json, device, str(store.root)), engine, workers,
+                               ray_address):
+        results[task.clip_id] = res
+        if on_done:
+            on_done({"clip_id": task.clip_id, **res})
+    _gather(store, name, expert, tasks, results)
+    return pd.DataFrame([{"clip_id": t.clip_id, "status": results[t.clip_id]["status"],
+                          "message": results[t.clip_id]["message"], "cached": results[t.clip_id]["cached"]}
+                         for t in tasks])
+
+
+def _gather(store: Store, name: str, expert, tasks, results) -> None:
+    import pyarrow.parquet as pq
+
+    tables, rows = [], []
+    for t in tasks:
+        res = results[t.clip_id]
+        row = {"clip_id": t.clip_id, **expert.empty_scalars(), **res.get("scalars", {})}
+        rows.append(row)
+        if res["status"] == "ok":
+            tab = pq.read_table(store.part(res["part"], f"{name}.parquet"))
+            tables.append(tab.set_column(0, "clip_id", pa.array([t.clip_id] * len(tab), pa.string())))
+    meta = {"dim": expert.dim, "input_kind": expert.input_kind, "modality": expert.modality, **expert.store_metadata()}
+    empty = tokens_table("", Tokens(np.zeros(0), np.zeros(0), np.zeros((0, expert.dim))), expert.dim)
+    write_tokens(pa.concat_tables(tables) if tables else empty, store.expert(name), expert, meta)
+    write_parquet(pd.DataFrame(rows, columns=["clip_id", *expert.columns()]), store.root / "experts" / f"{name}.scalars.parquet",
+                  f"experts.{name}", expert.params_hash(), expert.weights_hash())

@@ -1,0 +1,293 @@
+"""`talkqa benchmark`: speaker-grouped k-fold CV of every strategy on one store + labels.
+
+Strategies are registered by name in STRATEGIES and share one interface (fit on clip ids, predict a
+DataFrame indexed by clip_id with one column per dimension). Per dimension the report gives SRCC,
+KRCC, PLCC (after the 4-parameter logistic mapping) and RMSE with bootstrap 95 % CIs, pairwise
+accuracy when a pairs table is given, ablations of the MTL fusion model (each expert dropped,
+hand-crafted dropped, no ranking loss), inter-task correlations and SHAP plots of the stacking model.
+
+Outputs in the report folder: results.json, predictions.parquet, config.yaml, index.html, shap/*.png.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator
+
+from talkqa.config import StrictModel, save_config, stable_hash
+from talkqa.errors import UsageError
+from talkqa.fusion.config import FusionConfig
+from talkqa.registry import Registry
+from talkqa.splits import group_folds
+from talkqa.stacking.config import StackingConfig
+from talkqa.store import atomic_write_json, write_parquet
+from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS
+
+STRATEGIES: Registry["Strategy"] = Registry("strategy")
+DEFAULT_STRATEGIES = ["mtl_fusion", "single_task", "concat_mlp", "lgbm_stacking", "lgbm_handcrafted", "expert_scalars"]
+
+
+class BenchmarkConfig(StrictModel):
+    store: str | None = Field(None, description="store folder (the --store option wins)")
+    labels: str | None = Field(None, description="manifest or human-label table (the --labels option wins)")
+    pairs: str | None = Field(None, description="optional pairwise preferences table")
+    diagnostics: str | None = Field(None, description="diagnostics.parquet; default: the one beside the labels")
+    folds: int = Field(5, ge=2, description="speaker-grouped CV folds")
+    seed: int = 0
+    strategies: list[str] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES))
+    ablations: bool = True
+    ablation_strategy: str = Field("mtl_fusion", description="the strategy the ablations modify")
+    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for the 95 % CIs")
+    shap: bool = True
+    shap_dimensions: list[str] = Field(default_factory=lambda: list(DIMENSION_NAMES))
+    device: str = "cpu"
+    scalar_map: Literal["linear", "isotonic"] = "linear"
+    scalar_for: dict[str, str] = Field(default_factory=dict,
+                                       description="dimension -> expert scalar column; unset: best on training folds")
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    stacking: StackingConfig = Field(default_factory=StackingConfig)
+
+    @field_validator("strategies")
+    @classmethod
+    def _known(cls, v):
+        _register_builtin()
+        for name in v:
+            STRATEGIES.get(name)
+        return v
+
+
+# ------------------------------------------------------------------------------------------ strategies
+class Strategy:
+    """fit(data, labels, clip_ids) -> self; predict(data, clip_ids) -> DataFrame (clip_id x dimensions)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self, config: BenchmarkConfig):
+        self.config = config
+
+    def fit(self, data, labels, clip_ids):
+        raise NotImplementedError
+
+    def predict(self, data, clip_ids) -> pd.DataFrame:
+        return self.model_.predict(data, clip_ids)
+
+
+class _Fusion(Strategy):
+    def _fusion_config(self) -> FusionConfig:
+        return self.config.fusion
+
+    def fit(self, data, labels, clip_ids):
+        from talkqa.fusion.train import FusionRegressor
+
+        self.model_ = FusionRegressor(self._fusion_config(), self.config.device).fit(data, labels, clip_ids)
+        return self
+
+
+@STRATEGIES.register
+class MTLFusion(_Fusion):
+    name = "mtl_fusion"
+    description = "cross-attention multi-task Transformer (all dimensions, one model)"
+
+
+@STRATEGIES.register
+class ConcatMLP(_Fusion):
+    name = "concat_mlp"
+    description = "pooled expert tokens + hand-crafted -> MLP, multi-task, no attention"
+
+    def _fusion_config(self):
+        c = self.config.fusion.model_copy(deep=True)
+        c.model.architecture = "concat_mlp"
+        return c
+
+
+@STRATEGIES.register
+class SingleTask(Strategy):
+    name = "single_task"
+    description = "the fusion model trained once per dimension"
+
+    def fit(self, data, labels, clip_ids):
+        from talkqa.fusion.train import FusionRegressor
+
+        self.models_ = []
+        for dim in labels.dimensions:
+            cfg = self.config.fusion.model_copy(deep=True)
+            cfg.tasks = [dim]
+            self.models_.append(FusionRegressor(cfg, self.config.device).fit(data, labels, clip_ids))
+        return self
+
+    def predict(self, data, clip_ids):
+        return pd.concat([m.predict(data, clip_ids) for m in self.models_], axis=1)
+
+
+@STRATEGIES.register
+class LGBMStacking(Strategy):
+    name = "lgbm_stacking"
+    description = "LightGBM per dimension on pooled expert embeddings + scalars + hand-crafted, OOF ridge stack"
+
+    def stacking_config(self) -> StackingConfig:
+        return self.config.stacking
+
+    def fit(self, data, labels, clip_ids):
+        from talkqa.stacking.model import StackingRegressor
+
+        self.model_ = StackingRegressor(self.stacking_config()).fit(data, labels, clip_ids)
+        return self
+
+
+@STRATEGIES.register
+class LGBMHandcrafted(LGBMStacking):
+    name = "lgbm_handcrafted"
+    description = "LightGBM per dimension on the hand-crafted features only"
+
+    def stacking_config(self):
+        return self.config.stacking.model_copy(update={"use_experts": False, "include_scalars": False,
+                                                       "use_handcrafted": True})
+
+
+@STRATEGIES.register
+class ExpertScalars(Strategy):
+    name = "expert_scalars"
+    description = "one raw expert scalar per dimension through a linear/monotone map"
+
+    def fit(self, data, labels, clip_ids):
+        from talkqa.fusion.baselines import ScalarBaseline
+
+        self.model_ = ScalarBaseline(self.config.scalar_for, self.config.scalar_map).fit(data, labels, clip_ids)
+        return self
+
+
+def _register_builtin() -> None:
+    """Strategies live in this module; kept as a hook for strategies defined elsewhere."""
+
+
+def ablation_configs(config: BenchmarkConfig, expert_names: list[str]) -> dict[str, BenchmarkConfig]:
+    """label -> config of the ablated ablation_strategy run."""
+    base = config.ablation_strategy
+    out = {}
+    for e in expert_names:
+        c = config.model_copy(deep=True)
+        c.fusion.drop_experts = sorted(set(c.fusion.drop_experts) | {e})
+        c.stacking.drop_experts = sorted(set(c.stacking.drop_experts) | {e})
+        out[f"{base}-no_{e}"] = c
+    c = config.model_copy(deep=True)
+    c.fusion.use_handcrafted = False
+    c.stacking.use_handcrafted = False
+    out[f"{base}-no_handcrafted"] = c
+    c = config.model_copy(deep=True)
+    c.fusion.loss.ranking_weight = 0.0
+    out[f"{base}-no_ranking"] = c
+    return out
+
+
+# ------------------------------------------------------------------------------------------ run
+def _metrics_for(pred: pd.DataFrame, y: pd.DataFrame, pairs, config: BenchmarkConfig) -> dict:
+    from talkqa.scoring.metrics import dimension_metrics, pairwise_accuracy
+
+    res = {}
+    for dim, col in zip(DIMENSION_NAMES, LABEL_COLUMNS):
+        if dim not in pred or col not in y or not y[col].notna().any():
+            continue
+        m = dimension_metrics(pred[dim].to_numpy(float), y[col].to_numpy(float), config.bootstrap, config.seed)
+        if pairs is not None:
+            p = pairs[pairs["dimension"] == dim]
+            m["pairwise_accuracy"] = pairwise_accuracy(pred[dim].to_dict(), p, config.bootstrap, config.seed)
+        res[dim] = m
+    return res
+
+
+def _inter_task(df: pd.DataFrame) -> dict:
+    corr = df.corr(method="spearman")
+    return {"dimensions": list(corr.columns), "matrix": np.round(corr.to_numpy(), 4).tolist()}
+
+
+def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[str], None] | None = None) -> dict:
+    from talkqa.labels import common_clips, load_labels
+    from talkqa.store_data import load_store
+
+    log = log or (lambda msg: None)
+    if not config.store or not config.labels:
+        raise UsageError("benchmark needs a store and labels (set them in the config or pass --store/--labels)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    data = load_store(config.store)
+    labels = load_labels(config.labels, config.diagnostics, config.pairs)
+    ids = common_clips(data, labels)
+    groups = labels.groups(ids)
+    folds = group_folds(groups, config.folds, config.seed)
+    runs = [(name, name, "strategy", config) for name in config.strategies]
+    if config.ablations:
+        runs += [(label, config.ablation_strategy, "ablation", c)
+                 for label, c in ablation_configs(config, data.expert_names).items()]
+    y_all = labels.table.reindex(ids)[[c for c in LABEL_COLUMNS if c in labels.table]]
+    rows, timings = [], {label: 0.0 for label, *_ in runs}
+    for f, (tr, te) in enumerate(folds):
+        train_ids, test_ids = [ids[i] for i in tr], [ids[i] for i in te]
+        for label, name, kind, cfg in runs:
+            t0 = time.time()
+            pred = STRATEGIES.create(name, config=cfg).fit(data, labels, train_ids).predict(data, test_ids)
+            timings[label] += time.time() - t0
+            log(f"fold {f + 1}/{len(folds)} {label}: {time.time() - t0:.1f} s")
+            pred = pred.reindex(test_ids)
+            block = pd.DataFrame({"clip_id": test_ids, "speaker": groups[te], "fold": f, "strategy": label,
+                                  "kind": kind})
+            for dim in DIMENSION_NAMES:
+                block[f"pred_{dim}"] = pred[dim].to_numpy(float) if dim in pred else np.nan
+            rows.append(block)
+    predictions = pd.concat(rows, ignore_index=True)
+    y_long = y_all.reindex(predictions["clip_id"]).reset_index(drop=True)
+    predictions = pd.concat([predictions, y_long], axis=1)
+
+    results = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "config_hash": stable_hash(config.model_dump(mode="json")),
+               "store": str(data.root), "labels": str(labels.source), "n_clips": len(ids),
+               "n_speakers": int(len(set(groups))), "n_folds": len(folds),
+               "dimensions": labels.dimensions, "experts": data.schema()["experts"],
+               "metrics": ["srcc", "krcc", "plcc", "rmse"] + (["pairwise_accuracy"] if labels.pairs is not None else []),
+               "strategies": {}, "ablations": {}, "descriptions": {}, "timings_s": {k: round(v, 2) for k, v in timings.items()}}
+    inter_pred = {}
+    for label, name, kind, _ in runs:
+        sub = predictions[predictions["strategy"] == label].set_index("clip_id")
+        pred = sub[[f"pred_{d}" for d in DIMENSION_NAMES]].rename(columns=lambda c: c[5:])
+        results["strategies" if kind == "strategy" else "ablations"][label] = _metrics_for(
+            pred, sub[y_all.columns], labels.pairs, config)
+        results["descriptions"][label] = STRATEGIES.get(name).description
+        inter_pred[label] = _inter_task(pred[[d for d in labels.dimensions if pred[d].notna().any()]])
+    results["inter_task"] = {"labels": _inter_task(y_all.rename(columns=lambda c: c[4:])), "predictions": inter_pred}
+    results["shap"] = _shap(config, data, labels, ids, out_dir, log) if config.shap else {}
+    results["elapsed_s"] = round(time.time() - t_start, 1)
+
+    write_parquet(predictions, out_dir / "predictions.parquet", "talkqa.benchmark",
+                  stable_hash(config.model_dump(mode="json")))
+    atomic_write_json(out_dir / "results.json", results)
+    save_config(config, out_dir / "config.yaml")
+    from .benchmark_report import render_report
+
+    render_report(out_dir)
+    return results
+
+
+def _shap(config: BenchmarkConfig, data, labels, ids, out_dir: Path, log) -> dict:
+    """Explain the stacking model fitted on every labelled clip (the model one would ship)."""
+    from talkqa.stacking.explain import explain, plot_explanation
+    from talkqa.stacking.model import StackingRegressor
+
+    model = StackingRegressor(config.stacking).fit(data, labels, ids)
+    out = {}
+    for dim in [d for d in config.shap_dimensions if d in model.models_]:
+        exp = explain(model, data, ids, dim)
+        paths = plot_explanation(exp, out_dir / "shap", model.featurizer_.group_of_, config.stacking.max_display,
+                                 config.stacking.waterfall_clips)
+        rel = lambda p: str(Path(p).relative_to(out_dir))
+        out[dim] = {"groups": {k: round(float(v), 5) for k, v in exp.group_importance(model.featurizer_.group_of_).items()},
+                    "top_features": {k: round(float(v), 5) for k, v in exp.feature_importance().head(15).items()},
+                    "base_value": exp.base_value,
+                    "plots": {k: [rel(p) for p in v] if isinstance(v, list) else rel(v) for k, v in paths.items()}}
+        log(f"shap {dim}: done")
+    return out

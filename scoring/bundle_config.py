@@ -1,0 +1,54 @@
+"""How a model bundle is trained and what it records (configs/train/default.yaml documents every field)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from talkqa.config import StrictModel, config_path
+from talkqa.fusion.config import FusionConfig
+from talkqa.stacking.config import StackingConfig
+
+FORMAT = 1  # model.json format this talkqa reads and writes
+DEFAULT_TRAIN_CONFIG = config_path("train", "default.yaml")
+
+
+class SyncSource(StrictModel):
+    """Where the clip's AV offset comes from; the first source whose columns the clip has wins."""
+
+    offset: str = Field(..., description="column (expert scalar or hand-crafted) with the offset in frames")
+    confidence: str = Field(..., description="column with its confidence")
+    curve_prefix: str | None = Field(None, description="scalar columns <prefix><lag> holding a distance/score per lag")
+
+
+class DiagnosticsConfig(StrictModel):
+    threshold: float | Literal["auto"] = Field(
+        "auto", description="window problem probability above which a window is flagged; auto = per dimension, "
+                            "the value in threshold_range that maximises window F0.5 on the validation speakers "
+                            "(precision weighs more: a false alarm costs a user more than a missed segment)")
+    default_threshold: float = Field(0.5, gt=0, lt=1, description="used for a dimension whose validation windows "
+                                                                  "have no labelled problem")
+    threshold_range: tuple[float, float] = Field((0.3, 0.9), description="auto searches this range (step 0.05)")
+
+
+class BundleConfig(StrictModel):
+    name: str = Field("talkqa-default", description="model name reported with every score")
+    version: str = Field("1", description="model version reported with every score")
+    description: str = Field("", description="one paragraph for the model card")
+    combine: Literal["fusion", "stacking", "mean"] = Field(
+        "mean", description="final per-dimension score: the fusion Transformer, the LightGBM stack, or their mean")
+    experts: list[str] | None = Field(None, description="experts of the store to use; null = all of them")
+    expert_overrides: dict[str, list[str]] = Field(
+        default_factory=dict, description="per expert, the key=value overrides of configs/experts/<name>.yaml the "
+                                          "store was embedded with (`talkqa embed --set ...`); recorded in model.json")
+    sync_sources: list[SyncSource] = Field(
+        default_factory=lambda: [
+            SyncSource(offset="sync__offset_frames", confidence="sync__confidence", curve_prefix="sync__dist_lag_"),
+            SyncSource(offset="lipsync__av_offset_frames", confidence="lipsync__av_confidence"),
+        ],
+        description="AV offset sources in order of preference")
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    device: str = Field("cpu", description="training device (cpu or cuda)")
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    stacking: StackingConfig = Field(default_factory=StackingConfig)

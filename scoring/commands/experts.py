@@ -1,0 +1,100 @@
+"""Expert commands: list, embed, train-expert."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..cli_app import SetOpt, app, friendly
+from ..console import ClipProgress, out
+from talkqa.errors import UsageError
+
+experts_app = typer.Typer(help="Inspect the registered experts.", no_args_is_help=True)
+app.add_typer(experts_app, name="experts")
+
+
+@experts_app.command("list")
+@friendly
+def list_experts():
+    """Every registered expert: what it reads, its embedding size, its scalar outputs and weights."""
+    from rich.table import Table
+
+    from talkqa.experts import EXPERTS
+
+    from talkqa.experts.embed import create_expert
+
+    t = Table(title="experts (configs/experts/<name>.yaml)")
+    for col in ("name", "version", "input", "modality", "dim", "scalars", "weights"):
+        t.add_column(col)
+    for name in EXPERTS.names():
+        e = create_expert(name)
+        wd = e.weights_dir()
+        t.add_row(name, e.version, e.input_kind, e.modality, str(e.dim), ", ".join(e.columns()),
+                  f"{wd} ({'present' if wd.is_dir() else 'missing'})")
+    out.print(t)
+
+
+def _names(experts: str) -> list[str]:
+    from talkqa.experts import EXPERTS
+
+    names = [n.strip() for n in experts.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--experts needs at least one name, e.g. --experts sync,expression,audio")
+    for n in names:
+        EXPERTS.get(n)  # clear error for an unknown name
+    return names
+
+
+@app.command()
+@friendly
+def embed(
+    store: Path = typer.Option(Path("store"), "--store", help="Store written by `talkqa extract`."),
+    experts: str = typer.Option("sync,expression,audio", help="Comma-separated expert names (see `talkqa experts list`)."),
+    config_dir: Optional[Path] = typer.Option(None, help="Folder of expert YAMLs (default: configs/experts)."),
+    set_: Optional[list[str]] = SetOpt,
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    engine: str = typer.Option("local", help="local or ray."),
+    workers: int = typer.Option(1, min=1),
+    ray_address: Optional[str] = typer.Option(None),
+):
+    """Run experts over the store's clips: writes STORE/experts/<name>.parquet (tokens) and
+    <name>.scalars.parquet (one row per clip). Reruns skip finished clips."""
+    from talkqa.experts.embed import run_embed
+
+    failed = 0
+    for name in _names(experts):
+        with ClipProgress(f"embed {name}", None) as progress:
+            table = run_embed(store, name, config_dir, set_ or [], device, engine, workers, ray_address,
+                              lambda r: progress.done(r["status"] == "ok", r["status"], r["clip_id"], r["message"]))
+        failed += progress.failed
+        out.print(f"{name}: {len(table)} clips ({int(table['cached'].sum())} cached) -> {Path(store) / 'experts' / (name + '.parquet')}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("train-expert")
+@friendly
+def train_expert(
+    name: str = typer.Argument(..., help="Expert to train (see `talkqa experts list`)."),
+    store: list[Path] = typer.Option(..., "--store", help="Store with tracks (from `talkqa extract`); repeat for several."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where to save weights (default: the config's weights folder)."),
+    config_dir: Optional[Path] = typer.Option(None, help="Folder of expert YAMLs (default: configs/experts)."),
+    set_: Optional[list[str]] = SetOpt,
+    device: str = typer.Option("cpu", help="cpu or cuda (used when present; never required)."),
+    seed: int = typer.Option(0),
+):
+    """Train an expert on the clips of a store and save its weights with a model card."""
+    from talkqa.experts.embed import create_expert
+
+    import sys
+
+    expert = create_expert(name, config_dir, set_ or [], device)
+    metrics = expert.fit(store, seed=seed)
+    metrics.setdefault("command", "talkqa " + " ".join(sys.argv[1:]))
+    target = out_dir or expert.weights_dir()
+    expert.save(target)
+    out.print(f"saved {name} to {target}")
+    out.print(json.dumps(metrics, indent=2, default=float))

@@ -1,0 +1,59 @@
+"""`talkqa train`: fit the fusion Transformer and the LightGBM stack on a labelled store and write one
+self-describing model folder (talkqa/model_bundle.py) that `talkqa score --model DIR` loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from ..cli_app import SetOpt, app, friendly
+from ..console import err, out
+
+
+@app.command()
+@friendly
+def train(
+    store: list[Path] = typer.Option(..., "--store", help="Store written by `talkqa extract` + `talkqa embed`; repeat to train on several (same extraction config and experts)."),
+    labels: list[Path] = typer.Option(..., "--labels", help="Manifest or label table with mos_* columns (diagnostics.parquet beside it is used); one for all stores or one per --store, in order."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Model folder to write (fusion/, stacking/, model.json, model_card.md)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Training YAML (default: configs/train/default.yaml)."),
+    set_: Optional[list[str]] = SetOpt,
+    name: Optional[str] = typer.Option(None, "--name", help="Model name reported with every score (overrides the config)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not log every fusion epoch."),
+):
+    """Train a scoring model: fusion (early-stopped on held-out speakers) + stacking (all labelled clips).
+
+    Example: talkqa train --store store/ --labels corpus/degraded/manifest.csv --out models/mine
+
+    Two corpora: talkqa train --store real/ --labels real/manifest.csv --store synth/ --labels synth/manifest.csv --out models/mine
+    """
+    from talkqa.config import load_config
+    from talkqa.scoring.bundle_config import DEFAULT_TRAIN_CONFIG, BundleConfig
+    from talkqa.scoring.training import train_bundle
+
+    overrides = list(set_ or []) + ([f"name={name}"] if name else [])
+    path = config if config is not None else (DEFAULT_TRAIN_CONFIG if DEFAULT_TRAIN_CONFIG.is_file() else None)
+    cfg = load_config(BundleConfig, path, overrides)
+
+    def log(msg: str) -> None:
+        if not (quiet and msg.startswith("fusion epoch")):
+            err.print(f"[dim]{escape(msg)}[/]", highlight=False)
+
+    folder = train_bundle(store, labels, out_dir, cfg, log=log)
+    import json
+
+    from rich.table import Table
+
+    meta = json.loads((folder / "model.json").read_text())
+    t = Table(title=f"{meta['name']} {meta['version']}: validation SRCC on held-out speakers (combine: {meta['combine']})")
+    for col in ("dimension", "n", "fusion", "stacking (OOF)", "mean"):
+        t.add_column(col, justify="right" if col != "dimension" else "left")
+    fmt = lambda v: "–" if v is None else f"{v:.3f}"
+    for dim, m in meta["val_metrics"].items():
+        t.add_row(dim, str(m["mean"]["n"]), fmt(m["fusion"]["srcc"]), fmt(m["stacking"]["srcc"]), fmt(m["mean"]["srcc"]))
+    out.print(t)
+    out.print(f"model written to {folder} ({meta['training_data']['clips']} clips, "
+              f"experts: {', '.join(meta['experts']) or 'none'}); score with: talkqa score VIDEO --model {folder}")

@@ -1,0 +1,96 @@
+"""Diagnostics: the time segments where a problem was found, with what it is and how severe.
+
+They come from two sources:
+  * the fusion model's per-window diagnostic head: a 1 s window is flagged for a dimension when its
+    problem probability exceeds that dimension's threshold in model.json (chosen on the validation
+    speakers at training time, see configs/train/default.yaml); adjacent flagged windows merge into
+    one segment whose severity is the highest probability in it;
+  * clear hand-crafted evidence (EVIDENCE below), thresholds fixed so that they fire only on
+    unambiguous cases: frozen face, mouth moving in silence, mouth shut during speech, clipping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from talkqa.features.signals import runs
+from talkqa.tasks import DIMENSIONS, DIMENSION_NAMES
+
+_PROBLEM = {d.name: d.problem for d in DIMENSIONS}
+
+@dataclass(frozen=True)
+class Evidence:
+    """A hand-crafted window rule: flag windows where `column` >= `at_least` (and `when` holds)."""
+
+    dimension: str
+    issue: str
+    column: str
+    at_least: float
+    when: tuple[tuple[str, str, float], ...] = ()  # (column, "<=" | ">=", value)
+
+
+EVIDENCE = (
+    # 90 % of a window's frames repeat the previous one: a frozen picture, not a calm face
+    Evidence("expression", "face frozen", "expression__frozen_share", 0.9),
+    # mostly silent window (<= 10 % speech) where the mouth keeps moving in >= 60 % of the frames
+    Evidence("lip_sync", "mouth moves during silence", "lipsync__moving_mouth_silence_share", 0.6,
+             (("lipsync__speech_share", "<=", 0.1),)),
+    # mostly speech (>= 50 %) while the mouth stays shut in >= 80 % of those frames
+    Evidence("lip_sync", "mouth closed while speaking", "lipsync__closed_mouth_speech_share", 0.8,
+             (("lipsync__speech_share", ">=", 0.5),)),
+    # >= 1 % of samples on the clipping plateau
+    Evidence("audio_quality", "audio clipping", "audio__clipping_share", 0.01),
+)
+
+
+def segments(mask: np.ndarray, t0: np.ndarray, t1: np.ndarray, value: np.ndarray) -> list[tuple[float, float, float]]:
+    """Merge runs of flagged consecutive windows: [(start, end, max value)]."""
+    return [(float(t0[a]), float(t1[b - 1]), float(np.max(value[a:b]))) for a, b in runs(mask)]
+
+
+def _offset_words(frames: float) -> str:
+    n = int(round(abs(frames)))
+    return f"audio lags the lips by {n} frame{'s' * (n != 1)}" if frames > 0 else \
+        f"audio leads the lips by {n} frame{'s' * (n != 1)}"
+
+
+def model_diagnostics(probs: pd.DataFrame, thresholds: dict[str, float], win_feats: pd.DataFrame,
+                       skip: set[str]) -> list[dict]:
+    out = []
+    t0, t1 = probs["t_start"].to_numpy(float), probs["t_end"].to_numpy(float)
+    for dim in DIMENSION_NAMES:
+        if dim in skip or dim not in probs or dim not in thresholds:
+            continue
+        p = probs[dim].to_numpy(float)
+        for start, end, sev in segments(p > thresholds[dim], t0, t1, p):
+            issue = _PROBLEM[dim]
+            inside = win_feats[(win_feats["t_start"] >= start - 1e-6) & (win_feats["t_end"] <= end + 1e-6)]
+            if dim == "lip_sync" and "lipsync__av_offset_frames" in inside:
+                off = np.nanmedian(inside["lipsync__av_offset_frames"]) if inside["lipsync__av_offset_frames"].notna().any() else np.nan
+                if np.isfinite(off) and abs(off) >= 2:
+                    issue = f"{issue}: {_offset_words(off)}"
+            out.append({"start": round(start, 2), "end": round(end, 2), "dimension": dim, "issue": issue,
+                        "severity": round(sev, 2)})
+    return out
+
+
+def evidence_diagnostics(win_feats: pd.DataFrame, skip: set[str]) -> list[dict]:
+    out = []
+    if win_feats.empty:
+        return out
+    t0, t1 = win_feats["t_start"].to_numpy(float), win_feats["t_end"].to_numpy(float)
+    for rule in EVIDENCE:
+        if rule.dimension in skip or rule.column not in win_feats:
+            continue
+        v = win_feats[rule.column].to_numpy(float)
+        mask = np.nan_to_num(v, nan=-np.inf) >= rule.at_least
+        for col, op, ref in rule.when:
+            w = win_feats[col].to_numpy(float) if col in win_feats else np.full(len(v), np.nan)
+            mask &= (w <= ref) if op == "<=" else (w >= ref)
+        for start, end, sev in segments(mask, t0, t1, np.nan_to_num(v)):
+            out.append({"start": round(start, 2), "end": round(end, 2), "dimension": rule.dimension,
+                        "issue": rule.issue, "severity": round(min(1.0, sev), 2)})
+    return out

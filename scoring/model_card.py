@@ -1,0 +1,51 @@
+"""The model card: model.json, for people."""
+
+from __future__ import annotations
+
+
+_COMBINE_WHY = {
+    "mean": "the mean of the fusion Transformer and the LightGBM stack: the two err differently (attention over "
+            "token sequences vs trees on pooled statistics), so their mean is steadier than either on small "
+            "training sets; the validation table below shows all three",
+    "fusion": "the fusion Transformer alone",
+    "stacking": "the LightGBM stack alone",
+}
+
+
+def model_card(meta: dict) -> str:
+    td = meta["training_data"]
+    lines = [f"# {meta['name']} {meta['version']} — talkqa model card", "",
+             meta.get("description") or "Scores talking-face videos on five 1–5 MOS dimensions with diagnostics.", "",
+             f"- created {meta['created']} with talkqa {meta['talkqa_version']}; command: `{meta['command']}`",
+             f"- final score per dimension (`combine: {meta['combine']}`): {_COMBINE_WHY[meta['combine']]}",
+             f"- extraction config hash `{meta['extraction']['params_hash']}` (extract.yaml beside this card; scoring "
+             "extracts with it)", "",
+             "## Experts it needs", "", "| expert | version | weights hash | dim | modality |", "|---|---|---|---|---|"]
+    for name, e in meta["experts"].items():
+        lines.append(f"| {name} | {e['version']} | `{e['weights_hash']}` | {e['dim']} | {e['modality']} |")
+    if not meta["experts"]:
+        lines.append("| (none: hand-crafted features only) | | | | |")
+    lines += ["", "## Training data", "",
+              f"- stores: {', '.join(td['stores'])}; labels: {', '.join(td['labels'])}",
+              f"- {td['clips']} labelled clips of {td['speakers']} speakers; fusion trained on {td['fusion_train_clips']}, "
+              f"early-stopped on {td['val_clips']} clips of {td['val_speakers']} held-out speakers; stacking fitted on all",
+              f"- label means: " + ", ".join(f"{k} {v:.2f}" for k, v in td["label_means"].items()), "",
+              "## Validation (held-out speakers)", "",
+              "| dimension | n | fusion SRCC | stacking (OOF) SRCC | mean SRCC | mean RMSE |", "|---|---|---|---|---|---|"]
+    fmt = lambda v: "–" if v is None else f"{v:.3f}"
+    for dim, m in meta["val_metrics"].items():
+        lines.append(f"| {dim} | {m['mean']['n']} | {fmt(m['fusion']['srcc'])} | {fmt(m['stacking']['srcc'])} | "
+                     f"{fmt(m['mean']['srcc'])} | {fmt(m['mean']['rmse'])} |")
+    lines += ["", "## Diagnostics", "",
+              "A 1 s window is flagged for a dimension when the fusion model's per-window problem probability exceeds "
+              "the threshold below; adjacent flagged windows merge into one segment.", "",
+              "| dimension | threshold | chosen by |", "|---|---|---|"]
+    for dim, t in meta["diagnostic_thresholds"].items():
+        extra = f" (F0.5 {t['f05']:.2f} on {t['positive_windows']} of {t['windows']} windows)" if "f05" in t else ""
+        lines.append(f"| {dim} | {t['threshold']:.2f} | {t['source']}{extra} |")
+    lines += ["", "## Known limits", "",
+              "- Labels of degrade corpora are pseudo-MOS from a monotone severity rule, not human ratings.",
+              "- Validation sets are small; treat the figures above as a sanity check, not a benchmark "
+              "(`talkqa benchmark` cross-validates properly).",
+              "- Without an audio track, lip_sync, audio_quality and consistency are not scored.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""Scoring API: `Scorer(model_dir).score(path) -> Result`.
+
+A Scorer loads a model folder (scoring/bundle.py) once, with the experts it lists, and scores a
+clip in memory: preprocessing + hand-crafted features (with the model's own extraction
+config) -> every expert's tokens -> fusion + stacking -> the per-dimension score (`combine`), the AV
+offset, and diagnostics (scoring/diagnostics.py). A clip that cannot be scored gives a Result with
+`error` set (one sentence) and null scores; Scorer never raises for bad input. A model folder this
+installation cannot reproduce is refused when the Scorer is built (ModelMismatchError, a UsageError).
+Many clips: scoring/batch.py.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from talkqa.errors import ClipError, TalkqaError
+from talkqa.tasks import AUDIO_DIMENSIONS, DIMENSION_NAMES
+
+from .diagnostics import evidence_diagnostics, model_diagnostics
+from .result import Result, failed_result, rounded
+
+
+class Scorer:
+    """Load a model folder once; score many clips. `model_dir=None` = the shipped default model."""
+
+    def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", threads: int | None = None):
+        from .bundle import load_bundle
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.device = device
+        self.bundle = load_bundle(model_dir, device)
+        self.experts = self.bundle.create_experts(device)
+        for expert in self.experts.values():
+            expert.weights_hash_ = expert.weights_hash()  # hashed once, not per clip
+        self.model = {"name": self.bundle.name, "version": self.bundle.version}
+
+    # ------------------------------------------------------------------ in-memory store of one clip
+    def _store_data(self, cid: str, path: Path, row: dict, windows: pd.DataFrame, tokens: dict):
+        from talkqa.store_data import ExpertInfo, ExpertTokens, StoreData
+
+        hc = pd.DataFrame([{k: v for k, v in row.items() if "__" in k}], index=pd.Index([cid], name="clip_id"))
+        hc = hc.astype(np.float64)
+        experts, scalars = {}, {}
+        for name, expert in self.experts.items():
+            entry = self.bundle.meta["experts"][name]
+            info = ExpertInfo(name, int(entry["dim"]), entry["modality"], expert.version, expert.weights_hash_)
+            tok = tokens.get(name)
+            if tok is not None and len(tok.t_start):
+                mid = ((np.asarray(tok.t_start) + np.asarray(tok.t_end)) / 2).astype(np.float32)
+                experts[name] = ExpertTokens(info, {cid: tok.emb.astype(np.float32)}, {cid: mid})
+            else:
+                experts[name] = ExpertTokens(info, {}, {})
+            for col in expert.columns():
+                scalars[col] = np.nan
+            if tok is not None:
+                scalars.update({f"{name}__{k}": float(v) for k, v in tok.scalars.items()})
+        sc = pd.DataFrame([scalars], index=pd.Index([cid], name="clip_id")).astype(np.float64)
+        win = windows[["t_start", "t_end"]].to_numpy(np.float32)
+        return StoreData(path, [cid], hc, experts, sc, {cid: win})
+
+    def _sync(self, data, cid: str, has_audio: bool) -> dict[str, float | None]:
+        if not has_audio:
+            return {"offset_frames": None, "confidence": None}
+        for src in self.bundle.config.sync_sources:
+            vals = []
+            for col in (src.offset, src.confidence):
+                table = data.scalars if col in data.scalars else data.handcrafted if col in data.handcrafted else None
+                vals.append(np.nan if table is None else float(table.loc[cid, col]))
+            if np.isfinite(vals[0]):
+                return {"offset_frames": rounded(vals[0], 2), "confidence": rounded(vals[1], 4)}
+        return {"offset_frames": None, "confidence": None}
+
+    def _combine(self, fused: pd.Series, stacked: pd.Series | None) -> dict[str, float | None]:
+        how = self.bundle.meta["combine"]
+        out = {}
+        for dim in DIMENSION_NAMES:
+            f = float(fused.get(dim, np.nan))
+            s = float(stacked.get(dim, np.nan)) if stacked is not None else np.nan
+            if how == "fusion":
+                v = f
+            elif how == "stacking":
+                v = s if np.isfinite(s) else f
+            else:
+                v = np.nanmean([f, s]) if np.isfinite([f, s]).any() else np.nan
+            out[dim] = rounded(np.clip(v, 1.0, 5.0) if np.isfinite(v) else np.nan, 4)
+        return out
+
+    def _analyse(self, clip):
+        """Hand-crafted features and expert tokens of a preprocessed clip, in two lanes: the audio-only
+        families and experts on a second thread, the rest on this one. openSMILE, ONNX Runtime (DNSMOS),
+        torch and NumPy release the GIL, so on 2 cores the lanes overlap; each lane runs its parts in
+        the usual order, so the values are those of a sequential run (`talkqa extract` + `talkqa embed`).
+        Returns (row, windows, series, tokens, failed experts {name: exception})."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from talkqa.features.extract import _families, compute_features
+
+        config = self.bundle.extract_config
+        families = _families(config)
+
+        tokens, failed = {}, {}  # each lane writes only its own experts' keys
+
+        def lane(audio_side: bool):
+            features = compute_features(clip, config, [f for f in families if (f.modality == "audio") == audio_side])
+            for name, expert in self.experts.items():
+                if (expert.modality == "audio") == audio_side:
+                    try:
+                        tokens[name] = expert.embed(clip)
+                    except Exception as exc:
+                        failed[name] = exc
+            return features
+
+        with ThreadPoolExecutor(1, thread_name_prefix="talkqa-audio") as pool:
+            audio_lane = pool.submit(lane, True)
+            row_v, win_v, series_v = lane(False)
+            row_a, win_a, series_a = audio_lane.result()
+        # Back in the order a sequential run gives: families of the config, experts of the model.
+        row = {**row_v, **row_a}
+        row = {c: row[c] for f in families for c in f.columns()}
+        win = pd.concat([win_v, win_a.drop(columns=["t_start", "t_end"])], axis=1)
+        windows = win[["t_start", "t_end", *[c for f in families for c in f.window_columns()]]]
+        order = list(self.experts)
+        return (row, windows, {**series_v, **series_a}, {n: tokens[n] for n in order if n in tokens},
+                {n: failed[n] for n in order if n in failed})
+
+    def score(self, path: str | Path, audio: str | Path | None = None, keep_details: bool = False) -> Result:
+        """Score one clip; never raises for bad input (the Result carries the error)."""
+        from talkqa.features.preprocess import preprocess
+
+        t0 = time.perf_counter()
+        clip_name = str(path)
+        try:
+            clip = preprocess(path, self.bundle.extract_config.preprocess, clip_id=Path(path).stem, audio_path=audio)
+            cid = clip.clip_id
+            warnings = list(clip.warnings)
+            row, windows, series, tokens, failed = self._analyse(clip)
+            for name, exc in failed.items():  # the expert cannot read this clip: the model scores without it
+                if clip.has_audio or self.experts[name].modality == "visual":
+                    warnings.append(f"expert {name} could not run ({exc}); scored without it")
+            data = self._store_data(cid, Path(path), row, windows, tokens)
+            fused = self.bundle.fusion.predict(data, [cid]).iloc[0]
+            stacked = self.bundle.stacking.predict(data, [cid]).iloc[0]
+            scores = self._combine(fused, stacked)
+            skip: set[str] = set()
+            if not clip.has_audio:
+                skip = set(AUDIO_DIMENSIONS)
+                for d in AUDIO_DIMENSIONS:
+                    scores[d] = None
+                warnings.append(f"no audio track: {', '.join(AUDIO_DIMENSIONS)} are not scored")
+            probs = self.bundle.fusion.predict_windows(data, [cid]).get(cid)
+            diags = evidence_diagnostics(windows, skip)
+            if probs is not None and len(probs):
+                diags = model_diagnostics(probs, self.bundle.thresholds(), windows, skip) + diags
+            diags.sort(key=lambda d: (d["start"], DIMENSION_NAMES.index(d["dimension"])))
+            win_rows = [] if probs is None else [
+                {k: rounded(v, 4) for k, v in r.items()} for r in probs.to_dict("records")]
+            if skip:
+                for r in win_rows:
+                    for d in skip:
+                        r[d] = None
+            result = Result(clip_name, scores, self._sync(data, cid, clip.has_audio), diags, warnings, None,
+                            dict(self.model), win_rows)
+            if keep_details:
+                result.details = {"data": data, "clip_id": cid, "series": series, "windows": windows, "row": row,
+                                  "fps": clip.fps, "duration_s": clip.duration_s, "has_audio": clip.has_audio,
+                                  "fusion": fused.to_dict(), "stacking": stacked.to_dict(),
+                                  "thresholds": self.bundle.thresholds(), "scorer": self}
+        except ClipError as exc:
+            result = failed_result(clip_name, str(exc), exc.code, self.model)
+        except TalkqaError as exc:
+            result = failed_result(clip_name, str(exc), "internal_error", self.model)
+        except Exception as exc:  # a bug must not stop a batch; the message says it is ours
+            result = failed_result(clip_name, f"{clip_name}: internal error in talkqa ({type(exc).__name__}: {exc}); "
+                                              "please report it with this clip", "internal_error", self.model)
+            result.details = {"traceback": traceback.format_exc(limit=8)}
+        result.elapsed_s = time.perf_counter() - t0
+        return result
+
+
+def score(path: str | Path, audio: str | Path | None = None, model_dir: str | Path | None = None) -> Result:
+    """Score one clip with the shipped default model (or `model_dir`). Loads the model on each call:
+    build a `Scorer` once to score many clips."""
+    return Scorer(model_dir).score(path, audio)

@@ -1,0 +1,182 @@
+"""`talkqa train`: one self-describing model folder (see scoring/bundle.py) from stores + labels."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from talkqa import __version__
+from talkqa.config import ExtractConfig, load_config, save_config, stable_hash
+from talkqa.errors import UsageError
+from talkqa.experts.embed import create_expert
+from talkqa.fusion.train import FusionRegressor, speaker_split
+from talkqa.labels import common_clips, load_labels, merge_labels
+from talkqa.stacking.model import StackingRegressor
+from talkqa.store import atomic_write_json, atomic_write_text, parquet_meta
+from talkqa.store_data import load_store, merge_store_data
+from talkqa.tasks import DIMENSION_NAMES
+
+from .bundle_config import FORMAT, BundleConfig
+from .metrics import point_metrics
+from .model_card import model_card
+from .thresholds import diagnostic_thresholds
+
+
+def _expert_entries(data, names: list[str], overrides: dict[str, list[str]]) -> dict[str, dict]:
+    """name -> what scoring must reproduce; refuses a store embedded with other expert settings."""
+    out = {}
+    for name in names:
+        expert = create_expert(name, overrides=overrides.get(name, []))
+        meta = parquet_meta(data.root / "experts" / f"{name}.parquet")
+        problems = [f"{k} {meta.get(k)!r} in the store vs {v!r} configured"
+                    for k, v in (("version", expert.version), ("params_hash", expert.params_hash()),
+                                 ("weights_hash", expert.weights_hash())) if str(meta.get(k, "")) != str(v)]
+        if problems:
+            raise UsageError(f"expert {name!r}: {'; '.join(problems)}; set expert_overrides.{name} to the --set values "
+                             f"the store was embedded with, or re-run `talkqa embed --store {data.root} --experts {name}`")
+        out[name] = {"version": expert.version, "weights_hash": expert.weights_hash(), "params_hash": expert.params_hash(),
+                     "config": expert.config.model_dump(mode="json"), "dim": expert.dim, "modality": expert.modality,
+                     "scalars": expert.columns()}
+    return out
+
+
+def _point_metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float | int | None]:
+    """The benchmark's metrics (scoring/metrics.py) on the finite pairs; None where fewer than 3."""
+    ok = np.isfinite(pred) & np.isfinite(y)
+    n = int(ok.sum())
+    if n < 3:
+        return {"n": n, "srcc": None, "krcc": None, "plcc": None, "rmse": None}
+    return {"n": n, **{k: round(v, 4) for k, v in point_metrics(pred[ok], y[ok]).items()}}
+
+
+def _val_metrics(fusion_pred, stack_oof, labels, val_ids: list[str]) -> dict:
+    """Per dimension and strategy on the validation speakers. Fusion never trained on them (they only
+    stopped it); stacking's figures are its speaker-grouped out-of-fold level-1 predictions."""
+    if not val_ids:
+        return {}
+    y = labels.y(val_ids)
+    out = {}
+    for k, dim in enumerate(DIMENSION_NAMES):
+        if not np.isfinite(y[:, k]).any():
+            continue
+        f = fusion_pred.reindex(val_ids)[dim].to_numpy(float) if dim in fusion_pred else np.full(len(val_ids), np.nan)
+        s = stack_oof.reindex(val_ids)[dim].to_numpy(float) if stack_oof is not None and dim in stack_oof \
+            else np.full(len(val_ids), np.nan)
+        out[dim] = {"fusion": _point_metrics(f, y[:, k]), "stacking": _point_metrics(s, y[:, k]),
+                    "mean": _point_metrics(np.nanmean(np.stack([f, s]), 0) if np.isfinite(s).any() else f, y[:, k])}
+    return out
+
+
+def _store_extract_config(store_dir: Path) -> ExtractConfig:
+    extract_yaml = store_dir / "extract.yaml"
+    if not extract_yaml.is_file():
+        raise UsageError(f"{store_dir} has no extract.yaml; point --store at a folder written by `talkqa extract`")
+    extract_config = load_config(ExtractConfig, extract_yaml)
+    stored_hash = parquet_meta(store_dir / "handcrafted.parquet").get("params_hash") \
+        if (store_dir / "handcrafted.parquet").is_file() else None
+    if stored_hash and stored_hash != extract_config.params_hash():
+        raise UsageError(f"{store_dir}: handcrafted.parquet was written with params {stored_hash}, but extract.yaml "
+                         f"hashes to {extract_config.params_hash()}; re-run `talkqa extract` into this store")
+    return extract_config
+
+
+def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list, out_dir: str | Path,
+                 config: BundleConfig, log: Callable[[str], None] | None = None, command: str | None = None) -> Path:
+    """Train on one store + label file, or on several (one label file for all, or one per store): the
+    stores must share the extraction config and the experts, and their clip ids must not overlap."""
+    log = log or (lambda msg: None)
+    t0 = time.time()
+    store_dirs = [Path(p) for p in (store_dirs if isinstance(store_dirs, (list, tuple)) else [store_dirs])]
+    labels_paths = [Path(p) for p in (labels_paths if isinstance(labels_paths, (list, tuple)) else [labels_paths])]
+    if not store_dirs:
+        raise UsageError("give at least one --store")
+    if len(labels_paths) not in (1, len(store_dirs)):
+        raise UsageError(f"{len(store_dirs)} stores but {len(labels_paths)} label files: give one --labels for all "
+                         "stores or one per --store, in the same order")
+    out_dir = Path(out_dir)
+    extract_config = _store_extract_config(store_dirs[0])
+    for other in store_dirs[1:]:
+        if _store_extract_config(other).params_hash() != extract_config.params_hash():
+            raise UsageError(f"{other} was extracted with another config than {store_dirs[0]} (compare their "
+                             "extract.yaml); a model scores with one extraction, so re-extract one of them")
+    data = merge_store_data([load_store(p, config.experts) for p in store_dirs])
+    label_parts = [load_labels(p) for p in labels_paths]
+    if len(label_parts) > 1 and any(p.diagnostics is None for p in label_parts):
+        log("warning: not every label file has diagnostics.parquet beside it; window diagnostics are not trained")
+    labels = merge_labels(label_parts)
+    if not data.experts:
+        log("warning: the store has no expert outputs; the model uses hand-crafted features only")
+    ids = common_clips(data, labels)
+    experts = _expert_entries(data, data.expert_names, config.expert_overrides)
+    groups = labels.groups(ids)
+    tcfg = config.fusion.train
+    train_ids, val_ids = speaker_split(ids, groups, tcfg.val_share, tcfg.seed)
+    log(f"{len(ids)} labelled clips, {len(set(groups))} speakers: fusion trains on {len(train_ids)}, "
+        f"stops early on {len(val_ids)} clips of held-out speakers")
+    fusion = FusionRegressor(config.fusion, config.device).fit(
+        data, labels, train_ids, val_ids, log=lambda h: log(f"fusion epoch {h['epoch']}: val loss {h['val_loss']:.4f}"))
+    log(f"fusion: best val loss {fusion.best_val_loss_:.4f} after {len(fusion.history_)} epochs")
+    stacking = StackingRegressor(config.stacking).fit(data, labels, ids)
+    log("stacking: fitted on every labelled clip")
+    metrics = _val_metrics(fusion.predict(data, val_ids) if val_ids else None, stacking.oof_, labels, val_ids)
+    thresholds = diagnostic_thresholds(fusion, data, labels, val_ids, config.diagnostics)
+
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "model.json").is_file():
+        raise UsageError(f"{out_dir} exists and is not a talkqa model folder; choose an empty or new --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for sub in ("fusion", "stacking"):
+        if (out_dir / sub).is_dir():
+            shutil.rmtree(out_dir / sub)
+    fusion.save(out_dir / "fusion")
+    stacking.save(out_dir / "stacking")
+    save_config(config, out_dir / "train.yaml")
+    save_config(extract_config, out_dir / "extract.yaml")
+
+    y = labels.y(ids)
+    label_means = {d: round(float(np.nanmean(y[:, k])), 4) for k, d in enumerate(DIMENSION_NAMES) if np.isfinite(y[:, k]).any()}
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "name": config.name,
+        "version": config.version,
+        "description": config.description,
+        "talkqa_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "combine": config.combine,
+        "experts": experts,
+        "extraction": {"config": extract_config.model_dump(mode="json"), "params_hash": extract_config.params_hash()},
+        "input_schema": {"handcrafted_columns": list(data.feature_columns),
+                         "fusion_columns": fusion.schema()["feature_columns"],
+                         "stacking_columns": stacking.featurizer_.columns_,
+                         "expert_scalars": list(data.scalars.columns),
+                         "tasks": fusion.tasks_, "stacking_dimensions": stacking.dimensions_},
+        "sync_sources": [s.model_dump() for s in config.sync_sources],
+        "diagnostic_thresholds": thresholds,
+        "training_data": {"stores": [str(p.resolve()) for p in store_dirs], "labels": [str(p.resolve()) for p in labels_paths],
+                          "clips": len(ids), "speakers": int(len(set(groups))), "fusion_train_clips": len(train_ids),
+                          "val_clips": len(val_ids), "val_speakers": int(len(set(labels.groups(val_ids)))) if val_ids else 0,
+                          "label_means": label_means,
+                          "diagnostics_labels": labels.diagnostics is not None},
+        "val_metrics": metrics,
+        "fusion_training": {"epochs_run": len(fusion.history_), "best_val_loss": round(fusion.best_val_loss_, 5)},
+        "environment": {"python": platform.python_version(), "torch": _version("torch"),
+                        "lightgbm": _version("lightgbm")},
+        "command": command or "talkqa " + " ".join(sys.argv[1:]),
+        "train_seconds": round(time.time() - t0, 1),
+    }
+    meta["config_hash"] = stable_hash(config.model_dump(mode="json"))
+    atomic_write_json(out_dir / "model.json", meta)
+    atomic_write_text(out_dir / "model_card.md", model_card(meta))
+    return out_dir
+
+
+def _version(module: str) -> str:
+    try:
+        return str(__import__(module).__version__)
+    except Exception:
+        return ""

@@ -1,0 +1,32 @@
+"""Speaker-disjoint splits: one place for every held-out set and every cross-validation fold, so the
+same person never sits on both sides (training experts, early stopping, stacking, the benchmark)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import GroupKFold
+
+from .errors import UsageError
+
+
+def hold_out_groups(groups, share: float, seed: int, min_groups: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out about `share` of the groups: (train indices, held-out indices). With fewer than
+    `min_groups` groups, or share <= 0, nothing is held out."""
+    groups = np.asarray(groups)
+    uniq = np.array(sorted(set(groups)))
+    if share <= 0 or len(uniq) < min_groups:
+        return np.arange(len(groups)), np.zeros(0, dtype=int)
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(uniq, max(1, int(round(share * len(uniq)))), replace=False))
+    mask = np.array([g in held for g in groups], dtype=bool)
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def group_folds(groups, n_splits: int, seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """GroupKFold splits (shuffled with `seed` when given), n_splits capped by the number of groups."""
+    groups = np.asarray(groups)
+    n = min(n_splits, len(set(groups)))
+    if n < 2:
+        raise UsageError(f"cross-validation needs at least 2 speakers, the labels have {len(set(groups))}")
+    kfold = GroupKFold(n_splits=n) if seed is None else GroupKFold(n_splits=n, shuffle=True, random_state=seed)
+    return list(kfold.split(np.zeros(len(groups)), groups=groups))
