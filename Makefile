@@ -38,11 +38,11 @@ default-model: $(STAMP)
 	$(BIN)/python benchmarks/shared_manifest.py real --out $(WORK)/real_manifest.csv
 	$(TQ) degrade $(WORK)/real_manifest.csv --out $(WORK)/real_degraded --variants 11 --seed 0 --workers 2
 	$(TQ) extract $(WORK)/real_degraded/manifest.csv --store $(WORK)/real_store --workers 2
-	$(TQ) embed --store $(WORK)/real_store --experts sync,expression,audio --workers 2
+	$(TQ) embed --store $(WORK)/real_store --workers 2
 	$(TQ) synth --out $(WORK)/synth --n 60 --duration 5 --seed 1 --workers 2
 	$(TQ) degrade $(WORK)/synth/manifest.csv --out $(WORK)/synth_degraded --variants 5 --seed 1 --workers 2
 	$(TQ) extract $(WORK)/synth_degraded/manifest.csv --store $(WORK)/synth_store --workers 2
-	$(TQ) embed --store $(WORK)/synth_store --experts sync,expression,audio --workers 2
+	$(TQ) embed --store $(WORK)/synth_store --workers 2
 	$(TQ) train --store $(WORK)/real_store --labels $(WORK)/real_degraded/manifest.csv \
 	  --store $(WORK)/synth_store --labels $(WORK)/synth_degraded/manifest.csv \
 	  --out $(WORK)/model --name talkqa-default -q --set 'version="2"' --set 'description=$(DESCRIPTION)' \

@@ -6,7 +6,7 @@ severity s_j in (0, 1] over a share c_j in (0, 1] of the clip's frames:
 
     drop_d(j)  = impacts_j[d] * s_j * c_j ** coverage_exponent        (coverage_exponent = 0.5)
     mos_d      = max(floor, clean - sum_j drop_d(j))                   (clean = 4.5, floor = 1.0)
-    D_d        = sum_j drop_d(j)                 for d in lip_sync, expression, audio_quality, consistency
+    D_d        = sum_j drop_d(j)                 for every d but overall (tasks.PERCEPTUAL_DIMENSIONS)
     mos_overall = max(floor, clean - (max_d D_d + secondary * (sum_d D_d - max_d D_d)))   (secondary = 0.4)
 
 Why: the clean clip scores 4.5, not 5 (real clips are compressed, and raters rarely give every clip 5);
@@ -21,10 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from talkqa.tasks import DIMENSION_NAMES
+from talkqa.tasks import DIMENSION_NAMES, PERCEPTUAL_DIMENSIONS as PERCEPTUAL
 from .artifacts import ARTIFACTS
-
-PERCEPTUAL = tuple(d for d in DIMENSION_NAMES if d != "overall")
 
 
 @dataclass(frozen=True)

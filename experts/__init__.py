@@ -1,5 +1,11 @@
-"""Registered experts. Importing this package registers all of them; each has one module here and
-one YAML file in configs/experts/<name>.yaml."""
+"""Learned experts. Every module of this package is imported here, and each expert class registers
+itself (`@EXPERTS.register`), so adding an expert is one module here plus its YAML in
+configs/experts/<name>.yaml; nothing else lists them."""
+
+import importlib
+import pkgutil
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens  # noqa: F401
-from . import audio, expression, sync  # noqa: F401,E402
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from talkqa.features.clip import PreprocessedClip
 from talkqa.registry import Registry
 
-EXPERTS: Registry["Expert"] = Registry("expert")
+EXPERTS: Registry["Expert"] = Registry("expert", column_prefix=True)
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
 
@@ -44,7 +44,9 @@ class Tokens:
     scalars: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.emb = np.asarray(self.emb, dtype=np.float32).reshape(len(self.t_start), -1)
+        emb = np.asarray(self.emb, dtype=np.float32)
+        # (N, dim) stays as it is (N may be 0); a flat array is split into N rows
+        self.emb = emb if emb.ndim == 2 and len(emb) == len(self.t_start) else emb.reshape(len(self.t_start), -1)
 
 
 class Expert:
@@ -98,7 +100,11 @@ class Expert:
         return self
 
     def card_extras(self) -> dict[str, Any]:
-        """Expert-specific model-card fields (e.g. the audio backbone)."""
+        """Expert-specific model-card fields (e.g. the voice expert's backbone)."""
+        return {}
+
+    def store_metadata(self) -> dict[str, Any]:
+        """Expert-specific fields for the Parquet metadata of `experts/<name>.parquet` (e.g. the backbone)."""
         return {}
 
     def save(self, folder: str | Path) -> None:

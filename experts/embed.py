@@ -22,6 +22,8 @@ from talkqa.engine import run_tasks
 from talkqa.errors import UsageError
 from talkqa.store import Store, cache_key, read_parquet, write_parquet
 
+from .base import EXPERTS, Tokens
+
 
 
 def expert_config_path(name: str, config_dir: str | Path | None = None) -> Path:
@@ -30,13 +32,14 @@ def expert_config_path(name: str, config_dir: str | Path | None = None) -> Path:
 
 def create_expert(name: str, config_dir: str | Path | None = None, overrides: list[str] | None = None,
                   device: str = "cpu"):
-    """Build an expert from configs/experts/<name>.yaml (+ overrides). Does no I/O beyond the YAML."""
-    from talkqa.experts import EXPERTS
-
+    """Build an expert from configs/experts/<name>.yaml (+ overrides). Does no I/O beyond the YAML, which
+    every expert must have: its settings are part of what a model records, never silent class defaults."""
     cls = EXPERTS.get(name)
     path = expert_config_path(name, config_dir)
-    config = load_config(cls.config_cls, path if path.is_file() else None, overrides or [])
-    return cls(config, device=device)
+    if not path.is_file():
+        raise UsageError(f"expert {name!r} has no config file {path}; every expert needs one "
+                         f"(configs/experts/{name}.yaml in talkqa, or --config-dir DIR with {name}.yaml)")
+    return cls(load_config(cls.config_cls, path, overrides or []), device=device)
 
 
 def tokens_table(clip_id: str, tokens, dim: int) -> pa.Table:
@@ -66,8 +69,6 @@ _LOADED: dict[str, object] = {}
 def _expert_in_worker(name: str, config_json: str, device: str):
     """Load each expert once per worker process (pool or Ray), not once per clip. Keyed on the config
     and the weights' content, so new weights under the same path are picked up."""
-    from talkqa.experts import EXPERTS
-
     cls = EXPERTS.get(name)
     expert = cls(cls.config_cls.model_validate_json(config_json), device=device)
     key = f"{name}:{expert.params_hash()}:{expert.weights_hash()}:{device}"

@@ -64,7 +64,7 @@ class Featurizer:
         return np.linspace(0, n - 1, self.max_tokens).round().astype(int)
 
     def batch(self, data: StoreData, clip_ids: list[str], target: np.ndarray | None = None,
-              window_targets: dict[str, np.ndarray] | None = None) -> Batch:
+              window_targets: dict[str, np.ndarray] | None = None, n_window_dims: int = len(DIMENSION_NAMES)) -> Batch:
         B = len(clip_ids)
         tokens, masks, times = {}, {}, {}
         for name in self.experts:
@@ -89,7 +89,7 @@ class Featurizer:
         hc = torch.from_numpy(np.concatenate([np.clip(z, -6, 6), missing.astype(float)], 1).astype(np.float32))
         wins = [data.windows.get(c, np.zeros((0, 2), np.float32)) for c in clip_ids]
         W = max([1] + [len(w) for w in wins])
-        n_dims = len(DIMENSION_NAMES)
+        n_dims = n_window_dims
         win = np.zeros((B, W, 2), np.float32)
         wmask = np.zeros((B, W), bool)
         wtarget = np.zeros((B, W, n_dims), np.float32)

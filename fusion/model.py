@@ -93,7 +93,8 @@ class CrossAttentionFusion(nn.Module):
     name = "cross_attention"
     has_window_head = True
 
-    def __init__(self, config: ModelConfig, experts: dict[str, dict], n_handcrafted: int, tasks: list[str]):
+    def __init__(self, config: ModelConfig, experts: dict[str, dict], n_handcrafted: int, tasks: list[str],
+                 window_dims: list[str] = DIMENSION_NAMES):
         super().__init__()
         d, self.d = config.width, config.width
         self.config = config
@@ -118,7 +119,7 @@ class CrossAttentionFusion(nn.Module):
         self.type_emb = nn.Parameter(torch.randn(3, d) * 0.02)  # audio side, visual side, hand-crafted
         self.pool = AttentionPool(d, config.heads)
         self.heads = TaskHeads(tasks, d, config.dropout)
-        self.window_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, len(DIMENSION_NAMES)))
+        self.window_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, len(window_dims)))
         self.align = nn.ModuleDict({s: nn.Linear(d, d) for s in ("audio", "visual")})
 
     def _side(self, batch: Batch, side: str):
@@ -173,7 +174,8 @@ class ConcatMLP(nn.Module):
     name = "concat_mlp"
     has_window_head = False
 
-    def __init__(self, config: ModelConfig, experts: dict[str, dict], n_handcrafted: int, tasks: list[str]):
+    def __init__(self, config: ModelConfig, experts: dict[str, dict], n_handcrafted: int, tasks: list[str],
+                 window_dims: list[str] = DIMENSION_NAMES):
         super().__init__()
         self.experts = dict(experts)
         n_in = sum(2 * v["dim"] for v in self.experts.values()) + n_handcrafted
@@ -196,5 +198,8 @@ class ConcatMLP(nn.Module):
         return {"pred": self.heads(self.trunk(z)), "diag": None, "audio": None, "visual": None, "av_valid": None}
 
 
-def build_model(config: ModelConfig, experts: dict[str, dict], n_handcrafted: int, tasks: list[str]) -> nn.Module:
-    return MODELS.get(config.architecture)(config, experts, n_handcrafted, tasks)
+def build_model(config: ModelConfig, experts: dict[str, dict], n_handcrafted: int, tasks: list[str],
+                window_dims: list[str] = DIMENSION_NAMES) -> nn.Module:
+    """`window_dims`: the dimensions the per-window diagnostic head predicts (all of them for a new model;
+    a saved model records its own, see FusionRegressor.load)."""
+    return MODELS.get(config.architecture)(config, experts, n_handcrafted, tasks, list(window_dims))

@@ -40,6 +40,8 @@ from .model import build_model
 from .weighting import create_weighting
 
 _DIM = {d.name: d for d in DIMENSIONS}
+# Models saved before schema.json recorded the window head's dimensions (talkqa <= 0.2) predict these.
+LEGACY_WINDOW_DIMENSIONS = ("lip_sync", "expression", "audio_quality", "consistency", "overall")
 
 
 def scale_targets(y: np.ndarray, tasks: list[str]) -> np.ndarray:
@@ -111,7 +113,9 @@ class FusionRegressor:
         self.tasks_ = tasks
         self.experts_ = {k: v.info.as_dict() for k, v in data.experts.items()}
         self.featurizer_ = Featurizer(data.feature_columns, list(data.experts), cfg.model.max_tokens).fit(data, clip_ids)
-        self.model_ = build_model(cfg.model, self.experts_, 2 * len(data.feature_columns), tasks).to(device)
+        self.window_dims_ = list(DIMENSION_NAMES)
+        self.model_ = build_model(cfg.model, self.experts_, 2 * len(data.feature_columns), tasks,
+                                  self.window_dims_).to(device)
         self.weighting_ = create_weighting(tcfg.weighting, tasks, tcfg.dwa_temperature).to(device)
         params = list(self.model_.parameters()) + list(self.weighting_.parameters())
         opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
@@ -136,7 +140,8 @@ class FusionRegressor:
                 batches[-2] = np.concatenate([batches[-2], batches.pop()])
             for step, idx in enumerate(batches):
                 ids = [train[i] for i in idx]
-                batch = self.featurizer_.batch(data, ids, np.stack([targets[c] for c in ids]), wt).to(device)
+                batch = self.featurizer_.batch(data, ids, np.stack([targets[c] for c in ids]), wt,
+                                              len(self.window_dims_)).to(device)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
                     out = self.model_(batch)
                     parts = self._losses(out, batch)
@@ -195,7 +200,8 @@ class FusionRegressor:
         total, n = 0.0, 0
         for i in range(0, len(ids), 64):
             chunk = ids[i:i + 64]
-            batch = self.featurizer_.batch(data, chunk, np.stack([targets[c] for c in chunk])).to(self.device)
+            batch = self.featurizer_.batch(data, chunk, np.stack([targets[c] for c in chunk]),
+                                           n_window_dims=len(self.window_dims_)).to(self.device)
             parts = regression_losses(self.model_(batch)["pred"].float(), batch.target, tasks,
                                       self.config.loss.smooth_l1_beta)
             total += float(sum(parts.values())) * len(chunk)
@@ -210,7 +216,7 @@ class FusionRegressor:
         data = data.view([e for e in data.experts if e not in self.experts_], True)
         for i in range(0, len(clip_ids), batch_size):
             chunk = list(clip_ids[i:i + batch_size])
-            yield chunk, self.model_(self.featurizer_.batch(data, chunk).to(self.device))
+            yield chunk, self.model_(self.featurizer_.batch(data, chunk, n_window_dims=len(self.window_dims_)).to(self.device))
 
     def predict(self, data: StoreData, clip_ids: list[str] | None = None) -> pd.DataFrame:
         clip_ids = list(data.clip_ids if clip_ids is None else clip_ids)
@@ -228,7 +234,7 @@ class FusionRegressor:
             prob = torch.sigmoid(out["diag"].float()).cpu().numpy()
             for i, c in enumerate(chunk):
                 w = data.windows.get(c, np.zeros((0, 2)))
-                df = pd.DataFrame(prob[i, : len(w)], columns=list(DIMENSION_NAMES))
+                df = pd.DataFrame(prob[i, : len(w)], columns=self.window_dims_)
                 df.insert(0, "t_start", w[:, 0])
                 df.insert(1, "t_end", w[:, 1])
                 result[c] = df
@@ -236,7 +242,8 @@ class FusionRegressor:
 
     # ------------------------------------------------------------------------------------- save / load
     def schema(self) -> dict:
-        return {"feature_columns": self.featurizer_.feature_columns, "experts": self.experts_}
+        return {"feature_columns": self.featurizer_.feature_columns, "experts": self.experts_,
+                "window_dimensions": self.window_dims_}
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -262,8 +269,9 @@ class FusionRegressor:
         self.tasks_ = schema["tasks"]
         self.experts_ = schema["experts"]
         self.featurizer_ = Featurizer.from_state(schema["featurizer"])
+        self.window_dims_ = schema.get("window_dimensions", list(LEGACY_WINDOW_DIMENSIONS))
         self.model_ = build_model(self.config.model, self.experts_, 2 * len(self.featurizer_.feature_columns),
-                                  self.tasks_).to(device)
+                                  self.tasks_, self.window_dims_).to(device)
         self.weighting_ = create_weighting(self.config.train.weighting, self.tasks_, self.config.train.dwa_temperature)
         state = torch.load(folder / "weights.pt", map_location=device, weights_only=True)
         self.model_.load_state_dict(state["model"])

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from talkqa.store import atomic_write_text
-from talkqa.tasks import DIMENSION_NAMES
+from talkqa.tasks import DIMENSION_NAMES, DIMENSIONS
 
-COLORS = {"lip_sync": "#4472c4", "expression": "#ed7d31", "audio_quality": "#70ad47", "consistency": "#7030a0",
-          "overall": "#595959"}
+COLORS = {d.name: d.colour for d in DIMENSIONS}
 KEY_MEASUREMENTS = (  # (column, label, format)
     ("lipsync__av_offset_frames", "AV offset, hand-crafted (frames, + = sound after lips)", "{:+.0f}"),
     ("lipsync__av_confidence", "AV offset confidence, hand-crafted", "{:.2f}"),

@@ -41,6 +41,10 @@ class Scorer:
         for expert in self.experts.values():
             expert.weights_hash_ = expert.weights_hash()  # hashed once, not per clip
         self.model = {"name": self.bundle.name, "version": self.bundle.version}
+        # A model trained before a dimension existed (e.g. visual_quality, new in talkqa 0.3) still scores
+        # the others; that dimension is null with a warning rather than a made-up number.
+        known = set(self.bundle.fusion.tasks_) | set(self.bundle.stacking.dimensions_)
+        self.untrained_dimensions = [d for d in DIMENSION_NAMES if d not in known]
 
     # ------------------------------------------------------------------ in-memory store of one clip
     def _store_data(self, cid: str, path: Path, row: dict, windows: pd.DataFrame, tokens: dict):
@@ -149,9 +153,13 @@ class Scorer:
             fused = self.bundle.fusion.predict(data, [cid]).iloc[0]
             stacked = self.bundle.stacking.predict(data, [cid]).iloc[0]
             scores = self._combine(fused, stacked)
-            skip: set[str] = set()
+            skip: set[str] = set(self.untrained_dimensions)
+            for d in self.untrained_dimensions:
+                scores[d] = None
+                warnings.append(f"model {self.model['name']} {self.model['version']} was trained without {d}, so it "
+                                f"is not scored; retrain the model with this talkqa (`talkqa train`) to score it")
             if not clip.has_audio:
-                skip = set(AUDIO_DIMENSIONS)
+                skip |= set(AUDIO_DIMENSIONS)
                 for d in AUDIO_DIMENSIONS:
                     scores[d] = None
                 warnings.append(f"no audio track: {', '.join(AUDIO_DIMENSIONS)} are not scored")

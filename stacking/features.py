@@ -1,9 +1,10 @@
 """Tabular features for the tree models: pooled expert tokens (mean/std over time, optionally after a
 per-expert PCA fitted on training clips), expert scalars and hand-crafted columns.
 
-Every column keeps the `<group>__<name>` form; `group_of_` maps each column to (group, kind) with
-kind 'expert' or 'handcrafted', so SHAP importance can be summed per expert and per family even when
-an expert and a family share a name (the `audio` expert vs. the `audio` feature family)."""
+Every column keeps the `<group>__<name>` form, where the group is the expert or feature family that
+produced it (the registries give every prefix one producer); `group_of_` maps each column to
+(group, kind) with kind 'expert' or 'handcrafted', so SHAP importance can be summed per expert and per
+family."""
 
 from __future__ import annotations
 
@@ -63,9 +64,7 @@ class PooledFeaturizer:
                 [f"{name}__emb_{stem}{k}_std" for k in range(width)]
             blocks.append(pd.DataFrame(stat, index=clip_ids, columns=cols))
         if self.scalars_:
-            clash = set(self.scalars_) & set(self.handcrafted_)
-            sc = data.scalars.reindex(clip_ids)[self.scalars_]
-            blocks.append(sc.rename(columns={c: c.replace("__", "__scalar_", 1) for c in clash}))
+            blocks.append(data.scalars.reindex(clip_ids)[self.scalars_])
         if self.handcrafted_:
             blocks.append(data.handcrafted.reindex(clip_ids)[self.handcrafted_])
         X = pd.concat(blocks, axis=1) if blocks else pd.DataFrame(index=clip_ids)

@@ -12,9 +12,17 @@ T = TypeVar("T")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+# Column prefix -> the component that writes `<prefix>__*` columns (feature families, experts).
+_PREFIX_OWNERS: dict[str, str] = {}
+
+
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    """`column_prefix=True`: the registry's names are also column prefixes in the store, which must each
+    have one producer across every such registry (a family and an expert cannot share a name)."""
+
+    def __init__(self, kind: str, column_prefix: bool = False):
         self.kind = kind
+        self.column_prefix = column_prefix
         self._items: dict[str, type[T]] = {}
 
     def register(self, cls: type[T]) -> type[T]:
@@ -24,6 +32,12 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {cls.__qualname__} needs a lower_snake_case `name`, got {name!r}")
         if name in self._items and self._items[name] is not cls:
             raise ValueError(f"{self.kind} name {name!r} is registered twice")
+        if self.column_prefix:
+            owner = f"{self.kind} {name!r} ({cls.__module__}.{cls.__qualname__})"
+            other = _PREFIX_OWNERS.setdefault(name, owner)
+            if other != owner:
+                raise ValueError(f"{owner} would write `{name}__*` columns, which {other} already writes; "
+                                 "give one of them another name")
         self._items[name] = cls
         return cls
 

@@ -15,23 +15,22 @@ Labels depend on the features and tokens (plus noise), so every strategy has som
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from talkqa.store import META_KEY, Store, _atomic_write, atomic_write_bytes, write_parquet
-from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS
+from talkqa.store import Store, atomic_write_bytes, write_parquet
+from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS, PERCEPTUAL_DIMENSIONS
 
 # name -> (modality, dim, scalar names, the latent quality it mostly carries)
 SYNTHETIC_EXPERTS: dict[str, tuple[str, int, tuple[str, ...], str]] = {
     "sync": ("audiovisual", 16, ("offset_frames", "confidence"), "lip_sync"),
-    "expression": ("visual", 12, ("naturalness_logit",), "expression"),
-    "audio": ("audio", 16, ("quality_logit",), "audio_quality"),
+    "motion": ("visual", 12, ("naturalness_logit",), "expression"),
+    "picture": ("visual", 12, ("quality_logit",), "visual_quality"),
+    "voice": ("audio", 16, ("quality_logit",), "audio_quality"),
 }
 TOKEN_S = 0.2
 
@@ -63,14 +62,14 @@ def make_synthetic_store(root: str | Path, n_clips: int = 60, n_speakers: int = 
     clip_ids = [f"spk{i % n_speakers:02d}/clip{i:03d}" for i in range(n_clips)]
     speakers = [c.split("/")[0] for c in clip_ids]
     durations = rng.uniform(2.5, 6.0, n_clips).round(2)
-    # Latent quality in [0, 1] per clip and dimension; overall mixes the four others.
-    q = {d: rng.beta(2.0, 2.0, n_clips) for d in DIMENSION_NAMES[:4]}
+    # Latent quality in [0, 1] per clip and dimension; overall mixes the others.
+    q = {d: rng.beta(2.0, 2.0, n_clips) for d in PERCEPTUAL_DIMENSIONS}
     spk_bias = {s: rng.normal(0, 0.05) for s in sorted(set(speakers))}
 
     # ---------------------------------------------------------------- diagnostics (bad segments)
     diag_rows = []
     for i, cid in enumerate(clip_ids):
-        for dim in DIMENSION_NAMES[:4]:
+        for dim in PERCEPTUAL_DIMENSIONS:
             if q[dim][i] < 0.35:
                 start = float(rng.uniform(0, max(0.1, durations[i] - 1.5)))
                 end = float(min(durations[i], start + rng.uniform(0.8, 1.5)))
@@ -100,6 +99,7 @@ def make_synthetic_store(root: str | Path, n_clips: int = 60, n_speakers: int = 
         "audio__clipping_ratio": np.clip((1 - q["audio_quality"]) * 0.05 + nz(0.01), 0, None),
         "consistency__rate_corr": q["consistency"] + nz(0.5),
         "consistency__arousal_corr": q["consistency"] * 0.5 + nz(0.5),
+        "visual__face_sharpness": 50 + 100 * q["visual_quality"] + nz(40),
     })
     feature_cols = [c for c in hc.columns if c != "clip_id"]
     mask = rng.random((n_clips, len(feature_cols))) < 0.05
@@ -141,26 +141,24 @@ def make_synthetic_store(root: str | Path, n_clips: int = 60, n_speakers: int = 
                 row[f"{name}__{s}"] = float((1 - 2 * (k % 2)) * (q[carries][i] * 4 - 2) + rng.normal(0, noise * 2))
             scalar_rows.append(row)
         table = _tokens_table(ids, np.concatenate(starts), np.concatenate(ends), np.concatenate(embs))
-        meta = {"producer": f"experts.{name}", "version": "synthetic-1", "params_hash": "synthetic",
-                "weights_hash": f"w-{name}-{seed}", "dim": dim, "input_kind": "synthetic", "modality": modality}
-        table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
-        _atomic_write(store.expert(name), lambda fh, tb=table: pq.write_table(tb, fh, compression="zstd"))
+        write_parquet(table, store.expert(name), f"experts.{name}", "synthetic", f"w-{name}-{seed}",
+                      {"version": "synthetic-1", "dim": dim, "input_kind": "synthetic", "modality": modality})
         write_parquet(pd.DataFrame(scalar_rows), store.root / "experts" / f"{name}.scalars.parquet",
                       producer=f"experts.{name}", weights_hash=f"w-{name}-{seed}")
 
     # ---------------------------------------------------------------- labels
     mos = {}
-    for d in DIMENSION_NAMES[:4]:
+    for d in PERCEPTUAL_DIMENSIONS:
         bias = np.array([spk_bias[s] for s in speakers])
         mos[d] = np.clip(1 + 4 * (q[d] + bias) + rng.normal(0, 0.15, n_clips), 1, 5)
-    mos["overall"] = np.clip(np.mean([mos[d] for d in DIMENSION_NAMES[:4]], axis=0) + rng.normal(0, 0.15, n_clips), 1, 5)
+    mos["overall"] = np.clip(np.mean([mos[d] for d in PERCEPTUAL_DIMENSIONS], axis=0) + rng.normal(0, 0.15, n_clips), 1, 5)
     split_of = {s: ("test" if k % 6 == 5 else "val" if k % 6 == 4 else "train")
                 for k, s in enumerate(sorted(set(speakers)))}
     manifest = pd.DataFrame({"clip_id": clip_ids, "video": [f"videos/{c}.mp4" for c in clip_ids],
                              "speaker": speakers, "split": [split_of[s] for s in speakers]})
     for d, col in zip(DIMENSION_NAMES, LABEL_COLUMNS):
         manifest[col] = np.round(mos[d], 3)
-    for d in DIMENSION_NAMES[:4]:
+    for d in PERCEPTUAL_DIMENSIONS:
         manifest[f"severity__{d}"] = np.round(1 - q[d], 3)
     labels_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(labels_dir / "manifest.csv", manifest.to_csv(index=False).encode())

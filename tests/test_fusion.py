@@ -51,7 +51,7 @@ def test_padding_does_not_change_unpadded_items(synth, architecture, direction):
     feat = Featurizer(data.feature_columns, data.expert_names, 128).fit(data, train)
     experts = {k: v.info.as_dict() for k, v in data.experts.items()}
     model = build_model(cfg.model, experts, 2 * len(data.feature_columns), cfg.tasks).eval()
-    lengths = {c: len(data.experts["audio"].emb[c]) for c in train}
+    lengths = {c: len(data.experts["voice"].emb[c]) for c in train}
     short, long_ = min(lengths, key=lengths.get), max(lengths, key=lengths.get)
     assert lengths[short] < lengths[long_]
     with torch.no_grad():
@@ -102,7 +102,7 @@ def test_single_task_and_dropped_inputs(synth):
     cfg.use_handcrafted = False
     model = FusionRegressor(cfg).fit(data, labels, train)
     assert list(model.predict(data, test).columns) == ["audio_quality"]
-    assert set(model.schema()["experts"]) == {"audio", "expression"} and model.schema()["feature_columns"] == []
+    assert set(model.schema()["experts"]) == {"voice", "motion", "picture"} and model.schema()["feature_columns"] == []
 
 
 def test_save_load_round_trip_and_schema_refusal(synth, tmp_path):
@@ -128,7 +128,7 @@ def test_scalar_baseline_picks_informative_scalars(synth):
     base = ScalarBaseline().fit(data, labels, train)
     assert base.chosen_["lip_sync"].startswith("sync__")
     pred = base.predict(data, test)
-    assert stats.spearmanr(pred["audio_quality"], labels.y(test)[:, 2])[0] > 0.5
+    assert stats.spearmanr(pred["audio_quality"], labels.y(test)[:, DIMENSION_NAMES.index("audio_quality")])[0] > 0.5
 
 
 def test_metrics_logistic_ci_and_pairwise(synth):

@@ -23,7 +23,7 @@ TINY_TRAIN = ["--set", "fusion.model={width: 16, heads: 2, layers: 1, encoder_la
               "--set", "fusion.train.epochs=3", "--set", "fusion.train.val_share=0.25", "--set", "fusion.train.threads=1",
               "--set", "stacking.n_trials=0", "--set", "stacking.oof_folds=2",
               "--set", "stacking.params={n_estimators: 20, num_leaves: 3, min_child_samples: 2}",
-              "--set", "expert_overrides={audio: [dnsmos=false, opensmile_lld=false]}"]
+              "--set", "expert_overrides={voice: [dnsmos=false, opensmile_lld=false]}"]
 ERROR_INPUTS = ["missing_path", "directory", "zero_bytes", "truncated", "text_as_mp4", "audio_only", "no_face",
                 "one_frame", "half_second"]
 SCORED = ["good", "no_audio_track", "spaces_non_ascii"]
@@ -54,7 +54,7 @@ def bundle(inputs, tmp_path_factory):
     for col in LABEL_COLUMNS:
         manifest[col] = np.round(rng.uniform(1.5, 4.8, len(usable)), 2)
     manifest.to_csv(root / "manifest.csv", index=False)
-    diag = pd.DataFrame([{"clip_id": n, "start": 0.0, "end": 1.0, "dimension": DIMENSION_NAMES[i % 4],
+    diag = pd.DataFrame([{"clip_id": n, "start": 0.0, "end": 1.0, "dimension": DIMENSION_NAMES[i % 5],
                           "artifact": "made_up", "severity": 0.5, "issue": "made up"} for i, n in enumerate(usable[:6])])
     # Two corpora, each its own store + label file (+ diagnostics beside it), trained on together.
     args = []
@@ -64,8 +64,8 @@ def bundle(inputs, tmp_path_factory):
         rows.to_csv(folder / "manifest.csv", index=False)
         diag[diag["clip_id"].isin(rows["clip_id"])].to_parquet(folder / "diagnostics.parquet", index=False)
         run_extract(rows, folder / "store", ExtractConfig.model_validate(FAST_EXTRACT))
-        run_embed(folder / "store", "expression")
-        run_embed(folder / "store", "audio", overrides=["dnsmos=false", "opensmile_lld=false"])  # seconds, not a minute
+        run_embed(folder / "store", "motion")
+        run_embed(folder / "store", "voice", overrides=["dnsmos=false", "opensmile_lld=false"])  # seconds, not a minute
         args += ["--store", str(folder / "store"), "--labels", str(folder / "manifest.csv")]
     res = CliRunner().invoke(app, ["train", *args, "--out", str(root / "model"), "--name", "tiny-test", "-q", *TINY_TRAIN])
     assert res.exit_code == 0, res.output
@@ -89,7 +89,7 @@ def test_train_writes_a_self_describing_loadable_bundle(bundle):
         assert (bundle / name).is_file(), name
     meta = json.loads((bundle / "model.json").read_text())
     assert meta["name"] == "tiny-test" and meta["combine"] == "mean"
-    assert set(meta["experts"]) == {"expression", "audio"}
+    assert set(meta["experts"]) == {"motion", "voice"}
     for entry in meta["experts"].values():
         assert entry["version"] and entry["weights_hash"] and isinstance(entry["config"], dict)
     assert meta["extraction"]["params_hash"] and meta["input_schema"]["handcrafted_columns"]
@@ -100,7 +100,7 @@ def test_train_writes_a_self_describing_loadable_bundle(bundle):
     assert all(0 < t["threshold"] < 1 for t in meta["diagnostic_thresholds"].values())
     assert meta["val_metrics"] and "combine: mean" in (bundle / "model_card.md").read_text()
     b = load_bundle(bundle)
-    assert b.name == "tiny-test" and set(b.expert_names) == {"expression", "audio"}
+    assert b.name == "tiny-test" and set(b.expert_names) == {"motion", "voice"}
 
 
 def test_training_on_several_stores_refuses_what_cannot_be_merged(bundle, tmp_path):
@@ -111,12 +111,12 @@ def test_training_on_several_stores_refuses_what_cannot_be_merged(bundle, tmp_pa
     a, b = bundle.parent / "a", bundle.parent / "b"
     merged = merge_store_data([load_store(a / "store"), load_store(b / "store")])
     assert len(merged.clip_ids) == len(set(merged.clip_ids)) == 8
-    assert set(merged.windows) == set(merged.experts["expression"].emb) == set(merged.clip_ids)
+    assert set(merged.windows) == set(merged.experts["motion"].emb) == set(merged.clip_ids)
     assert list(merged.scalars.index) == merged.clip_ids
     labels = merge_labels([load_labels(a / "manifest.csv"), load_labels(b / "manifest.csv")])
     assert len(labels.table) == 8 and len(labels.diagnostics) == 6
     with pytest.raises(UsageError, match="different experts"):
-        merge_store_data([load_store(a / "store", ["expression"]), load_store(b / "store")])
+        merge_store_data([load_store(a / "store", ["motion"]), load_store(b / "store")])
 
     def train(*args):
         return CliRunner().invoke(app, ["train", *args, "--out", str(tmp_path / "m"), "-q", *TINY_TRAIN])
@@ -130,9 +130,9 @@ def test_training_on_several_stores_refuses_what_cannot_be_merged(bundle, tmp_pa
 
 def test_embed_command_reports_each_expert(bundle):
     store = bundle.parent / "a" / "store"
-    res = CliRunner().invoke(app, ["embed", "--store", str(store), "--experts", "expression"])
+    res = CliRunner().invoke(app, ["embed", "--store", str(store), "--experts", "motion"])
     assert res.exit_code == 0, res.output
-    assert "expression: 4 clips (4 cached)" in res.output
+    assert "motion: 4 clips (4 cached)" in res.output
 
 
 # ------------------------------------------------------------------------------------------- JSON, exit codes
@@ -215,14 +215,14 @@ def test_schema_mismatch_is_refused_with_one_message(inputs, bundle, tmp_path):
     bad = tmp_path / "bad_model"
     shutil.copytree(bundle, bad)
     meta = json.loads((bad / "model.json").read_text())
-    meta["experts"]["expression"]["version"] = "99"
-    meta["experts"]["sync"] = {**meta["experts"]["audio"], "version": "1"}
+    meta["experts"]["motion"]["version"] = "99"
+    meta["experts"]["sync"] = {**meta["experts"]["voice"], "version": "1"}
     meta["input_schema"]["handcrafted_columns"].append("lipsync__no_such_feature")
     (bad / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelMismatchError) as exc:
         Scorer(bad)
     msg = str(exc.value)
-    assert "expression" in msg and "99" in msg and "sync" in msg and "lipsync__no_such_feature" in msg
+    assert "motion" in msg and "99" in msg and "sync" in msg and "lipsync__no_such_feature" in msg
     assert "retrain" in msg
     res = CliRunner().invoke(app, ["score", str(inputs["good"][0]), "--model", str(bad), "--json"])
     assert res.exit_code == 2

@@ -65,7 +65,7 @@ def test_shap_values_plus_base_reproduce_prediction(synth, fitted, tmp_path):
     raw = fitted.models_["lip_sync"].predict(fitted.features(data, test))
     np.testing.assert_allclose(exp.values.sum(1) + exp.base_value, raw, atol=1e-6)
     groups = exp.group_importance(fitted.featurizer_.group_of_)
-    assert {"sync [expert]", "audio [expert]", "audio [handcrafted]"} <= set(groups.index)
+    assert {"sync [expert]", "voice [expert]", "audio [handcrafted]"} <= set(groups.index)
     assert groups.sum() == pytest.approx(exp.feature_importance().sum())
     paths = plot_explanation(exp, tmp_path, fitted.featurizer_.group_of_, waterfall_clips=2)
     files = [paths["bar"], paths["groups"], paths["beeswarm"], *paths["waterfall"]]

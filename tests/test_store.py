@@ -27,10 +27,10 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         fh.write(b"half")
         raise Boom
 
-    from talkqa.store import _atomic_write
+    from talkqa.store import atomic_write
 
     with pytest.raises(Boom):
-        _atomic_write(target, explode)
+        atomic_write(target, explode)
     assert target.read_bytes() == b"old"
     assert [p for p in os.listdir(tmp_path) if p != "out.bin"] == []
 

@@ -1,10 +1,15 @@
 """Controlled artifacts for `talkqa degrade`, registered in ARTIFACTS by name.
 
-One module per group: lipsync, expression, audio, consistency. Importing this package registers
-them all; `ARTIFACTS.names()` lists them.
+One module per group (lipsync, expression, audio, consistency, ...). Every module of this package is
+imported here and each artifact registers itself, so `ARTIFACTS.names()` lists them all.
 """
 
+import importlib
+import pkgutil
+
 from .base import ARTIFACTS, FPS, HOP, KINDS, SR, Artifact, Sample
-from . import audio, consistency, expression, lipsync  # noqa: F401  (registration)
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["ARTIFACTS", "Artifact", "Sample", "KINDS", "FPS", "SR", "HOP"]

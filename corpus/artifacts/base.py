@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from talkqa.registry import Registry
-from talkqa.tasks import DIMENSION_NAMES
+from talkqa.tasks import PERCEPTUAL_DIMENSIONS
 
 KINDS = ("video", "audio", "av")
 FPS = 25.0
@@ -121,7 +121,7 @@ class Artifact:
             raise ValueError(f"artifact {cls.name}: kind must be one of {KINDS}, got {cls.kind!r}")
         if len(cls.levels) < 3:
             raise ValueError(f"artifact {cls.name}: needs at least 3 graded levels")
-        bad = (set(cls.impacts) - set(DIMENSION_NAMES)) | ({"overall"} & set(cls.impacts))
+        bad = set(cls.impacts) - set(PERCEPTUAL_DIMENSIONS)
         if bad or not cls.impacts or any(v <= 0 for v in cls.impacts.values()):
             raise ValueError(f"artifact {cls.name}: impacts must map dimensions other than overall to positive drops")
 

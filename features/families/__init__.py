@@ -1,4 +1,10 @@
-"""Registered hand-crafted feature families. Importing this package registers all of them."""
+"""Hand-crafted feature families. Every module of this package is imported here, and each family
+registers itself (`@FAMILIES.register`), so adding a family is one module here; nothing else lists them."""
 
-from . import audio, consistency, expression, lipsync  # noqa: F401
+import importlib
+import pkgutil
+
 from .base import FAMILIES, FamilyOutput, FeatureFamily, frame_windows  # noqa: F401
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

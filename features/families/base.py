@@ -17,7 +17,7 @@ from talkqa.registry import Registry
 
 from ..clip import PreprocessedClip
 
-FAMILIES: Registry["FeatureFamily"] = Registry("feature family")
+FAMILIES: Registry["FeatureFamily"] = Registry("feature family", column_prefix=True)
 
 
 @dataclass

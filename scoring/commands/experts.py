@@ -37,12 +37,14 @@ def list_experts():
     out.print(t)
 
 
-def _names(experts: str) -> list[str]:
+def _names(experts: str | None) -> list[str]:
     from talkqa.experts import EXPERTS
 
+    if experts is None:
+        return EXPERTS.names()
     names = [n.strip() for n in experts.split(",") if n.strip()]
     if not names:
-        raise UsageError("--experts needs at least one name, e.g. --experts sync,expression,audio")
+        raise UsageError(f"--experts needs at least one name, e.g. --experts {','.join(EXPERTS.names())}")
     for n in names:
         EXPERTS.get(n)  # clear error for an unknown name
     return names
@@ -52,7 +54,7 @@ def _names(experts: str) -> list[str]:
 @friendly
 def embed(
     store: Path = typer.Option(Path("store"), "--store", help="Store written by `talkqa extract`."),
-    experts: str = typer.Option("sync,expression,audio", help="Comma-separated expert names (see `talkqa experts list`)."),
+    experts: Optional[str] = typer.Option(None, help="Comma-separated expert names (default: every registered expert; see `talkqa experts list`)."),
     config_dir: Optional[Path] = typer.Option(None, help="Folder of expert YAMLs (default: configs/experts)."),
     set_: Optional[list[str]] = SetOpt,
     device: str = typer.Option("cpu", help="cpu or cuda."),
@@ -80,21 +82,28 @@ def embed(
 def train_expert(
     name: str = typer.Argument(..., help="Expert to train (see `talkqa experts list`)."),
     store: list[Path] = typer.Option(..., "--store", help="Store with tracks (from `talkqa extract`); repeat for several."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where to save weights (default: the config's weights folder)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="New folder for the weights and model card (default: weights/NAME); an existing non-empty folder is refused."),
+    replace_shipped: bool = typer.Option(False, "--replace-shipped", help="Write over the weights shipped with talkqa (what `make default-model` does); models trained on the old weights stop loading."),
     config_dir: Optional[Path] = typer.Option(None, help="Folder of expert YAMLs (default: configs/experts)."),
     set_: Optional[list[str]] = SetOpt,
     device: str = typer.Option("cpu", help="cpu or cuda (used when present; never required)."),
     seed: int = typer.Option(0),
 ):
-    """Train an expert on the clips of a store and save its weights with a model card."""
-    from talkqa.experts.embed import create_expert
-
+    """Train an expert on the clips of a store and save its weights with a model card, into a new folder
+    (use them with `--set weights=DIR` on embed, or `weights: DIR` in the expert's YAML)."""
     import sys
 
+    from talkqa.experts.embed import create_expert
+
+    if out_dir is not None and replace_shipped:
+        raise UsageError("give --out DIR or --replace-shipped, not both")
     expert = create_expert(name, config_dir, set_ or [], device)
+    target = expert.weights_dir() if replace_shipped else (out_dir or Path("weights") / name)
+    if not replace_shipped and target.exists() and any(target.iterdir()):
+        raise UsageError(f"{target} exists and is not empty; choose a new --out folder (or --replace-shipped to "
+                         "overwrite the weights shipped with talkqa)")
     metrics = expert.fit(store, seed=seed)
     metrics.setdefault("command", "talkqa " + " ".join(sys.argv[1:]))
-    target = out_dir or expert.weights_dir()
     expert.save(target)
-    out.print(f"saved {name} to {target}")
+    out.print(f"saved {name} to {target}" + ("" if replace_shipped else f"; use it with --set weights={target}"))
     out.print(json.dumps(metrics, indent=2, default=float))

@@ -1,4 +1,4 @@
-"""Speech degradations for training and evaluating the audio expert (16 kHz mono float32).
+"""Speech degradations for training and evaluating the voice expert (16 kHz mono float32).
 
 Each takes (audio, severity in (0, 1], rng) and returns a degraded copy of the same length; a
 higher severity is a worse signal. These are for learning signal, kept separate from the

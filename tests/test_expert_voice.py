@@ -1,4 +1,4 @@
-"""The audio expert: contract, backbone swap by config (tiny random HuBERT), save/load, shipped weights."""
+"""The voice expert: contract, backbone swap by config (tiny random HuBERT), save/load, shipped weights."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import speech_like
-from talkqa.experts.audio import AudioConfig, AudioExpert
-from talkqa.experts.degradations import DEGRADATIONS
+from talkqa.experts.voice import VoiceConfig, VoiceExpert
+from talkqa.experts.voice_degradations import DEGRADATIONS
 from talkqa.features.clip import PreprocessedClip, empty_visual
 from talkqa.errors import TalkqaError
 
@@ -33,19 +33,19 @@ def tiny_hubert(tmp_path_factory):
 
 
 def test_logmel_backbone_contract_and_round_trip(tmp_path):
-    expert = AudioExpert(AudioConfig(hidden=16, n_mels=32, **FAST))
+    expert = VoiceExpert(VoiceConfig(hidden=16, n_mels=32, **FAST))
     expert.model_ = expert._new_model().eval()
     tokens = expert.embed(audio_clip(1.2))
     assert tokens.emb.shape == (6, expert.dim) == (6, 16)
     assert set(tokens.scalars) == set(expert.scalar_names) == {"quality_logit"}
     assert expert.backbone_name() == "logmel_cnn"
     expert.save(tmp_path / "w")
-    again = AudioExpert(AudioConfig(hidden=16, n_mels=32, weights=str(tmp_path / "w"), **FAST)).load()
+    again = VoiceExpert(VoiceConfig(hidden=16, n_mels=32, weights=str(tmp_path / "w"), **FAST)).load()
     np.testing.assert_allclose(again.embed(audio_clip(1.2)).emb, tokens.emb, atol=5e-2)
 
 
 def test_swapping_to_hubert_is_only_a_config_change(tiny_hubert):
-    expert = AudioExpert(AudioConfig(backbone="hubert", hubert_path=str(tiny_hubert), hubert_layer=1, **FAST))
+    expert = VoiceExpert(VoiceConfig(backbone="hubert", hubert_path=str(tiny_hubert), hubert_layer=1, **FAST))
     assert expert.dim == 32  # known from the model's config before any weights load
     expert.load()  # the same code a user with real HuBERT weights runs
     tokens = expert.embed(audio_clip(2.0))
@@ -56,15 +56,15 @@ def test_swapping_to_hubert_is_only_a_config_change(tiny_hubert):
 
 
 def test_bad_hubert_path_is_a_clear_error(tmp_path):
-    expert = AudioExpert(AudioConfig(backbone="hubert", hubert_path=str(tmp_path / "nowhere"), **FAST))
+    expert = VoiceExpert(VoiceConfig(backbone="hubert", hubert_path=str(tmp_path / "nowhere"), **FAST))
     with pytest.raises(TalkqaError, match="hubert"):
         expert.load()
 
 
 def test_scalars_declared_with_dnsmos_and_lld():
-    expert = AudioExpert(AudioConfig())
+    expert = VoiceExpert(VoiceConfig())
     assert "dnsmos_ovrl" in expert.scalar_names and "lld_hnrdbacf" in expert.scalar_names
-    assert expert.columns()[0] == "audio__quality_logit"
+    assert expert.columns()[0] == "voice__quality_logit"
 
 
 def test_degradations_keep_length_and_hurt_the_signal():
@@ -77,9 +77,9 @@ def test_degradations_keep_length_and_hurt_the_signal():
 
 
 def test_shipped_weights_rank_noise_below_clean():
-    expert = AudioExpert(AudioConfig(**FAST))
+    expert = VoiceExpert(VoiceConfig(**FAST))
     if not (expert.weights_dir() / "model.pt").is_file():
-        pytest.skip("no shipped audio weights")
+        pytest.skip("no shipped voice weights")
     expert.load()
     from talkqa.corpus.speech import SENTENCES, synthesize
 

@@ -1,9 +1,9 @@
-"""`audio` expert: is the voice clean and natural?
+"""`voice` expert: is the voice clean and natural (evidence for the `audio_quality` score)?
 
 Frame features from a configurable backbone — `logmel_cnn` (default: a small CNN over log-mel,
 trained here) or `hubert` (transformers `HubertModel.from_pretrained(hubert_path)`, a chosen layer,
 pooled to 25 Hz) — feed a small head trained to tell clean speech from degraded speech
-(experts/degradations.py). Tokens are 0.2 s means of the frame features. Clip scalars: the head's
+(experts/voice_degradations.py). Tokens are 0.2 s means of the frame features. Clip scalars: the head's
 `quality_logit` (high = clean), DNSMOS (speechmos) and a few openSMILE eGeMAPS low-level-descriptor
 means. The backbone is recorded in the Parquet metadata; a configured HuBERT that cannot be loaded
 is an error, never a silent fallback.
@@ -20,18 +20,19 @@ import torch
 from torch import nn
 
 from talkqa.features.clip import PreprocessedClip
+from talkqa.features.dnsmos import dnsmos_scores
 from talkqa.errors import TalkqaError
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
 from .checkpoint import load_checkpoint
-from .degradations import DEGRADATIONS
+from .voice_degradations import DEGRADATIONS
 
 SR = 16000
 FRAME_HOP = 640  # 25 Hz frame features
 LLD = ("Loudness_sma3", "HNRdBACF_sma3nz", "jitterLocal_sma3nz", "shimmerLocaldB_sma3nz", "spectralFlux_sma3")
 
 
-class AudioConfig(ExpertConfig):
+class VoiceConfig(ExpertConfig):
     backbone: Literal["logmel_cnn", "hubert"] = "logmel_cnn"
     hubert_path: str | None = None  # local folder (or hub id when reachable) for backbone: hubert
     hubert_layer: int = 9
@@ -84,7 +85,7 @@ class HubertBackbone(nn.Module):
         try:
             self.model = HubertModel.from_pretrained(path)
         except Exception as exc:
-            raise TalkqaError(f"audio expert: cannot load HuBERT from {path!r} ({type(exc).__name__}); give a local "
+            raise TalkqaError(f"voice expert: cannot load HuBERT from {path!r} ({type(exc).__name__}); give a local "
                               "folder with config.json and weights (hubert_path), or set backbone: logmel_cnn") from None
         self.layer = layer
         self.model.eval()
@@ -115,13 +116,13 @@ class AudioQualityModel(nn.Module):
 
 
 @EXPERTS.register
-class AudioExpert(Expert):
-    name = "audio"
+class VoiceExpert(Expert):
+    name = "voice"
     version = "1"
     input_kind = "audio"
     modality = "audio"
-    config_cls = AudioConfig
-    training_data = "clean speech of the given stores vs on-the-fly degradations (experts/degradations.py)"
+    config_cls = VoiceConfig
+    training_data = "clean speech of the given stores vs on-the-fly degradations (experts/voice_degradations.py)"
     summary = ("Audio-quality expert: a frame-feature backbone (log-mel CNN by default, HuBERT by config) and a "
                "small head trained to tell clean speech from degraded speech (noise, clipping, low-pass, reverb, "
                "Griffin-Lim, bit-crush). Higher `quality_logit` = cleaner.")
@@ -171,7 +172,10 @@ class AudioExpert(Expert):
     def card_extras(self) -> dict:
         return {"backbone": self.backbone_name()}
 
-    def load(self) -> "AudioExpert":
+    def store_metadata(self) -> dict:
+        return {"backbone": self.backbone_name()}
+
+    def load(self) -> "VoiceExpert":
         model = self._new_model()
         self.head_trained_ = True
         if self.config.backbone == "hubert":
@@ -302,8 +306,6 @@ class AudioExpert(Expert):
 
 def _dnsmos(x: np.ndarray) -> dict[str, float]:
     """The same DNSMOS measurement as the hand-crafted audio family (two tiled 9 s segments)."""
-    from talkqa.features.families.audio import dnsmos_scores
-
     if len(x) < SR or not np.any(x):
         return {k: float("nan") for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")}
     return dnsmos_scores(x, SR, max_segments=2)

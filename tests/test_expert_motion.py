@@ -1,12 +1,12 @@
-"""The expression expert: contract, save/load, shipped weights, and what it has learned."""
+"""The motion expert: contract, save/load, shipped weights, and what it has learned."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from talkqa.experts.expression import ExpressionConfig, ExpressionExpert
-from talkqa.experts.motion import FEATURE_DIM, PERTURBATIONS, motion_features
+from talkqa.experts.motion import MotionConfig, MotionExpert
+from talkqa.experts.motion_features import FEATURE_DIM, PERTURBATIONS, motion_features
 from talkqa.features.clip import PreprocessedClip, empty_visual
 
 
@@ -39,7 +39,7 @@ def test_features_and_perturbations_keep_shapes():
 
 
 def test_untrained_expert_contract_and_round_trip(tmp_path):
-    expert = ExpressionExpert(ExpressionConfig(hidden=16))
+    expert = MotionExpert(MotionConfig(hidden=16))
     expert.model_ = expert._new_model().eval()
     clip = landmark_clip(30)  # 1.2 s: short clips work
     tokens = expert.embed(clip)
@@ -47,7 +47,7 @@ def test_untrained_expert_contract_and_round_trip(tmp_path):
     assert np.all(np.diff(tokens.t_start) > 0) and tokens.t_end[-1] == pytest.approx(1.2)
     assert np.isfinite(tokens.scalars["naturalness_logit"])
     expert.save(tmp_path / "w")
-    again = ExpressionExpert(ExpressionConfig(hidden=16, weights=str(tmp_path / "w"))).load()
+    again = MotionExpert(MotionConfig(hidden=16, weights=str(tmp_path / "w"))).load()
     np.testing.assert_allclose(again.embed(clip).emb, tokens.emb, atol=2e-2)  # weights are stored in float16
     assert (tmp_path / "w" / "model_card.md").is_file() and (tmp_path / "w" / "config.yaml").is_file()
 
@@ -55,8 +55,8 @@ def test_untrained_expert_contract_and_round_trip(tmp_path):
 def test_missing_weights_are_a_clear_error(tmp_path):
     from talkqa.errors import TalkqaError
 
-    with pytest.raises(TalkqaError, match="train-expert expression"):
-        ExpressionExpert(ExpressionConfig(weights=str(tmp_path / "none"))).load()
+    with pytest.raises(TalkqaError, match="train-expert motion"):
+        MotionExpert(MotionConfig(weights=str(tmp_path / "none"))).load()
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def rendered_clip(tmp_path_factory):
 
 
 def test_shipped_weights_prefer_real_motion_over_frozen(rendered_clip):
-    expert = ExpressionExpert().load()
+    expert = MotionExpert().load()
     natural = expert.embed(rendered_clip).scalars["naturalness_logit"]
     a, p = PERTURBATIONS["frozen"](rendered_clip.aligned, rendered_clip.head_pose, np.random.default_rng(0))
     rendered_clip.aligned, rendered_clip.head_pose = a, p
