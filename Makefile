@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   create .venv, install talkqa, run the main job on the embedded default
-#   make test   create/update .venv, install with test extras, run the test suite
+#   make test   create/update .venv, install with test extras, run the whole test suite
+# and for development: make test-fast (unit + contract tiers), make lint (the import layers).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.talkqa-installed
 
-.PHONY: demo test install bench default-model clean
+.PHONY: demo test test-fast lint install bench default-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,18 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The unit and contract tiers: no ../shared/data, nothing marked slow (a few minutes on 2 cores).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not integration"
+
+# The import layers (pyproject.toml [tool.importlinter]) checked on the package as installed: the
+# floors live in separate folders mapped into `talkqa`, so lint-imports reads a --target install of it.
+lint: $(STAMP)
+	rm -rf build/lint && mkdir -p build
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation --target build/lint . > build/lint.log 2>&1 \
+	  || (cat build/lint.log; exit 1)
+	cd build/lint && PYTHONPATH=. ../../$(BIN)/lint-imports --no-cache ../../pyproject.toml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/extract_speed.py

@@ -1,26 +1,40 @@
 """Experts: learned components that read a preprocessed clip and emit a token sequence.
 
 An expert declares, before it runs: its `name` (registry key = config file stem = Parquet file stem
-= column prefix), `version`, `input_kind`, embedding `dim` and `scalar_names`. It implements
-`embed(clip) -> Tokens`, and `fit` / `save` / `load` for its weights. The base owns everything else:
-reading tracks from the store, caching per clip, status rows, writing `experts/<name>.parquet`
-(tokens) and `experts/<name>.scalars.parquet` (one row per clip) with producer / version / params /
-weights-hash metadata.
+= column prefix), `version`, `input_kind`, embedding `dim` and `scalar_names`. It implements only its
+computation:
+
+    _new_model()                          the untrained network
+    embed(clip) -> Tokens                 inference
+    training_item(clip, group)            what one training clip contributes (item[0] is its group), or None
+    training_batch(items, rng, n)         a batch of tensors drawn from items
+    training_loss(model, batch)           the loss of one batch
+    evaluate(items, seed) -> dict         held-out figures for the model card
+
+The base owns the rest: the fit loop (seed, speaker-disjoint held-out split, optimiser, schedule, time
+budget, early stopping), weights (load/save, the model card), and, with experts/embed.py, reading tracks
+from the store, caching per clip and writing `experts/<name>.parquet` (tokens) and
+`experts/<name>.scalars.parquet` with producer / version / params / weights-hash metadata.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from talkqa.config import stable_hash
 from talkqa.features.clip import PreprocessedClip
 from talkqa.registry import Registry
+from talkqa.splits import hold_out_groups
+from talkqa.store import Store, read_parquet
+
+from .checkpoint import load_checkpoint, save_checkpoint
 
 EXPERTS: Registry["Expert"] = Registry("expert", column_prefix=True)
 
@@ -28,12 +42,32 @@ PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
 class ExpertConfig(BaseModel):
-    """Common expert settings; each expert subclasses this with its own typed fields."""
+    """Common expert settings (inference and the base's fit loop); each expert subclasses this with its
+    own typed fields and sets its defaults in configs/experts/<name>.yaml."""
 
     model_config = ConfigDict(extra="forbid")
     weights: str | None = None  # folder with trained weights; None = the shipped default (experts/weights/<name>)
     token_s: float = 0.2  # token length in seconds
     batch_size: int = 64
+    # training (Expert.fit)
+    steps: int = Field(1000, ge=1, description="optimiser steps")
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: Literal["constant", "cosine", "onecycle"] = "cosine"
+    eval_share: float = Field(0.25, ge=0, lt=1, description="share of speaker groups held out for evaluation")
+    max_train_seconds: float | None = Field(None, description="stop early rather than overrun a CPU budget")
+    patience: int = Field(0, ge=0, description="early stopping: validation checks without improvement before "
+                                               "stopping (0 = off); validation groups come out of the training side")
+    val_every: int = Field(100, ge=1, description="steps between validation-loss checks when patience > 0")
+
+
+def steps_from_epochs(data):
+    """Expert configs recorded before talkqa 0.3 (in model.json and weights folders) give training
+    length as epochs x steps_per_epoch; the fit loop counts steps."""
+    if isinstance(data, dict) and ("epochs" in data or "steps_per_epoch" in data):
+        data = dict(data)
+        data["steps"] = int(data.pop("epochs", 1)) * int(data.pop("steps_per_epoch", 1))
+    return data
 
 
 @dataclass
@@ -78,9 +112,100 @@ class Expert:
     def embed(self, clip: PreprocessedClip) -> Tokens:
         raise NotImplementedError
 
+    # ---- training: the expert's parts ----------------------------------------------------------
+    min_training_items: ClassVar[int] = 4
+    training_requirement: ClassVar[str] = "usable clips"  # says what training_item accepts, for errors
+
+    def training_item(self, clip: PreprocessedClip, group: str) -> tuple | None:
+        """What one clip contributes to training, as a tuple whose first element is its group (speaker),
+        or None when the clip cannot be used."""
+        raise NotImplementedError
+
+    def training_batch(self, items: list[tuple], rng: np.random.Generator, n: int) -> tuple:
+        raise NotImplementedError
+
+    def training_loss(self, model, batch: tuple):
+        raise NotImplementedError
+
+    def evaluate(self, items: list[tuple], seed: int = 1) -> dict[str, Any]:
+        """Held-out figures for the model card (the trained network is self.model_)."""
+        return {}
+
+    def trainable_parameters(self, model) -> list:
+        return [p for p in model.parameters() if p.requires_grad]
+
+    # ---- training: the loop, the same for every expert ------------------------------------------
     def fit(self, stores: list[str | Path], seed: int = 0) -> dict[str, Any]:
         """Train on the tracks of the given stores; returns held-out metrics for the model card."""
-        raise NotImplementedError
+        items = []
+        for _, track, group in training_clips(stores):
+            item = self.training_item(PreprocessedClip.load(track), group)
+            if item is not None:
+                items.append(item)
+        return {**self.fit_items(items, seed), "stores": [str(s) for s in stores]}
+
+    def fit_items(self, items: list[tuple], seed: int = 0) -> dict[str, Any]:
+        """Train on in-memory training items: whole groups are held out for evaluation (and, with early
+        stopping, for validation), so every held-out figure is speaker-disjoint."""
+        import torch
+
+        cfg = self.config
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        if len(items) < self.min_training_items:
+            raise ValueError(f"{self.name}: need at least {self.min_training_items} {self.training_requirement}; "
+                             f"found {len(items)}")
+        train, test, held = _split(items, cfg.eval_share, seed)
+        val: list[tuple] = []
+        if cfg.patience:
+            train, val, _ = _split(train, cfg.eval_share, seed + 1)
+        model = self._new_model().to(self.device)
+        opt = torch.optim.AdamW(self.trainable_parameters(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = {"constant": lambda: None,
+                 "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps),
+                 "onecycle": lambda: torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps,
+                                                                         pct_start=0.1)}[cfg.schedule]()
+        val_batches = [self.training_batch(val, np.random.default_rng(seed + 2), cfg.batch_size) for _ in range(4)] \
+            if val else []
+        best, best_state, bad, stopped = np.inf, None, 0, "steps"
+        t0 = time.perf_counter()
+        losses: list[float] = []
+        model.train()
+        for step in range(1, cfg.steps + 1):
+            batch = self.training_batch(train, rng, cfg.batch_size)
+            loss = self.training_loss(model, tuple(x.to(self.device) for x in batch))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            losses.append(float(loss.detach()))
+            if cfg.max_train_seconds and time.perf_counter() - t0 > cfg.max_train_seconds:
+                stopped = "time budget"
+                break
+            if val_batches and step % cfg.val_every == 0:
+                model.eval()
+                with torch.no_grad():
+                    v = float(np.mean([float(self.training_loss(model, tuple(x.to(self.device) for x in b)))
+                                       for b in val_batches]))
+                model.train()
+                if v < best - 1e-4:
+                    best, bad = v, 0
+                    best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+                else:
+                    bad += 1
+                    if bad >= cfg.patience:
+                        stopped = "early stop"
+                        break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        self.model_ = model.eval()
+        self.metrics_ = {
+            "train_clips": len(train), "val_clips": len(val), "heldout_clips": len(test), "heldout_groups": held,
+            "train_seconds": round(time.perf_counter() - t0, 1), "steps": step, "stopped_by": stopped,
+            "final_loss": float(np.mean(losses[-50:])), "seed": seed, **self.evaluate(test, seed + 1),
+        }
+        return self.metrics_
 
     def _new_model(self):
         """An untrained network of the configured shape (what load() fills with weights)."""
@@ -92,8 +217,6 @@ class Expert:
     training_data: ClassVar[str] = ""  # model card: what fit() trains on
 
     def load(self) -> "Expert":
-        from .checkpoint import load_checkpoint
-
         model = self._new_model()
         load_checkpoint(self.weights_dir(), model, self.name)
         self.model_ = model.to(self.device).eval()
@@ -108,8 +231,6 @@ class Expert:
         return {}
 
     def save(self, folder: str | Path) -> None:
-        from .checkpoint import save_checkpoint
-
         metrics = getattr(self, "metrics_", {})
         save_checkpoint(folder, self.model_, self.config, {
             "name": self.name, "version": self.version, "metrics": metrics, "summary": self.summary,
@@ -133,8 +254,6 @@ class Expert:
         return h.hexdigest()
 
     def params_hash(self) -> str:
-        from talkqa.config import stable_hash
-
         return stable_hash({"name": self.name, "version": self.version, **self.config.model_dump(mode="json")})
 
     def empty_scalars(self) -> dict[str, float]:
@@ -144,8 +263,6 @@ class Expert:
 def training_clips(stores: list[str | Path]) -> list[tuple[str, Path, str]]:
     """(clip_id, track path, group) for every usable clip of the stores. The group is the speaker
     when the manifest named one, else the clip's folder: held-out evaluation leaves out whole groups."""
-    from talkqa.store import Store, read_parquet
-
     rows = []
     for root in stores:
         store = Store(Path(root))
@@ -158,9 +275,8 @@ def training_clips(stores: list[str | Path]) -> list[tuple[str, Path, str]]:
     return rows
 
 
-def split_by_group(items: list[tuple], share: float, rng: np.random.Generator) -> tuple[list, list, list[str]]:
-    """Hold out whole groups (item[0] is the group): (train items, held-out items, held-out groups).
-    Same-person clips never sit on both sides, so held-out figures are speaker-disjoint."""
-    groups = sorted({item[0] for item in items})
-    held = set(rng.choice(groups, max(1, int(round(share * len(groups)))), replace=False))
-    return [i for i in items if i[0] not in held], [i for i in items if i[0] in held], sorted(held)
+def _split(items: list[tuple], share: float, seed: int) -> tuple[list, list, list[str]]:
+    """Hold out whole groups (item[0] is the group): (train items, held-out items, held-out groups)."""
+    groups = [item[0] for item in items]
+    train, held = hold_out_groups(groups, share, seed)
+    return [items[i] for i in train], [items[i] for i in held], sorted({groups[i] for i in held})

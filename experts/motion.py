@@ -8,27 +8,26 @@ its hidden features; the clip scalar `naturalness_logit` is high for natural mot
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import model_validator
 from torch import nn
 
 from talkqa.features.clip import PreprocessedClip
 
-from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
+from .base import EXPERTS, Expert, ExpertConfig, Tokens, steps_from_epochs
 from .motion_features import FEATURE_DIM, PERTURBATIONS, fill_invalid, motion_features
 
 
 class MotionConfig(ExpertConfig):
     hidden: int = 64
     window_frames: int = 64  # training crop length (2.56 s at 25 fps)
-    epochs: int = 30
-    steps_per_epoch: int = 40
-    lr: float = 2e-3
-    eval_share: float = 0.25  # share of source groups held out for evaluation
+    steps: int = 1200
     min_valid_share: float = 0.5
+
+    _legacy = model_validator(mode="before")(steps_from_epochs)
 
 
 class MotionCNN(nn.Module):
@@ -99,21 +98,19 @@ class MotionExpert(Expert):
                       {"naturalness_logit": logit})
 
     # ------------------------------------------------------------------------------------ training
-    def _sequences(self, stores) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        seqs = []
-        for clip_id, track, group in training_clips(stores):
-            clip = PreprocessedClip.load(track)
-            if clip.face_valid.mean() < self.config.min_valid_share or clip.n_frames < self.config.window_frames:
-                continue
-            seqs.append((group, fill_invalid(clip.aligned, clip.face_valid), fill_invalid(clip.head_pose, clip.face_valid)))
-        return seqs
+    training_requirement = "clips with a face in half their frames and one training window of frames"
 
-    def _batch(self, seqs, rng, n: int):
+    def training_item(self, clip: PreprocessedClip, group: str) -> tuple | None:
+        if clip.face_valid.mean() < self.config.min_valid_share or clip.n_frames < self.config.window_frames:
+            return None
+        return group, fill_invalid(clip.aligned, clip.face_valid), fill_invalid(clip.head_pose, clip.face_valid)
+
+    def training_batch(self, items, rng, n: int):
         """Half real windows, half perturbed windows (a random perturbation family each)."""
         w = self.config.window_frames
         xs, ys = [], []
         for i in range(n):
-            _, a, p = seqs[rng.integers(len(seqs))]
+            _, a, p = items[rng.integers(len(items))]
             s = int(rng.integers(0, len(a) - w + 1))
             a, p = a[s : s + w], p[s : s + w]
             if i % 2:
@@ -125,53 +122,27 @@ class MotionExpert(Expert):
             xs.append(motion_features(a, p))
         return torch.from_numpy(np.stack(xs)), torch.tensor(ys)
 
-    def fit(self, stores, seed: int = 0) -> dict[str, Any]:
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        seqs = self._sequences(stores)
-        if len(seqs) < 4:
-            raise ValueError(f"need at least 4 clips of {self.config.window_frames} frames with a face; found {len(seqs)}")
-        train, test, held = split_by_group(seqs, self.config.eval_share, rng)
-        model = self._new_model().to(self.device)
-        opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.config.epochs * self.config.steps_per_epoch)
-        loss_fn = nn.BCEWithLogitsLoss()
-        t0 = time.perf_counter()
-        model.train()
-        for epoch in range(self.config.epochs):
-            for _ in range(self.config.steps_per_epoch):
-                x, y = self._batch(train, rng, self.config.batch_size)
-                loss = loss_fn(model.logit(model.frames(x.to(self.device))), y.to(self.device))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-        model.eval()
-        self.model_ = model
-        self.metrics_ = {
-            "train_clips": len(train), "heldout_clips": len(test), "heldout_groups": held,
-            "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": float(loss.detach()), "seed": seed,
-            "stores": [str(s) for s in stores],
-            "heldout_auc": self.evaluate(test, seed + 1),
-        }
-        return self.metrics_
+    def training_loss(self, model, batch):
+        x, y = batch
+        return nn.functional.binary_cross_entropy_with_logits(model.logit(model.frames(x)), y)
 
     @torch.no_grad()
-    def evaluate(self, seqs, seed: int = 1, per_clip: int = 8) -> dict[str, float]:
+    def evaluate(self, items, seed: int = 1, per_clip: int = 8) -> dict[str, Any]:
         """ROC-AUC, real windows vs each perturbation family, on the given (held-out) sequences."""
         from sklearn.metrics import roc_auc_score
 
         rng = np.random.default_rng(seed)
         w = self.config.window_frames
         real, fake = [], {f: [] for f in PERTURBATIONS}
-        for _, a, p in seqs:
+        for _, a, p in items:
             for _ in range(per_clip):
                 s = int(rng.integers(0, len(a) - w + 1))
                 wa, wp = a[s : s + w], p[s : s + w]
                 real.append(self._score(wa, wp))
                 for fam, fn in PERTURBATIONS.items():
                     fake[fam].append(self._score(*fn(wa, wp, rng)))
-        return {fam: float(roc_auc_score([1] * len(real) + [0] * len(v), real + v)) for fam, v in fake.items()}
+        return {"heldout_auc": {fam: float(roc_auc_score([1] * len(real) + [0] * len(v), real + v))
+                                for fam, v in fake.items()}}
 
     def _score(self, a, p) -> float:
         x = torch.from_numpy(motion_features(a, p))[None].to(self.device)

@@ -16,8 +16,7 @@ averaged over the windows that have audio at that lag.
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ from torch.nn import functional as F
 
 from talkqa.features.clip import PreprocessedClip
 
-from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
+from .base import EXPERTS, Expert, ExpertConfig, Tokens
 
 SR = 16000
 MEL_HOP = 160  # 100 Hz log-mel: 4 mel frames per 25 fps video frame
@@ -49,15 +48,13 @@ class SyncConfig(ExpertConfig):
     min_lag_windows: int = 5  # a lag needs audio for at least this many valid windows to count
     # training
     steps: int = 4500
+    schedule: Literal["constant", "cosine", "onecycle"] = "onecycle"
     batch_size: int = 24
     windows_per_sample: int = 8  # visual windows per training strip (they share the audio strip)
     min_negative_lag: int = 2  # lags +-1 overlap the positive by 80 %: not used as negatives
     temperature: float = 0.1
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
     dropout: float = 0.2  # before each temporal convolution of both towers: ~35 clips are easy to memorise
-    eval_share: float = 0.25  # share of speakers held out for evaluation
-    max_train_seconds: float = 840.0  # stop early rather than overrun the CPU budget
+    max_train_seconds: float | None = 840.0  # stop early rather than overrun the CPU budget
 
 
 # ---------------------------------------------------------------------------------------- inputs
@@ -297,13 +294,7 @@ class SyncExpert(Expert):
         return Tokens(starts / clip.fps, np.minimum(starts + step, clip.n_frames) / clip.fps, emb, scalars)
 
     # ------------------------------------------------------------------------------------ training
-    def _training_data(self, stores) -> list[tuple]:
-        data = []
-        for clip_id, track, group in training_clips(stores):
-            item = self.training_item(PreprocessedClip.load(track), group)
-            if item is not None:
-                data.append(item)
-        return data
+    training_requirement = "clips of 2 s with audio and a face"
 
     def training_item(self, clip: PreprocessedClip, group: str) -> tuple | None:
         """(group, clip id, mouth frames, mel power, valid windows, speech frames) of a clip, or None when it
@@ -336,7 +327,7 @@ class SyncExpert(Expert):
         mel = power[:, (s - L) * MEL_PER_FRAME : (s + W + L + WINDOW - 1) * MEL_PER_FRAME].copy()
         return augment_visual(vis, rng), augment_audio(mel, rng)
 
-    def _batch(self, data, rng, n: int):
+    def training_batch(self, data, rng, n: int):
         vis, mel = [], []
         while len(vis) < n:
             got = self._sample(data[rng.integers(len(data))], rng)
@@ -345,9 +336,10 @@ class SyncExpert(Expert):
                 mel.append(got[1])
         return torch.from_numpy(np.stack(vis)), torch.from_numpy(np.stack(mel))
 
-    def _loss(self, model: SyncNetLite, vis: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+    def training_loss(self, model: SyncNetLite, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """InfoNCE: each visual window against its in-sync audio window, the audio windows of the same
         strip shifted by min_negative_lag..max_lag frames, and the in-sync audio of the other strips."""
+        vis, mel = batch
         W, L = self.config.windows_per_sample, self.config.max_lag
         v = model.visual(vis)  # (B, W, D)
         a = model.audio(mel)  # (B, W + 2L, D); visual window i is in sync with audio window i + L
@@ -366,46 +358,8 @@ class SyncExpert(Expert):
         target = torch.full((B * W,), zero, dtype=torch.long)
         return F.cross_entropy(logits.reshape(B * W, -1), target)
 
-    def fit(self, stores, seed: int = 0) -> dict[str, Any]:
-        metrics = self.fit_items(self._training_data(stores), seed)
-        metrics["stores"] = [str(s) for s in stores]
-        return metrics
-
-    def fit_items(self, data: list[tuple], seed: int = 0) -> dict[str, Any]:
-        """Train on `training_item`s (in memory); whole groups are held out for evaluation."""
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        if len(data) < 4:
-            raise ValueError(f"need at least 4 clips of 2 s with audio and a face; found {len(data)}")
-        train, test, held = split_by_group(data, self.config.eval_share, rng)
-        model = self._new_model().to(self.device)
-        opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.config.lr, total_steps=self.config.steps, pct_start=0.1)
-        t0 = time.perf_counter()
-        model.train()
-        losses, steps = [], 0
-        for steps in range(1, self.config.steps + 1):
-            vis, mel = self._batch(train, rng, self.config.batch_size)
-            loss = self._loss(model, vis.to(self.device), mel.to(self.device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            if time.perf_counter() - t0 > self.config.max_train_seconds:
-                break
-        model.eval()
-        self.model_ = model
-        self.metrics_ = {
-            "train_clips": len(train), "heldout_clips": len(test), "heldout_groups": held,
-            "train_seconds": round(time.perf_counter() - t0, 1), "steps": steps,
-            "final_loss": float(np.mean(losses[-50:])), "seed": seed,
-            **self.evaluate(test),
-        }
-        return self.metrics_
-
     @torch.no_grad()
-    def evaluate(self, data, shifts=(-15, -10, -6, -3, 0, 3, 6, 10, 15)) -> dict[str, Any]:
+    def evaluate(self, data, seed: int = 1, shifts=(-15, -10, -6, -3, 0, 3, 6, 10, 15)) -> dict[str, Any]:
         """Share of (held-out clip, injected shift) pairs whose offset is recovered within +-1 frame,
         and each clip's offset as it comes (real footage may itself be off by a frame or two).
         Shifting the mel power by whole frames is the same as shifting the waveform."""

@@ -11,19 +11,19 @@ is an error, never a silent fallback.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import model_validator
 from torch import nn
 
 from talkqa.features.clip import PreprocessedClip
 from talkqa.features.dnsmos import dnsmos_scores
 from talkqa.errors import TalkqaError
 
-from .base import EXPERTS, Expert, ExpertConfig, Tokens, split_by_group, training_clips
+from .base import EXPERTS, Expert, ExpertConfig, Tokens, steps_from_epochs
 from .checkpoint import load_checkpoint
 from .voice_degradations import DEGRADATIONS
 
@@ -41,12 +41,12 @@ class VoiceConfig(ExpertConfig):
     dnsmos: bool = True
     opensmile_lld: bool = True
     segment_s: float = 2.0
-    epochs: int = 15
-    steps_per_epoch: int = 30
+    steps: int = 450
+    schedule: Literal["constant", "cosine", "onecycle"] = "constant"
     batch_size: int = 32
-    lr: float = 2e-3
-    eval_share: float = 0.25
     eval_max_clips: int = 16  # evaluation runs DNSMOS on 19 variants per clip: keep it bounded
+
+    _legacy = model_validator(mode="before")(steps_from_epochs)
 
 
 class LogMelCNN(nn.Module):
@@ -214,23 +214,19 @@ class VoiceExpert(Expert):
         return Tokens(starts / 25.0, np.minimum(starts + step, len(h)) / 25.0, emb, scalars)
 
     # ------------------------------------------------------------------------------------ training
-    def _speech(self, stores) -> list[tuple[str, np.ndarray]]:
-        from talkqa.features.clip import PreprocessedClip as PC
+    training_requirement = "clips with speech as long as one training segment"
 
-        out = []
-        seg = int(self.config.segment_s * SR)
-        for clip_id, track, group in training_clips(stores):
-            clip = PC.load(track)
-            if clip.audio is None or clip.info.get("silent_audio") or len(clip.audio) < seg:
-                continue
-            out.append((group, clip.audio_norm if clip.audio_norm is not None else clip.audio))
-        return out
+    def training_item(self, clip: PreprocessedClip, group: str) -> tuple | None:
+        if clip.audio is None or clip.info.get("silent_audio") or len(clip.audio) < int(self.config.segment_s * SR):
+            return None
+        return group, clip.audio_norm if clip.audio_norm is not None else clip.audio
 
-    def _batch(self, data, rng, n: int):
+    def training_batch(self, items, rng, n: int):
+        """Half clean segments, half degraded ones (a random degradation at a random severity each)."""
         seg = int(self.config.segment_s * SR)
         xs, ys = [], []
         for i in range(n):
-            _, x = data[rng.integers(len(data))]
+            _, x = items[rng.integers(len(items))]
             s = int(rng.integers(0, len(x) - seg + 1))
             x = x[s : s + seg]
             if i % 2:
@@ -242,32 +238,14 @@ class VoiceExpert(Expert):
             xs.append(x)
         return torch.from_numpy(np.stack(xs).astype(np.float32)), torch.tensor(ys)
 
-    def fit(self, stores, seed: int = 0) -> dict[str, Any]:
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        data = self._speech(stores)
-        if len(data) < 4:
-            raise ValueError(f"need at least 4 clips with {self.config.segment_s} s of speech; found {len(data)}")
-        train, test, held = split_by_group(data, self.config.eval_share, rng)
-        model = self._new_model().to(self.device)
-        params = [p for p in model.parameters() if p.requires_grad and (model.train_backbone or p in set(model.head.parameters()))]
-        opt = torch.optim.AdamW(params, lr=self.config.lr, weight_decay=1e-4)
-        loss_fn = nn.BCEWithLogitsLoss()
-        t0 = time.perf_counter()
-        model.train()
-        for _ in range(self.config.epochs * self.config.steps_per_epoch):
-            x, y = self._batch(train, rng, self.config.batch_size)
-            loss = loss_fn(model.logit(model.frames(x.to(self.device))), y.to(self.device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        model.eval()
-        self.model_ = model
-        self.metrics_ = {"train_clips": len(train), "heldout_clips": len(test), "heldout_groups": held,
-                         "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": float(loss.detach()),
-                         "seed": seed, "stores": [str(s) for s in stores], "backbone": self.backbone_name(),
-                         **self.evaluate(test, seed + 1)}
-        return self.metrics_
+    def training_loss(self, model, batch):
+        x, y = batch
+        return nn.functional.binary_cross_entropy_with_logits(model.logit(model.frames(x)), y)
+
+    def trainable_parameters(self, model) -> list:
+        """The head, and the backbone too unless it is a pretrained HuBERT kept frozen."""
+        head = set(model.head.parameters())
+        return [p for p in model.parameters() if p.requires_grad and (model.train_backbone or p in head)]
 
     @torch.no_grad()
     def evaluate(self, data, seed: int = 1) -> dict[str, Any]:

@@ -130,20 +130,14 @@ def detrend(x: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 128) -> float:
-    """Threshold that maximises the between-class variance of a 1-D sample (Otsu)."""
+    """Otsu's threshold of a 1-D sample (scikit-image), ignoring NaN; the mean when there is nothing to split."""
+    from skimage.filters import threshold_otsu  # here, not at the top: skimage.filters is slow to import
+
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
     if len(v) < 2 or v.max() - v.min() < EPS:
         return float(v.mean()) if len(v) else float("nan")
-    hist, edges = np.histogram(v, bins=bins)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    s0 = np.cumsum(hist * centres)
-    m0 = s0 / np.maximum(w0, 1)
-    m1 = (s0[-1] - s0) / np.maximum(w1, 1)
-    between = w0 * w1 * (m0 - m1) ** 2
-    return float(edges[1:][np.argmax(between[:-1])])
+    return float(threshold_otsu(v, nbins=bins))
 
 
 # ----------------------------------------------------------------------------- audio on the video clock

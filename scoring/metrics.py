@@ -53,6 +53,18 @@ def point_metrics(pred: np.ndarray, y: np.ndarray, mapped: np.ndarray | None = N
             "plcc": _corr(stats.pearsonr, mapped, y), "rmse": float(np.sqrt(np.mean((pred - y) ** 2)))}
 
 
+def bootstrap_ci(data: tuple[np.ndarray, ...], statistic, n_boot: int, seed: int, alpha: float) -> tuple:
+    """Percentile bootstrap CI (scipy.stats.bootstrap) of a statistic of paired samples (clips are
+    resampled as units); `statistic(*arrays)` may return a vector. (nan, nan) without resamples."""
+    if not n_boot:
+        return np.nan, np.nan
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # degenerate resamples (a constant column) are expected
+        res = stats.bootstrap(data, statistic, paired=True, vectorized=False, n_resamples=n_boot,
+                              confidence_level=1 - alpha, method="percentile", random_state=seed)
+    return res.confidence_interval.low, res.confidence_interval.high
+
+
 def dimension_metrics(pred, y, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
     """{metric: {value, lo, hi}} over the finite (pred, y) pairs; bootstrap resamples clips.
     The logistic mapping is fitted once on all clips and reused inside the bootstrap."""
@@ -63,16 +75,10 @@ def dimension_metrics(pred, y, n_boot: int = 1000, seed: int = 0, alpha: float =
         return {m: {"value": None, "lo": None, "hi": None} for m in METRICS} | {"n": int(len(y)), "mapping": None}
     mapped, how = fit_logistic4(pred, y)
     point = point_metrics(pred, y, mapped)
-    rng = np.random.default_rng(seed)
-    boots = {m: [] for m in METRICS}
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        for m, v in point_metrics(pred[idx], y[idx], mapped[idx]).items():
-            boots[m].append(v)
-    out = {}
-    for m in METRICS:
-        lo, hi = np.quantile(boots[m], [alpha / 2, 1 - alpha / 2]) if n_boot else (np.nan, np.nan)
-        out[m] = {"value": point[m], "lo": float(lo), "hi": float(hi)}
+    lo, hi = bootstrap_ci((pred, y, mapped), lambda p, t, m: np.array(list(point_metrics(p, t, m).values())),
+                          n_boot, seed, alpha)
+    lo, hi = np.broadcast_to(lo, len(METRICS)), np.broadcast_to(hi, len(METRICS))
+    out = {m: {"value": point[m], "lo": float(lo[k]), "hi": float(hi[k])} for k, m in enumerate(METRICS)}
     return out | {"n": int(len(y)), "mapping": how}
 
 
@@ -85,7 +91,5 @@ def pairwise_accuracy(pred: dict[str, float], pairs, n_boot: int = 1000, seed: i
     hits = (np.sign(a - b)[ok] == human[ok]).astype(float)
     if not len(hits):
         return {"value": None, "lo": None, "hi": None, "n": 0}
-    rng = np.random.default_rng(seed)
-    boots = [hits[rng.integers(0, len(hits), len(hits))].mean() for _ in range(n_boot)]
-    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2]) if n_boot else (np.nan, np.nan)
+    lo, hi = bootstrap_ci((hits,), np.mean, n_boot, seed, alpha)
     return {"value": float(hits.mean()), "lo": float(lo), "hi": float(hi), "n": int(len(hits))}

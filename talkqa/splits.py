@@ -4,7 +4,7 @@ same person never sits on both sides (training experts, early stopping, stacking
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
 from .errors import UsageError
 
@@ -13,13 +13,13 @@ def hold_out_groups(groups, share: float, seed: int, min_groups: int = 2) -> tup
     """Hold out about `share` of the groups: (train indices, held-out indices). With fewer than
     `min_groups` groups, or share <= 0, nothing is held out."""
     groups = np.asarray(groups)
-    uniq = np.array(sorted(set(groups)))
-    if share <= 0 or len(uniq) < min_groups:
+    n_groups = len(set(groups.tolist()))
+    if share <= 0 or n_groups < min_groups:
         return np.arange(len(groups)), np.zeros(0, dtype=int)
-    rng = np.random.default_rng(seed)
-    held = set(rng.choice(uniq, max(1, int(round(share * len(uniq)))), replace=False))
-    mask = np.array([g in held for g in groups], dtype=bool)
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
+    n_held = min(n_groups - 1, max(1, int(round(share * n_groups))))  # whole groups, at least one each side
+    split = GroupShuffleSplit(n_splits=1, test_size=n_held, random_state=seed)
+    train, held = next(split.split(np.zeros(len(groups)), groups=groups))
+    return np.sort(train), np.sort(held)
 
 
 def group_folds(groups, n_splits: int, seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:

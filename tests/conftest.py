@@ -43,3 +43,22 @@ def speech_like(duration_s: float, sr: int = 16000, rate_hz: float = 4.0, seed: 
         env[idx] = np.sin(np.pi * (t[idx] - pos) / length)
         pos += length + rng.uniform(0.05, 1.0 / rate_hz)
     return (0.3 * voice * env / np.max(np.abs(voice))).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def talking_head_clip(astronaut, tmp_path_factory):
+    """A preprocessed 3 s talking head (the astronaut portrait driven by syllable-like sound): real
+    landmarks, crops, audio and VAD, for contract tests over every expert and family."""
+    from talkqa.config import PreprocessConfig
+    from talkqa.corpus.media import write_clip
+    from talkqa.corpus.render import TalkingHeadRenderer
+    from talkqa.corpus.speech import controls_from_audio
+    from talkqa.features.preprocess import preprocess
+
+    fps, sr, n = 25.0, 16000, 75
+    audio = speech_like(n / fps, sr, seed=3)
+    head = TalkingHeadRenderer(astronaut, size=192).prepare()
+    controls = controls_from_audio(audio, sr, fps, np.random.default_rng(0), n_frames=n)
+    frames = head.render(controls)
+    path = write_clip(tmp_path_factory.mktemp("talking") / "head.mp4", frames, fps, audio, sr)
+    return preprocess(path, PreprocessConfig(), clip_id="head")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 
@@ -43,3 +44,39 @@ def test_expert_contract(name, tmp_path):
     assert (expert.weights_dir() / "model_card.md").is_file()
     expert.load()
     assert expert.model_ is not None
+
+
+@pytest.mark.parametrize("name", EXPERTS.names())
+def test_expert_embeds_what_it_declares_and_round_trips(name, talking_head_clip, tmp_path):
+    expert = create_expert(name).load()
+    tokens = expert.embed(talking_head_clip)
+    n = len(tokens.t_start)
+    assert n > 0 and tokens.emb.shape == (n, expert.dim) and tokens.emb.dtype == np.float32
+    assert np.all(np.diff(tokens.t_start) > 0) and np.all(tokens.t_end > tokens.t_start)
+    assert tokens.t_end[-1] <= talking_head_clip.duration_s + 1e-6
+    assert set(tokens.scalars) == set(expert.scalar_names)  # exactly the declared scalars, before any run
+    # save -> load into a new instance gives the same tokens (the checkpoint is the whole state)
+    expert.save(tmp_path / "w")
+    again = create_expert(name, overrides=[f"weights={tmp_path / 'w'}"]).load()
+    assert again.weights_hash() != "" and (tmp_path / "w" / "model_card.md").is_file()
+    np.testing.assert_allclose(again.embed(talking_head_clip).emb, tokens.emb, rtol=1e-3, atol=1e-3)
+
+
+def test_every_expert_and_family_owns_its_column_prefix():
+    assert not set(EXPERTS.names()) & set(FAMILIES.names())
+    from talkqa.registry import Registry
+
+    experts = Registry("expert", column_prefix=True)
+
+    class Clash:
+        name = "lipsync"  # a family's prefix
+
+    with pytest.raises(ValueError, match="lipsync__"):
+        experts.register(Clash)
+
+
+def test_an_expert_without_its_yaml_is_an_error(tmp_path):
+    from talkqa.errors import UsageError
+
+    with pytest.raises(UsageError, match="no config file"):
+        create_expert(EXPERTS.names()[0], config_dir=tmp_path)
