@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import av
 import numpy as np
 import pandas as pd
 
@@ -13,8 +14,6 @@ from talkqa.tasks import LABEL_COLUMNS
 
 
 def _frames_at(path: Path, times: list[float]) -> list[np.ndarray]:
-    import av
-
     out, want = [], sorted(times)
     with av.open(str(path)) as c:
         frames = [(float(f.time or 0.0), f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
@@ -27,10 +26,10 @@ def contact_sheet(out_dir: str | Path, png: str | Path | None = None, n: int = 8
                   seed: int = 0, clip_ids: list[str] | None = None) -> Path:
     """Write a grid (one row per variant, `frames_per_row` frames spread over its first degraded
     segment, or the whole clip) for `n` variants of the corpus in out_dir; returns the PNG path."""
-    import matplotlib
+    import matplotlib  # lazy: slow import, only on this path
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
     out_dir = Path(out_dir)
     man = pd.read_csv(out_dir / "manifest.csv")

@@ -30,15 +30,19 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import av
 import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, Field, field_validator
 
 from talkqa.config import config_path
+from talkqa.engine import run_tasks
 from talkqa.errors import UsageError
+from talkqa.features.face import quiet_native_stderr
 from talkqa.store import atomic_write_bytes, atomic_write_text, write_parquet
 from talkqa.tasks import LABEL_COLUMNS
+
 from .artifacts import ARTIFACTS, FPS, SR, Sample
 from .labels import Applied, LabelRule, pseudo_mos
 from .media import write_clip
@@ -111,7 +115,6 @@ def decode_source(path: str | Path, max_s: float = 20.0, max_side: int = 512, fp
                   sr: int = SR, video: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """Frames at `fps` (nearest source frame by timestamp; long side <= max_side, even sizes) and
     mono float32 audio at `sr` aligned to the first video frame, exactly T * sr/fps samples."""
-    import av
 
     try:
         container = av.open(str(path))
@@ -177,9 +180,7 @@ def decode_source(path: str | Path, max_s: float = 20.0, max_side: int = 512, fp
 def _landmarks(frames: np.ndarray) -> np.ndarray:
     """(T, 478, 2) MediaPipe FaceMesh landmarks in frame pixels, NaN where no face was found.
     The one place degrade measures faces (to be swapped for features.preprocess)."""
-    import mediapipe as mp
-
-    from talkqa.features.face import quiet_native_stderr
+    import mediapipe as mp  # lazy: slow import, only on this path
 
     h, w = frames.shape[1:3]
     out = np.full((len(frames), 478, 2), np.nan, np.float32)
@@ -385,7 +386,6 @@ def degrade_corpus(manifest_df: pd.DataFrame, out_dir: str | Path, recipe: Degra
     """Degrade every clip of `manifest_df` (columns clip_id, video, optional speaker) into
     `variants` labelled variants under out_dir; returns the variant manifest (as in manifest.csv).
     Failed sources are listed in out_dir/status.parquet and `result.attrs['failures']`."""
-    from talkqa.engine import run_tasks
 
     recipe = recipe or DegradeRecipe.load()
     variants = variants or recipe.variants

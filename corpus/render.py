@@ -21,23 +21,23 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from talkqa.errors import UsageError
+from talkqa.features.face import quiet_native_stderr
 from talkqa.features.landmarks import (
     CHIN,
     INNER_LIPS,
+    JAW,
     LEFT_BROW,
     LEFT_EYE_INNER,
     LEFT_EYE_OUTER,
+    LOWER_LIP_INNER,
     MOUTH_LEFT,
     MOUTH_RIGHT,
     RIGHT_BROW,
     RIGHT_EYE_INNER,
     RIGHT_EYE_OUTER,
     UPPER_LIP_INNER,
-    LOWER_LIP_INNER,
-    JAW,
 )
-
-from talkqa.errors import UsageError
 
 N_MESH = 478
 IRIS = tuple(range(468, 478))
@@ -115,9 +115,7 @@ def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
 
 def detect_mesh(image: np.ndarray) -> np.ndarray | None:
     """MediaPipe FaceMesh (static, refined) on one RGB image: (478, 3) pixels (z in x units), or None."""
-    import mediapipe as mp
-
-    from talkqa.features.face import quiet_native_stderr
+    import mediapipe as mp  # lazy: slow import, only on this path
 
     h, w = image.shape[:2]
     with quiet_native_stderr(), mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
@@ -244,7 +242,7 @@ def mesh_displacements(pts: np.ndarray) -> dict[str, np.ndarray]:
 
 def _inverse_field(points: np.ndarray, disp: np.ndarray, size: int, nodes: np.ndarray) -> np.ndarray:
     """Thin-plate field B on the coarse nodes with B(p + d) = d at the mesh points and 0 on the border."""
-    from scipy.interpolate import RBFInterpolator
+    from scipy.interpolate import RBFInterpolator  # lazy: slow import, only on this path
 
     moved = points + disp
     edge = np.linspace(-0.5, size - 0.5, 17)

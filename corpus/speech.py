@@ -118,7 +118,7 @@ class _ESpeakLibrary:
     RATE, VOLUME, PITCH, RANGE = 1, 2, 3, 4
 
     def __init__(self):
-        import espeakng_loader  # ImportError is handled by the caller
+        import espeakng_loader  # lazy: optional dependency (ImportError is handled by the caller)
 
         self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         data = espeakng_loader.get_data_path()
@@ -187,7 +187,7 @@ def speech_backend() -> str | None:
 
 
 def _synth_program(text: str, voice: str, rate_wpm: int, pitch: int) -> tuple[np.ndarray, int]:
-    import soundfile as sf
+    import soundfile as sf  # lazy: slow import, only on this path
 
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "out.wav"
@@ -238,7 +238,7 @@ AUDIO_CONTROLS = ("jaw", "blink_l", "blink_r", "brow", "smile", "yaw", "roll", "
 
 def speech_envelope(audio: np.ndarray, sr: int, fps: float = 25.0) -> np.ndarray:
     """Per-frame loudness in dB (RMS of the 100 Hz-4 kHz band over a 2-frame window), one value per video frame."""
-    from scipy.signal import butter, sosfiltfilt
+    from scipy.signal import butter, sosfiltfilt  # lazy: slow import, only on this path
 
     audio = np.asarray(audio, np.float32)
     n_frames = int(np.ceil(len(audio) / sr * fps))
@@ -306,7 +306,7 @@ def controls_from_audio(audio: np.ndarray, sr: int, fps: float = 25.0, rng: np.r
     smoothed; blinks every 2-6 s lasting 3-6 frames; yaw/roll/dx/dy: low-frequency sway that grows a
     little while speaking; brow: short raises on some stressed syllables (envelope peaks); smile: slow drift.
     """
-    from scipy.signal import find_peaks
+    from scipy.signal import find_peaks  # lazy: slow import, only on this path
 
     rng = rng if rng is not None else np.random.default_rng()
     env_db = speech_envelope(audio, sr, fps)

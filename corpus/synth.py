@@ -14,6 +14,7 @@ parameters is skipped.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -22,12 +23,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 import pandas as pd
 
+from talkqa.engine import run_tasks
 from talkqa.errors import UsageError
 from talkqa.store import atomic_path, atomic_write_bytes, atomic_write_text
+
 from .media import write_clip
+from .render import TalkingHeadRenderer, detect_mesh
+from .speech import (
+    SENTENCES,
+    controls_from_audio,
+    resample,
+    speech_backend,
+    speech_envelope,
+    synthesize,
+)
 
 FPS = 25.0
 SR = 16000
@@ -80,11 +93,10 @@ class ClipSpec:
 
 def bundled_portraits() -> list[tuple[str, str]]:
     """(person, origin) for face photos shipped by installed packages."""
-    import importlib.util
 
     found = [("astronaut", "skimage:astronaut")]
     try:
-        import matplotlib.cbook as cbook
+        import matplotlib.cbook as cbook  # lazy: slow import, only on this path
 
         if Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).is_file():
             found.append(("grace_hopper", "matplotlib:grace_hopper.jpg"))
@@ -110,15 +122,14 @@ def folder_portraits(folder: Path) -> list[tuple[str, str]]:
 
 def load_image(origin: str) -> np.ndarray:
     """RGB uint8; large photos are shrunk to 1024 px on the long side (the renderer crops to the face)."""
-    import cv2
 
     if origin == "skimage:astronaut":
-        from skimage import data
+        from skimage import data  # lazy: slow import, only on this path
 
         img = data.astronaut()
     else:
         if origin.startswith("matplotlib:"):
-            import matplotlib.cbook as cbook
+            import matplotlib.cbook as cbook  # lazy: slow import, only on this path
 
             origin = str(cbook.get_sample_data(origin.split(":", 1)[1], asfileobj=False))
         raw = cv2.imread(origin, cv2.IMREAD_COLOR)
@@ -148,8 +159,6 @@ def _apply_variant(img: np.ndarray, variant: str) -> tuple[np.ndarray, float]:
 
 
 def _probe_face(origin: str) -> bool:
-    from .render import detect_mesh
-
     try:
         return detect_mesh(load_image(origin)) is not None
     except UsageError:
@@ -170,7 +179,6 @@ def _fade(audio: np.ndarray, n_samples: int, sr: int) -> np.ndarray:
 
 def synth_speech(spec: ClipSpec, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """Sentences in `spec.language` with short pauses, filling `spec.duration_s`; (audio, text)."""
-    from .speech import SENTENCES, synthesize
 
     n = int(round(spec.duration_s * SR))
     pieces = [np.zeros(int(rng.uniform(0.1, 0.4) * SR), np.float32)]
@@ -192,9 +200,7 @@ def synth_speech(spec: ClipSpec, rng: np.random.Generator) -> tuple[np.ndarray, 
 
 def cut_speech(spec: ClipSpec, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """The most speech-filled of a few random `duration_s` windows of `spec.audio_file`; (audio, 'file@offset')."""
-    import soundfile as sf
-
-    from .speech import resample, speech_envelope
+    import soundfile as sf  # lazy: slow import, only on this path
 
     audio, sr = sf.read(spec.audio_file, dtype="float32", always_2d=True)
     audio = resample(audio.mean(axis=1), sr, SR)
@@ -232,7 +238,6 @@ def _audio_languages(audio_dir: Path) -> dict[str, str]:
 
 def build_renderer(portrait: PortraitSpec, size: int):
     """A prepared TalkingHeadRenderer for one portrait variant."""
-    from .render import TalkingHeadRenderer
 
     image, face_scale = _apply_variant(load_image(portrait.origin), portrait.variant)
     return TalkingHeadRenderer(image, size=size, face_scale=face_scale).prepare()
@@ -259,9 +264,6 @@ def render_clips(specs: list[ClipSpec], out_dir: str) -> list[dict]:
 
     A clip that fails gives {'clip_id', 'error'} instead of a manifest row; the batch goes on.
     """
-    import cv2
-
-    from .speech import controls_from_audio
 
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # parallelism comes from the pool
@@ -352,7 +354,6 @@ def synth_corpus(out_dir: str | Path, n: int = 120, duration_s: float = 4.0, siz
     Returns the manifest (paths relative to out_dir, as in the CSV). A clip that fails is left out of
     it and listed in `manifest.attrs["failures"]` ("clip_id: reason"); if every clip fails, that is an error.
     """
-    from talkqa.engine import run_tasks
 
     if n < 1:
         raise UsageError("n must be at least 1")
@@ -387,10 +388,8 @@ def synth_corpus(out_dir: str | Path, n: int = 120, duration_s: float = 4.0, siz
             raise UsageError(f"no {'/'.join(AUDIO_EXTENSIONS)} files under {audio_dir}")
         languages = _audio_languages(audio_dir)
     else:
-        from .speech import speech_backend
 
         if speech_backend() is None:
-            from .speech import synthesize
 
             synthesize("test")  # raises the error that says what to install
 

@@ -147,7 +147,7 @@ class Expert:
     def fit_items(self, items: list[tuple], seed: int = 0) -> dict[str, Any]:
         """Train on in-memory training items: whole groups are held out for evaluation (and, with early
         stopping, for validation), so every held-out figure is speaker-disjoint."""
-        import torch
+        import torch  # lazy: slow import, only on this path
 
         cfg = self.config
         torch.manual_seed(seed)

@@ -12,7 +12,7 @@ import torch
 from talkqa import __version__
 from talkqa.config import save_config
 from talkqa.errors import TalkqaError
-from talkqa.store import atomic_write_bytes, atomic_write_json
+from talkqa.store import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
 def save_checkpoint(folder: str | Path, model: torch.nn.Module, config, meta: dict[str, Any]) -> None:
@@ -30,7 +30,6 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module, config, meta: di
 
 def write_model_card(folder: Path, meta: dict[str, Any], model: torch.nn.Module) -> None:
     """model_card.md from what training recorded: data, command, seed, metrics, limits."""
-    from talkqa.store import atomic_write_text
 
     n_params = sum(p.numel() for p in model.parameters())
     lines = [

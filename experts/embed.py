@@ -16,14 +16,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from talkqa.config import config_path, load_config, stable_hash
 from talkqa.engine import run_tasks
 from talkqa.errors import UsageError
+from talkqa.features.clip import PreprocessedClip
 from talkqa.store import Store, cache_key, read_parquet, write_parquet
 
 from .base import EXPERTS, Tokens
-
 
 
 def expert_config_path(name: str, config_dir: str | Path | None = None) -> Path:
@@ -78,8 +79,6 @@ def _expert_in_worker(name: str, config_json: str, device: str):
 
 
 def embed_clip(task: EmbedTask, name: str, config_json: str, device: str, store_root: str) -> dict:
-    from talkqa.features.clip import PreprocessedClip
-
     store = Store(store_root)
     expert = _expert_in_worker(name, config_json, device)
     key = cache_key(task.track_key, expert.params_hash(), expert.weights_hash())
@@ -122,8 +121,6 @@ def run_embed(store_dir: str | Path, name: str, config_dir: str | Path | None = 
 
 
 def _gather(store: Store, name: str, expert, tasks, results) -> None:
-    import pyarrow.parquet as pq
-
     tables, rows = [], []
     for t in tasks:
         res = results[t.clip_id]

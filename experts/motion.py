@@ -129,7 +129,7 @@ class MotionExpert(Expert):
     @torch.no_grad()
     def evaluate(self, items, seed: int = 1, per_clip: int = 8) -> dict[str, Any]:
         """ROC-AUC, real windows vs each perturbation family, on the given (held-out) sequences."""
-        from sklearn.metrics import roc_auc_score
+        from sklearn.metrics import roc_auc_score  # lazy: slow import, only on this path
 
         rng = np.random.default_rng(seed)
         w = self.config.window_frames

@@ -16,6 +16,7 @@ averaged over the windows that have audio at that lag.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -59,7 +60,7 @@ class SyncConfig(ExpertConfig):
 
 # ---------------------------------------------------------------------------------------- inputs
 def mel_filters(n_mels: int) -> np.ndarray:
-    import librosa
+    import librosa  # lazy: slow import, only on this path
 
     return librosa.filters.mel(sr=SR, n_fft=512, n_mels=n_mels, fmin=50, fmax=7600).astype(np.float32)
 
@@ -100,7 +101,6 @@ def shifted_audio_clip(clip: PreprocessedClip, k: int) -> PreprocessedClip:
     """A copy of the clip whose audio is delayed by k frames (k > 0: the sound comes k frames after
     the lips; zeros fill the start) or advanced (k < 0: the first |k| frames of sound are dropped).
     The length stays the same. Used to inject known offsets in tests and benchmarks."""
-    from dataclasses import replace
 
     def shift(x):
         if x is None:
@@ -226,7 +226,6 @@ class SyncExpert(Expert):
     def _new_model(self) -> SyncNetLite:
         d = self.config.mouth_downsample
         return SyncNetLite(self.config.emb_dim, self.config.n_mels, (48 // d, 96 // d), self.config.dropout)
-
 
     # ------------------------------------------------------------------------------------ inference
     def _fb(self) -> np.ndarray:

@@ -54,7 +54,7 @@ class LogMelCNN(nn.Module):
 
     def __init__(self, n_mels: int, hidden: int):
         super().__init__()
-        import librosa
+        import librosa  # lazy: slow import, only on this path
 
         self.register_buffer("mel", torch.tensor(librosa.filters.mel(sr=SR, n_fft=512, n_mels=n_mels), dtype=torch.float32))
         self.register_buffer("window", torch.hann_window(512))
@@ -80,7 +80,7 @@ class HubertBackbone(nn.Module):
 
     def __init__(self, path: str, layer: int):
         super().__init__()
-        from transformers import HubertModel
+        from transformers import HubertModel  # lazy: optional dependency
 
         try:
             self.model = HubertModel.from_pretrained(path)
@@ -149,7 +149,7 @@ class VoiceExpert(Expert):
         return self.config.hidden
 
     def _hubert_hidden(self) -> int:
-        from transformers import HubertConfig
+        from transformers import HubertConfig  # lazy: optional dependency
 
         try:
             return int(HubertConfig.from_pretrained(self.config.hubert_path).hidden_size)
@@ -251,7 +251,7 @@ class VoiceExpert(Expert):
     def evaluate(self, data, seed: int = 1) -> dict[str, Any]:
         """Spearman of the quality score with degradation severity (per family and pooled) and with
         DNSMOS OVRL, on held-out speech cut into segments."""
-        from scipy.stats import spearmanr
+        from scipy.stats import spearmanr  # lazy: slow import, only on this path
 
         rng = np.random.default_rng(seed)
         seg = int(self.config.segment_s * SR)
@@ -294,7 +294,7 @@ _SMILE = None
 
 def _lld_means(x: np.ndarray) -> dict[str, float]:
     global _SMILE
-    import opensmile
+    import opensmile  # lazy: slow import, only on this path
 
     if _SMILE is None:
         _SMILE = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,

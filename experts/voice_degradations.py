@@ -28,7 +28,7 @@ def clipping(x, sev, rng):
 
 def low_pass(x, sev, rng):
     cutoff = 7000 - 5500 * sev  # 7 kHz .. 1.5 kHz
-    from scipy import signal  # here, not at the top: scoring imports this module but never degrades
+    from scipy import signal  # lazy: scoring imports this module but never degrades
 
     sos = signal.butter(8, cutoff, fs=SR, output="sos")
     return signal.sosfilt(sos, x).astype(np.float32)
@@ -39,7 +39,7 @@ def reverb(x, sev, rng):
     n = int(rt60 * SR)
     ir = rng.normal(0, 1, n) * np.exp(-6.9 * np.arange(n) / n)
     ir[0] = 1.0
-    from scipy import signal
+    from scipy import signal  # lazy: slow import, only on this path
 
     y = signal.fftconvolve(x, ir)[: len(x)]
     return (y / (np.max(np.abs(y)) + 1e-9) * np.max(np.abs(x))).astype(np.float32)
@@ -47,7 +47,7 @@ def reverb(x, sev, rng):
 
 def robotic(x, sev, rng):
     """Griffin-Lim resynthesis from the magnitude only: phase artefacts, the 'vocoder' sound."""
-    import librosa
+    import librosa  # lazy: slow import, only on this path
 
     mag = np.abs(librosa.stft(x, n_fft=512, hop_length=128))
     y = librosa.griffinlim(mag, n_iter=int(40 - 36 * sev), hop_length=128, n_fft=512, length=len(x))

@@ -20,12 +20,12 @@ def rms_dbfs(x: np.ndarray) -> float:
 def vad_per_frame(audio: np.ndarray, sr: int, n_frames: int, hop: int, aggressiveness: int = 2) -> np.ndarray:
     """(n_frames,) bool: video frame t (samples [t*hop, (t+1)*hop)) is speech if any 20 ms VAD frame
     overlapping it is."""
-    import webrtcvad
+    import webrtcvad  # lazy: slow import, only on this path
 
     x = np.pad(audio, (0, max(0, n_frames * hop - len(audio))))[: n_frames * hop]
     vad_sr = sr if sr in _VAD_RATES else 16000
     if vad_sr != sr:
-        from scipy.signal import resample_poly
+        from scipy.signal import resample_poly  # lazy: slow import, only on this path
 
         x = resample_poly(x, vad_sr, sr)
     pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
@@ -45,7 +45,7 @@ def loudness_normalise(audio: np.ndarray, sr: int, target_lufs: float) -> tuple[
     """(normalised copy, measured integrated loudness in LUFS). Audio too short to measure or silent
     (loudness -inf) comes back as an unchanged copy. Peaks are kept within [-1, 1], so a very quiet
     recording may end a little under the target rather than clip."""
-    import pyloudnorm
+    import pyloudnorm  # lazy: slow import, only on this path
 
     if len(audio) < int(MIN_LOUDNESS_S * sr):
         return audio.astype(np.float32, copy=True), float("nan")

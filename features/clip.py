@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from talkqa.store import atomic_write_bytes
+
 N_LANDMARKS = 478
 
 
@@ -74,7 +76,6 @@ class PreprocessedClip:
     # ------------------------------------------------------------------ persistence (tracks/<key>.npz)
     def save(self, path: str | Path, series: dict[str, np.ndarray] | None = None) -> None:
         """Write the clip (and optional per-frame feature series) as one compressed .npz, atomically."""
-        from talkqa.store import atomic_write_bytes
 
         arrays: dict[str, np.ndarray] = {
             "face_valid": self.face_valid,

@@ -41,7 +41,7 @@ _DNSMOS_LOCK = threading.Lock()
 
 
 def _dnsmos_uncached(x: np.ndarray, sr: int, max_segments: int) -> dict[str, float]:
-    from speechmos import dnsmos
+    from speechmos import dnsmos  # lazy: slow import, only on this path
 
     seg = int(DNSMOS_SECONDS * sr)
     if max_segments <= 0 or len(x) <= seg:

@@ -21,8 +21,18 @@ import pandas as pd
 from talkqa import __version__
 from talkqa.config import ExtractConfig, save_config
 from talkqa.engine import run_tasks
-from talkqa.errors import OK, ClipError, TalkqaError
-from talkqa.store import Store, atomic_write_json, cache_key, file_digest, read_parquet, write_parquet
+from talkqa.errors import OK, PARTIAL_CODES, ClipError, TalkqaError
+from talkqa.features.decode import check_file
+from talkqa.features.families import FAMILIES, frame_windows
+from talkqa.features.preprocess import preprocess
+from talkqa.store import (
+    Store,
+    atomic_write_json,
+    cache_key,
+    file_digest,
+    read_parquet,
+    write_parquet,
+)
 
 PRODUCER = "talkqa.extract"
 
@@ -53,8 +63,6 @@ class ClipStatus:
 
     @property
     def has_features(self) -> bool:
-        from talkqa.errors import PARTIAL_CODES
-
         return self.status == OK or self.status in PARTIAL_CODES
 
 
@@ -63,23 +71,21 @@ def clip_cache_key(task: ClipTask, config: ExtractConfig) -> str:
     return cache_key(*parts)
 
 
-def _families(config: ExtractConfig):
-    from talkqa.features.families import FAMILIES
-
+def families_of(config: ExtractConfig) -> list:
+    """The feature-family instances an extraction config asks for, in its order."""
     return [FAMILIES.create(name, **config.features.params.get(name, {})) for name in config.features.families]
 
 
 def compute_features(clip, config: ExtractConfig, families: list | None = None):
     """Hand-crafted features of a preprocessed clip: (clip row dict, windows DataFrame, series dict).
     `families`: family instances to run (default: every family of the config)."""
-    from talkqa.features.families import frame_windows
 
     fc = config.features
     windows = frame_windows(clip.n_frames, clip.fps, fc.window_s, fc.min_window_s)
     row: dict[str, float] = {}
     win = {"t_start": windows[:, 0] / clip.fps, "t_end": windows[:, 1] / clip.fps}
     series: dict[str, np.ndarray] = {}
-    for fam in _families(config) if families is None else families:
+    for fam in families_of(config) if families is None else families:
         out = fam.extract(clip, windows)
         row.update(out.clip)
         win.update(out.windows)
@@ -97,8 +103,6 @@ def status_of(clip) -> str:
 
 def process_clip(task: ClipTask, config: ExtractConfig, store_root: str) -> ClipStatus:
     """Preprocess + features for one clip; never raises (errors become the status row)."""
-    from talkqa.features.decode import check_file
-    from talkqa.features.preprocess import preprocess
 
     store = Store(store_root)
     t0 = time.perf_counter()
@@ -208,7 +212,6 @@ def gather(store: Store, statuses: list[ClipStatus], config: ExtractConfig) -> N
 def extract_one(video: str | Path, config: ExtractConfig | None = None, audio: str | Path | None = None):
     """Preprocess + features for a single file without a store (Python API / `make demo`).
     Raises ClipError with a clear message for bad input."""
-    from talkqa.features.preprocess import preprocess
 
     config = config or ExtractConfig()
     clip = preprocess(video, config.preprocess, clip_id=Path(video).stem, audio_path=audio)

@@ -121,7 +121,7 @@ class FaceDetector:
 
     def detect(self, frame: np.ndarray) -> list[np.ndarray]:
         if self._detector is None:
-            import mediapipe as mp
+            import mediapipe as mp  # lazy: slow import, only on this path
 
             with quiet_native_stderr():
                 self._detector = mp.solutions.face_detection.FaceDetection(
@@ -231,7 +231,7 @@ class FaceTracker:
         crop = cv2.warpAffine(frame, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
         if tr.mesh is None:
-            import mediapipe as mp
+            import mediapipe as mp  # lazy: slow import, only on this path
 
             with quiet_native_stderr():
                 tr.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,

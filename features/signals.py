@@ -131,7 +131,7 @@ def detrend(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def otsu_threshold(values: np.ndarray, bins: int = 128) -> float:
     """Otsu's threshold of a 1-D sample (scikit-image), ignoring NaN; the mean when there is nothing to split."""
-    from skimage.filters import threshold_otsu  # here, not at the top: skimage.filters is slow to import
+    from skimage.filters import threshold_otsu  # lazy: skimage.filters is slow to import
 
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
@@ -188,7 +188,7 @@ def frame_spectra(audio: np.ndarray, n_frames: int, hop: int, n_fft: int = 1024)
 
 @lru_cache(maxsize=8)
 def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    import librosa
+    import librosa  # lazy: slow import, only on this path
 
     return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
 
@@ -266,7 +266,7 @@ def f0_track(
     audio: np.ndarray, sr: int, n_frames: int, fps: float, floor: float = 75.0, ceiling: float = 500.0
 ) -> np.ndarray:
     """(T,) F0 in Hz at each video frame's centre (Praat autocorrelation pitch); NaN when unvoiced."""
-    import parselmouth
+    import parselmouth  # lazy: slow import, only on this path
 
     out = np.full(n_frames, np.nan)
     snd = parselmouth.Sound(np.asarray(audio, np.float64), sampling_frequency=sr)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from talkqa import __version__
 from talkqa.config import stable_hash
-from talkqa.engine import ENGINES, run_tasks
+from talkqa.engine import ENGINES, ray_session, run_tasks
 from talkqa.errors import UsageError
 from talkqa.features.extract import tasks_from_manifest
 from talkqa.store import PartCache, cache_key, file_digest, write_parquet
@@ -72,9 +72,7 @@ def _run_ray(tasks: list[ScoreTask], model_dir: str, device: str, threads: int, 
     """One ScoreWorker actor per worker (the model loads once per actor), fed by Ray's ActorPool;
     results come back in manifest order. A Scorer never raises for a bad clip, so an error here is
     the actor itself failing: a model it cannot load stops the batch, anything else fails one clip."""
-    from ray.util import ActorPool
-
-    from talkqa.engine import ray_session
+    from ray.util import ActorPool  # lazy: optional dependency
 
     if not tasks:
         return

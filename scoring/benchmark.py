@@ -21,12 +21,21 @@ from pydantic import Field, field_validator
 
 from talkqa.config import StrictModel, save_config, stable_hash
 from talkqa.errors import UsageError
+from talkqa.fusion.baselines import ScalarBaseline
 from talkqa.fusion.config import FusionConfig
+from talkqa.fusion.train import FusionRegressor
+from talkqa.labels import common_clips, load_labels
 from talkqa.registry import Registry
+from talkqa.scoring.metrics import dimension_metrics, pairwise_accuracy
 from talkqa.splits import group_folds
 from talkqa.stacking.config import StackingConfig
+from talkqa.stacking.explain import explain, plot_explanation
+from talkqa.stacking.model import StackingRegressor
 from talkqa.store import atomic_write_json, write_parquet
+from talkqa.store_data import load_store
 from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS
+
+from .benchmark_report import render_report
 
 STRATEGIES: Registry["Strategy"] = Registry("strategy")
 DEFAULT_STRATEGIES = ["mtl_fusion", "single_task", "concat_mlp", "lgbm_stacking", "lgbm_handcrafted", "expert_scalars"]
@@ -83,8 +92,6 @@ class _Fusion(Strategy):
         return self.config.fusion
 
     def fit(self, data, labels, clip_ids):
-        from talkqa.fusion.train import FusionRegressor
-
         self.model_ = FusionRegressor(self._fusion_config(), self.config.device).fit(data, labels, clip_ids)
         return self
 
@@ -112,8 +119,6 @@ class SingleTask(Strategy):
     description = "the fusion model trained once per dimension"
 
     def fit(self, data, labels, clip_ids):
-        from talkqa.fusion.train import FusionRegressor
-
         self.models_ = []
         for dim in labels.dimensions:
             cfg = self.config.fusion.model_copy(deep=True)
@@ -134,8 +139,6 @@ class LGBMStacking(Strategy):
         return self.config.stacking
 
     def fit(self, data, labels, clip_ids):
-        from talkqa.stacking.model import StackingRegressor
-
         self.model_ = StackingRegressor(self.stacking_config()).fit(data, labels, clip_ids)
         return self
 
@@ -156,8 +159,6 @@ class ExpertScalars(Strategy):
     description = "one raw expert scalar per dimension through a linear/monotone map"
 
     def fit(self, data, labels, clip_ids):
-        from talkqa.fusion.baselines import ScalarBaseline
-
         self.model_ = ScalarBaseline(self.config.scalar_for, self.config.scalar_map).fit(data, labels, clip_ids)
         return self
 
@@ -187,8 +188,6 @@ def ablation_configs(config: BenchmarkConfig, expert_names: list[str]) -> dict[s
 
 # ------------------------------------------------------------------------------------------ run
 def _metrics_for(pred: pd.DataFrame, y: pd.DataFrame, pairs, config: BenchmarkConfig) -> dict:
-    from talkqa.scoring.metrics import dimension_metrics, pairwise_accuracy
-
     res = {}
     for dim, col in zip(DIMENSION_NAMES, LABEL_COLUMNS):
         if dim not in pred or col not in y or not y[col].notna().any():
@@ -207,9 +206,6 @@ def _inter_task(df: pd.DataFrame) -> dict:
 
 
 def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[str], None] | None = None) -> dict:
-    from talkqa.labels import common_clips, load_labels
-    from talkqa.store_data import load_store
-
     log = log or (lambda msg: None)
     if not config.store or not config.labels:
         raise UsageError("benchmark needs a store and labels (set them in the config or pass --store/--labels)")
@@ -267,7 +263,6 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[s
                   stable_hash(config.model_dump(mode="json")))
     atomic_write_json(out_dir / "results.json", results)
     save_config(config, out_dir / "config.yaml")
-    from .benchmark_report import render_report
 
     render_report(out_dir)
     return results
@@ -275,8 +270,6 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[s
 
 def _shap(config: BenchmarkConfig, data, labels, ids, out_dir: Path, log) -> dict:
     """Explain the stacking model fitted on every labelled clip (the model one would ship)."""
-    from talkqa.stacking.explain import explain, plot_explanation
-    from talkqa.stacking.model import StackingRegressor
 
     model = StackingRegressor(config.stacking).fit(data, labels, ids)
     out = {}

@@ -23,7 +23,7 @@ img{max-width:100%;border:1px solid #eee;margin:4px}.small{color:#666;font-size:
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
@@ -61,7 +61,7 @@ def _metric_table(block: dict, dims: list[str], metrics: list[str]) -> str:
 
 
 def _comparison_plot(block: dict, dims: list[str], metric: str = "srcc") -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
     names = list(block)
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(dims)), 3.8))
@@ -86,7 +86,7 @@ def _comparison_plot(block: dict, dims: list[str], metric: str = "srcc") -> str:
 
 
 def _scatter(pred: pd.DataFrame, strategies: list[str], dims: list[str]) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
     fig, axes = plt.subplots(len(strategies), len(dims), figsize=(2.3 * len(dims), 2.3 * len(strategies)),
                              squeeze=False)
@@ -110,7 +110,7 @@ def _scatter(pred: pd.DataFrame, strategies: list[str], dims: list[str]) -> str:
 
 
 def _heatmaps(inter: dict) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
     mats = {"labels": inter["labels"], **inter["predictions"]}
     fig, axes = plt.subplots(1, len(mats), figsize=(2.6 * len(mats), 2.8), squeeze=False)
@@ -127,7 +127,7 @@ def _heatmaps(inter: dict) -> str:
 
 
 def render_report(folder: str | Path) -> Path:
-    import matplotlib
+    import matplotlib  # lazy: slow import, only on this path
 
     matplotlib.use("Agg")
     folder = Path(folder)

@@ -24,8 +24,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from talkqa.config import ExtractConfig
 from talkqa.errors import TalkqaError, UsageError
+from talkqa.experts import EXPERTS
+from talkqa.features.families import FAMILIES
+from talkqa.fusion.train import FusionRegressor
+from talkqa.stacking.model import StackingRegressor
 
 from .bundle_config import FORMAT, BundleConfig
 
@@ -63,7 +69,6 @@ class Bundle:
 
     def create_experts(self, device: str = "cpu") -> dict:
         """The experts as trained (recorded config), weights loaded."""
-        from talkqa.experts import EXPERTS
 
         out = {}
         for name, entry in self.meta["experts"].items():
@@ -74,8 +79,6 @@ class Bundle:
 
 def compatibility_problems(meta: dict) -> list[str]:
     """What this installation cannot reproduce of what the bundle was trained on (empty: all fine)."""
-    from talkqa.experts import EXPERTS
-    from talkqa.features.families import FAMILIES
 
     problems = []
     if meta.get("format") != FORMAT:
@@ -125,9 +128,6 @@ def read_meta(folder: str | Path) -> dict:
 
 
 def load_bundle(folder: str | Path | None = None, device: str = "cpu") -> Bundle:
-    from talkqa.fusion.train import FusionRegressor
-    from talkqa.stacking.model import StackingRegressor
-
     if folder is None:
         folder = DEFAULT_MODEL_DIR
         if not (folder / "model.json").is_file():
@@ -158,8 +158,6 @@ def load_bundle(folder: str | Path | None = None, device: str = "cpu") -> Bundle
 
 
 def _yaml(path: Path) -> dict:
-    import yaml
-
     if not path.is_file():
         raise TalkqaError(f"{path.name} missing")
     return yaml.safe_load(path.read_text()) or {}

@@ -3,14 +3,24 @@ and a progress bar that shows clips/s and ETA."""
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 err = Console(stderr=True)
 out = Console()
-if not out.is_terminal and "COLUMNS" not in __import__("os").environ:
+if not out.is_terminal and "COLUMNS" not in os.environ:
     # piped output (logs, CI) has no width to fit; 80 columns would fold every table
     out = Console(width=130)
 
@@ -70,6 +80,4 @@ class ClipProgress:
 
 def print_clip_problem(console: Console, status: str, clip_id: str, message: str) -> None:
     """The line a batch command prints for a clip it could not process (the same in every command)."""
-    from rich.markup import escape
-
     console.print(f"[red]{escape(status)}[/] {escape(clip_id)}: {escape(message)}", highlight=False, soft_wrap=True)

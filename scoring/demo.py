@@ -14,9 +14,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from talkqa.config import ExtractConfig, config_path
-from .console import out, progress_bar
+from talkqa.config import ExtractConfig, config_path, load_config
+from talkqa.corpus.degrade import DegradeRecipe, degrade_corpus
+from talkqa.corpus.synth import synth_corpus
+from talkqa.experts import EXPERTS
+from talkqa.experts.embed import run_embed
+from talkqa.features.extract import run_extract
+from talkqa.manifest import load_manifest
 
+from .benchmark import BenchmarkConfig, run_benchmark
+from .console import out, progress_bar
+from .report_text import print_store_summary
 
 
 @dataclass(frozen=True)
@@ -36,16 +44,6 @@ SIZES = {
 def run_demo(out_dir: str | Path, size: str | DemoSize = "full", n: int | None = None, workers: int = 2,
              experts: list[str] | None = None) -> dict:
     """Run the whole pipeline into `out_dir`; returns {"store", "report", "results", "timings_s"}."""
-    from talkqa.experts import EXPERTS
-
-    from .benchmark import BenchmarkConfig, run_benchmark
-    from talkqa.config import load_config
-    from talkqa.corpus.degrade import DegradeRecipe, degrade_corpus
-    from talkqa.corpus.synth import synth_corpus
-    from talkqa.experts.embed import run_embed
-    from talkqa.features.extract import run_extract
-    from talkqa.manifest import load_manifest
-    from .report_text import print_store_summary
 
     spec = SIZES[size] if isinstance(size, str) else size
     n = n or spec.n
@@ -98,7 +96,7 @@ def run_demo(out_dir: str | Path, size: str | DemoSize = "full", n: int | None =
 
 def print_headline(results: dict) -> None:
     """SRCC with its 95 % CI per strategy and dimension, the best value per dimension in bold."""
-    from rich.table import Table
+    from rich.table import Table  # lazy: slow import, only on this path
 
     dims = results["dimensions"]
     blocks = {**results["strategies"], **results["ablations"]}

@@ -13,11 +13,17 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from talkqa.features import signals as S
+from talkqa.features.families import FAMILIES
+from talkqa.features.families.expression import detect_blinks
+from talkqa.features.families.lipsync import av_signal_pairs
+from talkqa.stacking.explain import explain
 from talkqa.store import atomic_write_text
 from talkqa.tasks import DIMENSION_NAMES, DIMENSIONS
 
@@ -40,7 +46,7 @@ KEY_MEASUREMENTS = (  # (column, label, format)
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
@@ -49,7 +55,7 @@ def _png(fig) -> str:
 
 
 def _timeline(result, details) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
     if not result.windows:
         return "<p>No per-window output (the model has no diagnostic head).</p>"
@@ -81,9 +87,7 @@ def _lag_of(suffix: str) -> int | None:
 
 
 def _offset_curve(result, details) -> str:
-    import matplotlib.pyplot as plt
-
-    from talkqa.features import signals as S
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
     data, cid = details["data"], details["clip_id"]
     scorer = details["scorer"]
@@ -101,8 +105,6 @@ def _offset_curve(result, details) -> str:
     series = details["series"]
     if curve is None and "lipsync__onset_strength" in series:
         # the hand-crafted estimator's own curve: the same signal pairs and parameters as the family
-        from talkqa.features.families import FAMILIES
-        from talkqa.features.families.lipsync import av_signal_pairs
 
         p = FAMILIES.create("lipsync").params
         pairs = av_signal_pairs(np.asarray(series["lipsync__aperture"], float),
@@ -127,7 +129,7 @@ def _offset_curve(result, details) -> str:
 
 
 def _aperture_envelope(details) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
     s = details["series"]
     if "lipsync__aperture" not in s:
@@ -149,10 +151,7 @@ def _aperture_envelope(details) -> str:
 
 
 def _blinks(details) -> str:
-    import matplotlib.pyplot as plt
-
-    from talkqa.features.families import FAMILIES
-    from talkqa.features.families.expression import detect_blinks
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
     s = details["series"]
     if "expression__ear" not in s:
@@ -172,10 +171,8 @@ def _blinks(details) -> str:
 
 
 def _waterfalls(details) -> str:
-    import matplotlib.pyplot as plt
-    import shap
-
-    from talkqa.stacking.explain import explain
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
+    import shap  # lazy: slow import, only on this path
 
     scorer, data, cid = details["scorer"], details["data"], details["clip_id"]
     model = scorer.bundle.stacking
@@ -196,7 +193,7 @@ def _waterfalls(details) -> str:
 
 
 def render(result) -> str:
-    import matplotlib
+    import matplotlib  # lazy: slow import, only on this path
 
     matplotlib.use("Agg")
     d = result.details
@@ -239,7 +236,6 @@ def write_report(result, path: str | Path) -> Path:
     """Write the report of a Result scored with keep_details=True."""
     if not result.details or "data" not in result.details:
         raise ValueError("the Result has no details; score it with keep_details=True")
-    import os
 
     path = Path(path)
     atomic_write_text(path, render(result))

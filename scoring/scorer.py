@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from talkqa.errors import ClipError, TalkqaError
+from talkqa.features.extract import compute_features, families_of
+from talkqa.features.preprocess import preprocess
+from talkqa.store_data import ExpertInfo, ExpertTokens, StoreData
 from talkqa.tasks import AUDIO_DIMENSIONS, DIMENSION_NAMES
 
+from .bundle import load_bundle
 from .diagnostics import evidence_diagnostics, model_diagnostics
 from .result import Result, failed_result, rounded
 
@@ -29,11 +35,7 @@ class Scorer:
     """Load a model folder once; score many clips. `model_dir=None` = the shipped default model."""
 
     def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", threads: int | None = None):
-        from .bundle import load_bundle
-
         if threads:
-            import torch
-
             torch.set_num_threads(threads)
         self.device = device
         self.bundle = load_bundle(model_dir, device)
@@ -48,8 +50,6 @@ class Scorer:
 
     # ------------------------------------------------------------------ in-memory store of one clip
     def _store_data(self, cid: str, path: Path, row: dict, windows: pd.DataFrame, tokens: dict):
-        from talkqa.store_data import ExpertInfo, ExpertTokens, StoreData
-
         hc = pd.DataFrame([{k: v for k, v in row.items() if "__" in k}], index=pd.Index([cid], name="clip_id"))
         hc = hc.astype(np.float64)
         experts, scalars = {}, {}
@@ -103,12 +103,9 @@ class Scorer:
         torch and NumPy release the GIL, so on 2 cores the lanes overlap; each lane runs its parts in
         the usual order, so the values are those of a sequential run (`talkqa extract` + `talkqa embed`).
         Returns (row, windows, series, tokens, failed experts {name: exception})."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from talkqa.features.extract import _families, compute_features
 
         config = self.bundle.extract_config
-        families = _families(config)
+        families = families_of(config)
 
         tokens, failed = {}, {}  # each lane writes only its own experts' keys
 
@@ -137,7 +134,6 @@ class Scorer:
 
     def score(self, path: str | Path, audio: str | Path | None = None, keep_details: bool = False) -> Result:
         """Score one clip; never raises for bad input (the Result carries the error)."""
-        from talkqa.features.preprocess import preprocess
 
         t0 = time.perf_counter()
         clip_name = str(path)

@@ -35,7 +35,7 @@ class Explanation:
 
 
 def explain(model: StackingRegressor, data, clip_ids: list[str], dimension: str) -> Explanation:
-    import shap
+    import shap  # lazy: slow import, only on this path
 
     X = model.features(data, clip_ids)
     explainer = shap.TreeExplainer(model.models_[dimension])
@@ -45,7 +45,7 @@ def explain(model: StackingRegressor, data, clip_ids: list[str], dimension: str)
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90, bbox_inches="tight")
@@ -56,11 +56,11 @@ def _save(fig, path: Path) -> Path:
 def plot_explanation(exp: Explanation, out_dir: str | Path, group_of: dict[str, tuple[str, str]], max_display: int = 15,
                      waterfall_clips: int = 3) -> dict[str, list[Path] | Path]:
     """Writes <dim>_bar.png, <dim>_groups.png, <dim>_beeswarm.png, <dim>_waterfall_<k>.png."""
-    import matplotlib
+    import matplotlib  # lazy: slow import, only on this path
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import shap
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
+    import shap  # lazy: slow import, only on this path
 
     out_dir = Path(out_dir)
     paths: dict = {}

@@ -18,11 +18,13 @@ import pandas as pd
 from lightgbm import LGBMRegressor
 from sklearn.linear_model import RidgeCV
 
+from talkqa.config import load_config, save_config, stable_hash
+from talkqa.errors import TalkqaError
 from talkqa.labels import Labels
 from talkqa.splits import group_folds
+from talkqa.store import atomic_write_json, atomic_write_text, write_parquet
 from talkqa.store_data import StoreData
-from talkqa.errors import TalkqaError
-from talkqa.tasks import DIMENSIONS, DIMENSION_NAMES
+from talkqa.tasks import DIMENSION_NAMES, DIMENSIONS
 
 from .config import StackingConfig
 from .features import PooledFeaturizer
@@ -43,7 +45,7 @@ class StackingRegressor:
 
     def tune(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> dict:
         """Optuna TPE search minimising speaker-grouped CV RMSE; returns the best params."""
-        import optuna
+        import optuna  # lazy: slow import, only on this path
 
         c = self.config
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -129,8 +131,6 @@ class StackingRegressor:
     def save(self, folder: str | Path) -> Path:
         """config.yaml, state.json (featurizer columns, PCA, ridge meta-learners), level-1 LightGBM
         boosters as text (<dimension>.txt) and the out-of-fold predictions (oof.parquet)."""
-        from talkqa.config import save_config, stable_hash
-        from talkqa.store import atomic_write_json, atomic_write_text, write_parquet
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -158,11 +158,9 @@ class StackingRegressor:
     @classmethod
     def load(cls, folder: str | Path) -> "StackingRegressor":
         """The level-1 models come back as lightgbm Boosters (same predictions; SHAP reads them too)."""
-        import lightgbm as lgb
-        from sklearn.decomposition import PCA
-        from sklearn.linear_model import Ridge
-
-        from talkqa.config import load_config
+        import lightgbm as lgb  # lazy: slow import, only on this path
+        from sklearn.decomposition import PCA  # lazy: slow import, only on this path
+        from sklearn.linear_model import Ridge  # lazy: slow import, only on this path
 
         folder = Path(folder)
         for name in ("config.yaml", "state.json"):

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UsageError
+from .store import atomic_write_text
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -113,6 +114,4 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
 
 
 def save_config(config: BaseModel, path: str | Path) -> None:
-    from .store import atomic_write_text
-
     atomic_write_text(Path(path), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -57,7 +57,7 @@ def ray_session(workers: int, address: str | None):
     """Connect to the Ray cluster at `address`, or start a local one with `workers` CPUs; a session
     this call started is shut down on exit, an existing one is left running. Yields the ray module."""
     try:
-        import ray
+        import ray  # lazy: optional dependency
     except ImportError:
         raise UsageError("--engine ray needs Ray: pip install 'talkqa[ray]'") from None
     started = False

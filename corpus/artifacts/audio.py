@@ -116,7 +116,7 @@ class BandLimit(_AudioArtifact):
 
 
 def _ffmpeg() -> str:
-    import imageio_ffmpeg
+    import imageio_ffmpeg  # lazy: slow import, only on this path
 
     return imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -175,7 +175,7 @@ class Robotic(_AudioArtifact):
     unit = "Griffin-Lim iterations"
 
     def process(self, x, param, sample, rng):
-        import librosa
+        import librosa  # lazy: slow import, only on this path
 
         spec = np.abs(librosa.stft(x, n_fft=512, hop_length=128))
         y = librosa.griffinlim(spec, n_iter=int(param), hop_length=128, n_fft=512, length=len(x),

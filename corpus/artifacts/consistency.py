@@ -74,7 +74,7 @@ class TimeStretch(_SegmentAudio):
     unit = "x speed"
 
     def process(self, audio, lo, hi, param, sample, rng):
-        import librosa
+        import librosa  # lazy: slow import, only on this path
 
         rate = param if rng.random() < 0.5 else 1 / param
         need = int(np.ceil((hi - lo) * rate)) + 1024
@@ -94,7 +94,7 @@ class EnergyMismatch(_SegmentAudio):
     unit = "semitones"
 
     def process(self, audio, lo, hi, param, sample, rng):
-        import librosa
+        import librosa  # lazy: slow import, only on this path
 
         seg = np.ascontiguousarray(audio[lo:hi], np.float32)
         y = librosa.effects.pitch_shift(seg, sr=sample.sr, n_steps=param)

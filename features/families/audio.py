@@ -39,7 +39,7 @@ SILENT_DBFS = -70.0
 @lru_cache(maxsize=1)
 def smile():
     """The eGeMAPS v02 functionals extractor, built once per process."""
-    import opensmile
+    import opensmile  # lazy: slow import, only on this path
 
     return opensmile.Smile(
         feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals
@@ -108,8 +108,8 @@ def bandwidth_hz(spectrum: np.ndarray, sr: int, range_db: float = 60.0, fraction
 
 def praat_voice(x: np.ndarray, sr: int) -> dict[str, float]:
     """HNR (mean over voiced frames), local jitter and shimmer from Praat's periodic point process."""
-    import parselmouth
-    from parselmouth.praat import call
+    import parselmouth  # lazy: slow import, only on this path
+    from parselmouth.praat import call  # lazy: slow import, only on this path
 
     snd = parselmouth.Sound(np.asarray(x, np.float64), sampling_frequency=sr)
     # A 40 ms step halves Praat's cost (0.3 -> 0.15 s per 20 s) and moves the mean by < 0.4 dB.
@@ -124,7 +124,7 @@ def praat_voice(x: np.ndarray, sr: int) -> dict[str, float]:
 
 
 def loudness_lufs(x: np.ndarray, sr: int) -> float:
-    import pyloudnorm
+    import pyloudnorm  # lazy: slow import, only on this path
 
     if len(x) < int(0.5 * sr):
         return float("nan")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from talkqa.errors import UsageError
+
 from ..cli_app import SetOpt, app, friendly
 from ..console import ClipProgress, out
-from talkqa.errors import UsageError
 
 experts_app = typer.Typer(help="Inspect the registered experts.", no_args_is_help=True)
 app.add_typer(experts_app, name="experts")
@@ -23,7 +25,6 @@ def list_experts():
     from rich.table import Table
 
     from talkqa.experts import EXPERTS
-
     from talkqa.experts.embed import create_expert
 
     t = Table(title="experts (configs/experts/<name>.yaml)")
@@ -91,7 +92,6 @@ def train_expert(
 ):
     """Train an expert on the clips of a store and save its weights with a model card, into a new folder
     (use them with `--set weights=DIR` on embed, or `weights: DIR` in the expert's YAML)."""
-    import sys
 
     from talkqa.experts.embed import create_expert
 

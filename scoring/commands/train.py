@@ -3,6 +3,7 @@ self-describing model folder (talkqa/model_bundle.py) that `talkqa score --model
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -43,7 +44,6 @@ def train(
             err.print(f"[dim]{escape(msg)}[/]", highlight=False)
 
     folder = train_bundle(store, labels, out_dir, cfg, log=log)
-    import json
 
     from rich.table import Table
 
