@@ -18,7 +18,6 @@ import importlib.util
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable

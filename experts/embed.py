@@ -8,7 +8,6 @@ then gathered into `experts/<name>.parquet` (clip_id, t_start, t_end, emb: fixed
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from talkqa.config import config_path, load_config, stable_hash
+from talkqa.config import config_path, load_config
 from talkqa.engine import run_tasks
 from talkqa.errors import UsageError
 from talkqa.features.clip import PreprocessedClip

@@ -163,5 +163,4 @@ def _yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
-__all__ = ["BundleConfig", "Bundle", "train_bundle", "load_bundle", "ModelMismatchError", "DEFAULT_MODEL_DIR",
-           "DEFAULT_TRAIN_CONFIG", "LABEL_COLUMNS"]
+__all__ = ["Bundle", "load_bundle", "read_meta", "compatibility_problems", "ModelMismatchError", "DEFAULT_MODEL_DIR"]

@@ -5,15 +5,13 @@ Commands live in talkqa/commands/<area>.py and register themselves on `app`."""
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-from typing import Optional
 
 import typer
 
 from rich.markup import escape
 
 from .console import err
-from talkqa.errors import TalkqaError, UsageError
+from talkqa.errors import TalkqaError
 
 app = typer.Typer(
     name="talkqa",

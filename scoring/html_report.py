@@ -19,10 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkqa.features import signals as S
 from talkqa.features.families import FAMILIES
-from talkqa.features.families.expression import detect_blinks
-from talkqa.features.families.lipsync import av_signal_pairs
 from talkqa.stacking.explain import explain
 from talkqa.store import atomic_write_text
 from talkqa.tasks import DIMENSION_NAMES, DIMENSIONS
@@ -104,15 +101,12 @@ def _offset_curve(result, details) -> str:
                 break
     series = details["series"]
     if curve is None and "lipsync__onset_strength" in series:
-        # the hand-crafted estimator's own curve: the same signal pairs and parameters as the family
-
-        p = FAMILIES.create("lipsync").params
-        pairs = av_signal_pairs(np.asarray(series["lipsync__aperture"], float),
-                                np.asarray(series["lipsync__audio_envelope_db"], float),
-                                np.asarray(series["lipsync__onset_strength"], float), details["fps"], p["detrend_s"])
-        curves = [S.lagged_xcorr(m, a, p["max_lag"]) for m, a in pairs.values()]
-        lags = curves[0][0]
-        curve = np.mean([c for _, c in curves], axis=0)
+        # the hand-crafted estimator's own curve, from the series the family saved
+        _, curves = FAMILIES.create("lipsync").offset_curves(
+            *(np.asarray(series[f"lipsync__{k}"], float) for k in ("aperture", "audio_envelope_db", "onset_strength")),
+            details["fps"])
+        lags = curves["envelope"][0]
+        curve = np.mean([c for _, c in curves.values()], axis=0)
         label = "mouth/audio cross-correlation (hand-crafted)"
     if curve is None:
         return "<p>No AV-offset curve (no audio).</p>"
@@ -158,8 +152,7 @@ def _blinks(details) -> str:
         return "<p>No eye aspect ratio (face not found often enough).</p>"
     fps = details["fps"]
     ear = np.asarray(s["expression__ear"], float)
-    p = FAMILIES.create("expression").params
-    blinks = detect_blinks(ear, fps, p["blink_drop"], p["blink_noise_k"], p["blink_baseline_s"], p["blink_max_s"])
+    blinks = FAMILIES.create("expression").blinks(ear, fps)
     t = np.arange(len(ear)) / fps
     fig, ax = plt.subplots(figsize=(9, 2.0))
     ax.plot(t, ear, lw=0.8, color="#595959")

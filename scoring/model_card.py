@@ -29,7 +29,7 @@ def model_card(meta: dict) -> str:
               f"- stores: {', '.join(td['stores'])}; labels: {', '.join(td['labels'])}",
               f"- {td['clips']} labelled clips of {td['speakers']} speakers; fusion trained on {td['fusion_train_clips']}, "
               f"early-stopped on {td['val_clips']} clips of {td['val_speakers']} held-out speakers; stacking fitted on all",
-              f"- label means: " + ", ".join(f"{k} {v:.2f}" for k, v in td["label_means"].items()), "",
+              "- label means: " + ", ".join(f"{k} {v:.2f}" for k, v in td["label_means"].items()), "",
               "## Validation (held-out speakers)", "",
               "| dimension | n | fusion SRCC | stacking (OOF) SRCC | mean SRCC | mean RMSE |", "|---|---|---|---|---|---|"]
     fmt = lambda v: "–" if v is None else f"{v:.3f}"

@@ -10,7 +10,7 @@ Labels for a store's clips are in talkqa/labels.py.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

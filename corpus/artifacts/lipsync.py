@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from . import regions
-from .base import ARTIFACTS, Artifact, Sample
+from .base import ARTIFACTS, Artifact
 
 
 def shift_audio(audio: np.ndarray, delay: int, lo: int, hi: int) -> np.ndarray:

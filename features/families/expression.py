@@ -92,8 +92,13 @@ class Expression(FeatureFamily):
         "frozen_pixels": 0.03,  # ... or mean thumbnail change (0-255) under which it repeats the last one
     }
 
-    def compute(self, clip: PreprocessedClip, windows: np.ndarray) -> FamilyOutput:
+    def blinks(self, ear: np.ndarray, fps: float) -> np.ndarray:
+        """(n, 2) [start, stop) frames of the blinks in an eye-aspect-ratio series, with this family's
+        parameters; public so that a report shades exactly the blinks the family counted."""
         p = self.params
+        return detect_blinks(ear, fps, p["blink_drop"], p["blink_noise_k"], p["blink_baseline_s"], p["blink_max_s"])
+
+    def compute(self, clip: PreprocessedClip, windows: np.ndarray) -> FamilyOutput:
         fps = clip.fps
         valid = np.asarray(clip.face_valid, bool)
         aligned = np.where(valid[:, None, None], clip.aligned, np.nan).astype(np.float64)
@@ -113,7 +118,7 @@ class Expression(FeatureFamily):
             out.windows[f"{name}_mean"] = S.window_reduce(series, windows)
             out.windows[f"{name}_std"] = S.window_reduce(series, windows, S.nanstd)
 
-        blinks = detect_blinks(ear, fps, p["blink_drop"], p["blink_noise_k"], p["blink_baseline_s"], p["blink_max_s"])
+        blinks = self.blinks(ear, fps)
         minutes = valid.sum() / fps / 60.0
         starts = np.zeros(len(ear))
         starts[blinks[:, 0]] = 1.0

@@ -114,8 +114,7 @@ class LipSync(FeatureFamily):
         onset = S.onset_strength(S.frame_spectra(audio, T, clip.hop), clip.sr)
         out.series.update(audio_envelope_db=env, onset_strength=onset)
 
-        pairs = av_signal_pairs(aperture, env, onset, fps, p["detrend_s"])
-        curves = {k: S.lagged_xcorr(m, a, p["max_lag"]) for k, (m, a) in pairs.items()}
+        pairs, curves = self.offset_curves(aperture, env, onset, fps)
         lags = curves["envelope"][0]
         av = S.xcorr_peak(lags, (curves["envelope"][1] + curves["onset"][1]) / 2)
         env_pk, on_pk = S.xcorr_peak(*curves["envelope"]), S.xcorr_peak(*curves["onset"])
@@ -148,6 +147,13 @@ class LipSync(FeatureFamily):
             moving_mouth_silence_share=S.window_share(moving, windows, ~speech & valid),
         )
         return out
+
+    def offset_curves(self, aperture: np.ndarray, env: np.ndarray, onset: np.ndarray, fps: float) -> tuple[dict, dict]:
+        """The mouth/audio signal pairs and their lagged cross-correlation curves {name: (lags, corr)}; the
+        clip's av_offset_frames is the peak of the curves' mean. Public so that a report can draw exactly
+        the curve the family measured, from the series it saved (aperture, audio_envelope_db, onset_strength)."""
+        pairs = av_signal_pairs(aperture, env, onset, fps, self.params["detrend_s"])
+        return pairs, {k: S.lagged_xcorr(m, a, self.params["max_lag"]) for k, (m, a) in pairs.items()}
 
     def _local_offsets(self, pairs: dict, windows: np.ndarray, context: int) -> np.ndarray:
         """(W, 2) offset and peak of the mean correlation curve over `context` frames centred on each
