@@ -15,8 +15,8 @@ from talkqa.errors import TalkqaError
 
 app = typer.Typer(
     name="talkqa",
-    help="Score AI-generated talking-face videos on lip sync, expression, audio quality, consistency and "
-    "overall quality, with the reasons.\n\nTypical flow: talkqa manifest DIR -> talkqa extract -> (experts, "
+    help="Score AI-generated talking-face videos on lip sync, expression, visual quality, audio quality, "
+    "consistency and overall quality, with the reasons.\n\nTypical flow: talkqa manifest DIR -> talkqa extract -> (experts, "
     "fusion, stacking) -> talkqa score.",
     no_args_is_help=True,
     add_completion=False,

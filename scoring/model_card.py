@@ -15,7 +15,7 @@ _COMBINE_WHY = {
 def model_card(meta: dict) -> str:
     td = meta["training_data"]
     lines = [f"# {meta['name']} {meta['version']} — talkqa model card", "",
-             meta.get("description") or "Scores talking-face videos on five 1–5 MOS dimensions with diagnostics.", "",
+             meta.get("description") or "Scores talking-face videos on six 1–5 MOS dimensions with diagnostics.", "",
              f"- created {meta['created']} with talkqa {meta['talkqa_version']}; command: `{meta['command']}`",
              f"- final score per dimension (`combine: {meta['combine']}`): {_COMBINE_WHY[meta['combine']]}",
              f"- extraction config hash `{meta['extraction']['params_hash']}` (extract.yaml beside this card; scoring "

@@ -4,7 +4,7 @@ Level 1: one LGBMRegressor per dimension on pooled expert embeddings + scalars +
 features (Optuna-tuned with speaker-grouped CV when n_trials > 0). Out-of-fold predictions of every
 dimension (GroupKFold by speaker, so no speaker is both fitted and predicted) are the
 meta-features. Level 2 (`meta_learner: ridge`): per dimension a ridge regression on the OOF
-predictions of all five dimensions, which lets e.g. `overall` borrow from the others.
+predictions of all the dimensions, which lets e.g. `overall` borrow from the others.
 """
 
 from __future__ import annotations

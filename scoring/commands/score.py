@@ -1,4 +1,4 @@
-"""`talkqa score`: five scores, the AV offset and the diagnostics of each clip.
+"""`talkqa score`: six scores, the AV offset and the diagnostics of each clip.
 
 Exit status: 0 when every input was scored, 1 when any could not be (its JSON line / status row
 still says why), 2 for usage errors (no inputs, a bad option, a missing or mismatched model folder).
@@ -70,7 +70,7 @@ def score(
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster address; without it a local Ray is started."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ):
-    """Score talking-face videos: lip_sync, expression, audio_quality, consistency, overall (1–5), the AV
+    """Score talking-face videos: lip_sync, expression, visual_quality, audio_quality, consistency, overall (1–5), the AV
     offset and the time segments where a problem was found.
 
     Examples: talkqa score a.mp4 b.mp4 --json ; talkqa score clip.mp4 --html report/ ;
