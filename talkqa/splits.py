@@ -4,7 +4,6 @@ same person never sits on both sides (training experts, early stopping, stacking
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
 from .errors import UsageError
 
@@ -12,6 +11,8 @@ from .errors import UsageError
 def hold_out_groups(groups, share: float, seed: int, min_groups: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Hold out about `share` of the groups: (train indices, held-out indices). With fewer than
     `min_groups` groups, or share <= 0, nothing is held out."""
+    from sklearn.model_selection import GroupShuffleSplit  # lazy: slow import; scoring loads this module, never splits
+
     groups = np.asarray(groups)
     n_groups = len(set(groups.tolist()))
     if share <= 0 or n_groups < min_groups:
@@ -24,6 +25,8 @@ def hold_out_groups(groups, share: float, seed: int, min_groups: int = 2) -> tup
 
 def group_folds(groups, n_splits: int, seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """GroupKFold splits (shuffled with `seed` when given), n_splits capped by the number of groups."""
+    from sklearn.model_selection import GroupKFold  # lazy: slow import; scoring loads this module, never splits
+
     groups = np.asarray(groups)
     n = min(n_splits, len(set(groups)))
     if n < 2:
