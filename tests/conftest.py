@@ -43,3 +43,7 @@ def speech_like(duration_s: float, sr: int = 16000, rate_hz: float = 4.0, seed: 
         env[idx] = np.sin(np.pi * (t[idx] - pos) / length)
         pos += length + rng.uniform(0.05, 1.0 / rate_hz)
     return (0.3 * voice * env / np.max(np.abs(voice))).astype(np.float32)
+
+
+# The tiny trained model shared by the tests that score (imported last: tiny_model imports this module).
+from tiny_model import bundle, score_inputs  # noqa: E402,F401
