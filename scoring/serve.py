@@ -8,8 +8,8 @@ Scoring is CPU-bound and the Scorer already runs its two lanes in parallel, so o
 at a time on one thread; requests wait in a bounded queue in front of it and those beyond it get 503
 at once (before their upload is read) rather than piling up. Every error body has an `error` string:
 a clip that cannot be scored gives the Result itself (404 missing file, 422 not scorable, 500 a bug in
-talkqa); a bad request gives {"error": ...} (413 too large, 415 wrong content type, 422 malformed,
-503 busy).
+talkqa); a bad request gives {"error": ...} (403 a path under --no-paths, 413 too large, 415 wrong
+content type, 422 malformed, 503 busy).
 """
 
 from __future__ import annotations
@@ -46,6 +46,15 @@ UPLOAD_FIELDS = ("file", "audio")
 STATUS_OF_ERROR = {"missing_file": 404, "internal_error": 500}
 
 
+# The two bodies of POST /score, for the OpenAPI page (/docs): the endpoint reads the request itself.
+SCORE_BODY = {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "required": ["path"], "properties": {
+        "path": {"type": "string", "description": "absolute path of the video on the server's machine"},
+        "audio": {"type": ["string", "null"], "description": "absolute path of an audio file replacing its track"}}}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary"}, "audio": {"type": "string", "format": "binary"}}}}}}
+
+
 @dataclass(frozen=True)
 class ServeLimits:
     max_upload_bytes: int = 200 * 2**20
@@ -69,7 +78,8 @@ class ScoringQueue:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="talkqa-serve")
         self.admitted = 0  # requests between admission and their answer (touched on the event loop only)
         self.running = 0
-        self.scored = 0
+        self.scored = 0  # clips answered with scores
+        self.failed = 0  # clips answered with an error (not a video, no face, ...)
         self.started = time.monotonic()
 
     def admit(self) -> None:
@@ -91,7 +101,10 @@ class ScoringQueue:
                 self.running -= 1
 
         result = await asyncio.get_running_loop().run_in_executor(self._thread, job)
-        self.scored += 1
+        if result.ok:
+            self.scored += 1
+        else:
+            self.failed += 1
         return result
 
     def health(self) -> dict:
@@ -103,6 +116,7 @@ class ScoringQueue:
             "queue": {"scoring": self.running, "waiting": max(0, self.admitted - self.running),
                       "limit": self.queue},
             "scored": self.scored,
+            "failed": self.failed,
             "uptime_s": round(time.monotonic() - self.started, 1),
         }
 
@@ -235,15 +249,10 @@ def create_app(scorer: Scorer, limits: ServeLimits = ServeLimits()) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict:
-        """Model, queue depth (clip being scored, requests waiting), clips scored, uptime."""
+        """Model, queue depth (clip being scored, requests waiting), clips scored and failed, uptime."""
         return queue.health()
 
-    @app.post("/score", openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"type": "object", "required": ["path"], "properties": {
-            "path": {"type": "string", "description": "absolute path of the video on the server's machine"},
-            "audio": {"type": ["string", "null"], "description": "absolute path of an audio file replacing the video's track"}}}},
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-            "file": {"type": "string", "format": "binary"}, "audio": {"type": "string", "format": "binary"}}}}}}})
+    @app.post("/score", openapi_extra={"requestBody": SCORE_BODY})
     async def score(request: Request):
         """Score one clip: the object `talkqa score --json` prints for it."""
         try:

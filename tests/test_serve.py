@@ -66,7 +66,7 @@ def test_health_names_the_model_and_the_queue(server):
     health = r.json()
     assert health["status"] == "ok" and health["model"] == {"name": "tiny-test", "version": "1"}
     assert health["queue"] == {"scoring": 0, "waiting": 0, "limit": 0}
-    assert health["uptime_s"] >= 0 and health["scored"] == 0
+    assert health["uptime_s"] >= 0 and health["scored"] == health["failed"] == 0
 
 
 def test_path_and_upload_give_what_talkqa_score_json_gives(server, score_inputs, bundle):
@@ -112,7 +112,7 @@ def test_a_file_that_is_not_a_video_gets_the_scorers_error(server, score_inputs)
 
 
 def test_too_large_upload_gets_413_before_scoring(server):
-    scored = httpx.get(server["url"] + "/health").json()["scored"]
+    before = httpx.get(server["url"] + "/health").json()
     junk = os.urandom(2 * MAX_UPLOAD_MB * 2**20)
     r = post(server, files={"file": ("big.mp4", junk)})
     assert r.status_code == 413 and "--max-upload-mb" in r.json()["error"]
@@ -125,7 +125,8 @@ def test_too_large_upload_gets_413_before_scoring(server):
 
     r = post(server, content=chunks(), headers={"content-type": "multipart/form-data; boundary=B"})
     assert r.status_code == 413
-    assert httpx.get(server["url"] + "/health").json()["scored"] == scored
+    after = httpx.get(server["url"] + "/health").json()
+    assert (after["scored"], after["failed"]) == (before["scored"], before["failed"])  # nothing reached the Scorer
 
 
 def test_a_full_queue_answers_503_at_once(server, score_inputs):
