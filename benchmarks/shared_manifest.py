@@ -56,7 +56,8 @@ if __name__ == "__main__":
     ap.add_argument("kind", choices=["real", "generated"])
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    from talkqa.store import atomic_write_bytes
+
     df = shared_manifest(args.kind)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out, index=False)
+    atomic_write_bytes(args.out, df.to_csv(index=False).encode())
     print(f"wrote {args.out}: {len(df)} clips" + (f", {df['speaker'].nunique()} speakers" if "speaker" in df else ""))

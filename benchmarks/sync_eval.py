@@ -37,6 +37,7 @@ from talkqa.experts.sync import SyncConfig, SyncExpert, curve_scalars, shifted_a
 from talkqa.features.clip import PreprocessedClip  # noqa: E402
 from talkqa.features.families import FAMILIES  # noqa: E402
 from talkqa.features.families.base import frame_windows  # noqa: E402
+from talkqa.store import atomic_write_text  # noqa: E402
 
 SHIFTS = np.arange(-15, 16)
 NEG_MIN_SHIFT = 3
@@ -178,8 +179,7 @@ def main() -> None:
     res = run(args.store, args.weights, args.max_clips)
     print(table(res))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=1))
+        atomic_write_text(args.out, json.dumps(res, indent=1))
         print(f"wrote {args.out}")
 
 

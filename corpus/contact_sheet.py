@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pandas as pd
 
+from talkqa.store import atomic_write
 from talkqa.tasks import LABEL_COLUMNS
 
 
@@ -54,6 +55,6 @@ def contact_sheet(out_dir: str | Path, png: str | Path | None = None, n: int = 8
         row[0].set_title("\n".join(textwrap.wrap(title, 110)[:2]) + f"\n{mos}", fontsize=7, loc="left")
     fig.tight_layout()
     png = Path(png) if png else out_dir / "contact_sheet.png"
-    fig.savefig(png, dpi=80)
+    atomic_write(png, lambda fh: fig.savefig(fh, format="png", dpi=80))
     plt.close(fig)
     return png

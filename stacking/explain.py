@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from talkqa.store import atomic_write
+
 from .features import column_group
 from .model import StackingRegressor
 
@@ -47,8 +49,7 @@ def explain(model: StackingRegressor, data, clip_ids: list[str], dimension: str)
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt  # lazy: slow import, only on this path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=90, bbox_inches="tight"))
     plt.close(fig)
     return path
 

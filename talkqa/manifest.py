@@ -157,15 +157,24 @@ def build_manifest(root: str | Path, speaker_from: int | None = None, generator_
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder; pass the folder that holds your videos")
     rows = []
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."):
-            rel = p.relative_to(root)
-            row = {"clip_id": rel.with_suffix("").as_posix(), "video": rel.as_posix()}
-            if speaker_from is not None:
-                row["speaker"] = _level(rel, speaker_from)
-            if generator_from is not None:
-                row["generator"] = _level(rel, generator_from)
-            rows.append(row)
+    for p in find_videos(root):
+        rel = p.relative_to(root)
+        row = {"clip_id": rel.with_suffix("").as_posix(), "video": rel.as_posix()}
+        if speaker_from is not None:
+            row["speaker"] = _level(rel, speaker_from)
+        if generator_from is not None:
+            row["generator"] = _level(rel, generator_from)
+        rows.append(row)
     if not rows:
-        raise UsageError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) found under {root}")
+        raise UsageError(no_videos_message(root))
     return pd.DataFrame(rows)
+
+
+def find_videos(root: str | Path) -> list[Path]:
+    """Every video under `root` (recursive, sorted; hidden files skipped), by VIDEO_EXTENSIONS."""
+    return [p for p in sorted(Path(root).rglob("*"))
+            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")]
+
+
+def no_videos_message(root: str | Path) -> str:
+    return f"no videos ({', '.join(VIDEO_EXTENSIONS)}) found under {root}"

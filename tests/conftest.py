@@ -62,3 +62,7 @@ def talking_head_clip(astronaut, tmp_path_factory):
     frames = head.render(controls)
     path = write_clip(tmp_path_factory.mktemp("talking") / "head.mp4", frames, fps, audio, sr)
     return preprocess(path, PreprocessConfig(), clip_id="head")
+
+
+# The tiny trained model shared by the tests that score (imported last: tiny_model imports this module).
+from tiny_model import bundle, score_inputs  # noqa: E402,F401

@@ -1,5 +1,5 @@
 """`talkqa train` + `talkqa score` end to end on tiny clips: a small real store (extract + experts) with
-made-up labels trains a tiny model bundle once per session; every test scores with it."""
+made-up labels trains a tiny model bundle once per session (tests/tiny_model.py); every test scores with it."""
 
 from __future__ import annotations
 
@@ -13,17 +13,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from clip_factory import bad_inputs
 from talkqa.scoring.cli import app
 from talkqa.errors import ERROR_CODES
-from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS
+from talkqa.tasks import DIMENSION_NAMES
+from tiny_model import TINY_TRAIN
 
-FAST_EXTRACT = {"features": {"params": {"audio": {"dnsmos": False, "egemaps": False}}}}
-TINY_TRAIN = ["--set", "fusion.model={width: 16, heads: 2, layers: 1, encoder_layers: 0, dropout: 0.0}",
-              "--set", "fusion.train.epochs=3", "--set", "fusion.train.val_share=0.25", "--set", "fusion.train.threads=1",
-              "--set", "stacking.n_trials=0", "--set", "stacking.oof_folds=2",
-              "--set", "stacking.params={n_estimators: 20, num_leaves: 3, min_child_samples: 2}",
-              "--set", "expert_overrides={voice: [dnsmos=false, opensmile_lld=false]}"]
 ERROR_INPUTS = ["missing_path", "directory", "zero_bytes", "truncated", "text_as_mp4", "audio_only", "no_face",
                 "one_frame", "half_second"]
 SCORED = ["good", "no_audio_track", "spaces_non_ascii"]
@@ -31,45 +25,8 @@ KEYS = ["clip", "scores", "sync", "diagnostics", "warnings", "error", "model"]
 
 
 @pytest.fixture(scope="session")
-def inputs(tmp_path_factory, astronaut):
-    return bad_inputs(tmp_path_factory.mktemp("score_inputs"), astronaut)
-
-
-@pytest.fixture(scope="session")
-def bundle(inputs, tmp_path_factory):
-    """Extract + embed the usable clips, label them at random (4 speakers, a few diagnostic segments),
-    then `talkqa train` a tiny model."""
-    import torch
-
-    from talkqa.config import ExtractConfig
-    from talkqa.experts.embed import run_embed
-    from talkqa.features.extract import run_extract
-
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("score_model")
-    usable = ["good", "no_audio_track", "silent_audio", "face_in_part", "vfr", "fps60", "audio_8k", "audio_48k_stereo"]
-    rng = np.random.default_rng(0)
-    manifest = pd.DataFrame({"clip_id": usable, "video": [str(inputs[n][0]) for n in usable],
-                             "speaker": [f"spk{i % 4}" for i in range(len(usable))]})
-    for col in LABEL_COLUMNS:
-        manifest[col] = np.round(rng.uniform(1.5, 4.8, len(usable)), 2)
-    manifest.to_csv(root / "manifest.csv", index=False)
-    diag = pd.DataFrame([{"clip_id": n, "start": 0.0, "end": 1.0, "dimension": DIMENSION_NAMES[i % 5],
-                          "artifact": "made_up", "severity": 0.5, "issue": "made up"} for i, n in enumerate(usable[:6])])
-    # Two corpora, each its own store + label file (+ diagnostics beside it), trained on together.
-    args = []
-    for part, rows in (("a", manifest.iloc[::2]), ("b", manifest.iloc[1::2])):
-        folder = root / part
-        folder.mkdir()
-        rows.to_csv(folder / "manifest.csv", index=False)
-        diag[diag["clip_id"].isin(rows["clip_id"])].to_parquet(folder / "diagnostics.parquet", index=False)
-        run_extract(rows, folder / "store", ExtractConfig.model_validate(FAST_EXTRACT))
-        run_embed(folder / "store", "motion")
-        run_embed(folder / "store", "voice", overrides=["dnsmos=false", "opensmile_lld=false"])  # seconds, not a minute
-        args += ["--store", str(folder / "store"), "--labels", str(folder / "manifest.csv")]
-    res = CliRunner().invoke(app, ["train", *args, "--out", str(root / "model"), "--name", "tiny-test", "-q", *TINY_TRAIN])
-    assert res.exit_code == 0, res.output
-    return root / "model"
+def inputs(score_inputs):
+    return score_inputs
 
 
 @pytest.fixture(scope="session")
@@ -193,6 +150,31 @@ def test_exit_zero_table_and_html_report(inputs, bundle, tmp_path):
     page = (tmp_path / "good.html").read_text()
     assert page.count("data:image/png;base64,") >= 9  # timeline, offset, aperture, blinks, 5 SHAP waterfalls
     assert 'src="http' not in page and "<script src" not in page
+
+
+@pytest.mark.slow
+def test_a_folder_is_every_video_under_it_in_path_order(inputs, bundle, tmp_path):
+    clips, empty = tmp_path / "clips", tmp_path / "empty"
+    (clips / "b_sub").mkdir(parents=True)
+    (empty / "deeper").mkdir(parents=True)
+    shutil.copy(inputs["good"][0], clips / "z_last.mp4")
+    shutil.copy(inputs["no_audio_track"][0], clips / "b_sub" / "a.MOV")
+    (clips / "notes.txt").write_text("not a video")
+    (clips / ".hidden.mp4").write_bytes(b"")
+    res = CliRunner().invoke(app, ["score", str(clips), str(empty), "--json", "--html", str(tmp_path / "html"),
+                                   "--model", str(bundle)])
+    assert res.exit_code == 1, res.output  # the empty folder
+    lines = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    assert [obj["clip"] for obj in lines] == [str(clips / "b_sub" / "a.MOV"), str(clips / "z_last.mp4"), str(empty)]
+    assert lines[0]["error"] is None and lines[1]["error"] is None
+    assert "no videos (.mp4" in lines[2]["error"] and str(empty) in lines[2]["error"]
+    assert sorted(p.name for p in (tmp_path / "html").iterdir()) == ["a.html", "z_last.html"]
+    # the table: an empty folder is one clear error, not a usage error or a traceback
+    res = CliRunner().invoke(app, ["score", str(empty), "--model", str(bundle)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert [line for line in res.stderr.splitlines() if line.startswith("error:")] and "not_a_file" in res.stdout
+    res = CliRunner().invoke(app, ["score", str(clips), "--audio", str(inputs["good"][0])])
+    assert res.exit_code == 2 and "exactly one VIDEO" in res.output
 
 
 @pytest.mark.parametrize("args", [[], ["--workers", "0", "x.mp4"], ["--manifest", "m.csv"], ["--bogus-option"],

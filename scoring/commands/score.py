@@ -55,10 +55,29 @@ def _html_name(folder: Path, clip: str, used: set[str]) -> Path:
     return folder / f"{name}.html"
 
 
+def _expand(inputs: list[Path]) -> list[tuple[Path, str | None]]:
+    """Each folder becomes the videos under it (recursive, sorted); files stay as given. A folder with
+    no video in it stays one input, with the reason it cannot be scored."""
+    from talkqa.manifest import find_videos, no_videos_message
+
+    expanded = []
+    for path in inputs:
+        if not path.is_dir():
+            expanded.append((path, None))
+            continue
+        found = find_videos(path)
+        expanded += [(video, None) for video in found]
+        if not found:
+            expanded.append((path, f"{path}: {no_videos_message('this folder')} (searched recursively); "
+                                   "give video files, or a folder that holds some"))
+    return expanded
+
+
 @app.command()
 @friendly
 def score(
-    videos: Optional[list[Path]] = typer.Argument(None, help="Video file(s) to score."),
+    videos: Optional[list[Path]] = typer.Argument(None, help="Video file(s) to score, or folder(s): every video under a folder "
+                                                  "(recursively, sorted by path) is scored."),
     json_lines: bool = typer.Option(False, "--json", help="One JSON object per input and line, in input order."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model folder from `talkqa train` (default: the shipped model)."),
     audio: Optional[Path] = typer.Option(None, "--audio", help="Audio file replacing the video's own track (one video only)."),
@@ -74,7 +93,7 @@ def score(
     offset and the time segments where a problem was found.
 
     Examples: talkqa score a.mp4 b.mp4 --json ; talkqa score clip.mp4 --html report/ ;
-    talkqa score --manifest clips.csv --out scores.parquet --workers 2
+    talkqa score generated/ --json ; talkqa score --manifest clips.csv --out scores.parquet --workers 2
     """
     if manifest is not None:
         if videos:
@@ -87,17 +106,22 @@ def score(
         _batch(manifest, out_path, model, engine, workers, ray_address, device)
         return
     if not videos:
-        raise UsageError("no input: give one or more VIDEO files, or --manifest M --out scores.parquet")
+        raise UsageError("no input: give one or more VIDEO files or folders, or --manifest M --out scores.parquet")
     if out_path is not None:
         raise UsageError("--out is for batch mode (--manifest); single videos print to the terminal")
-    if audio is not None and len(videos) != 1:
-        raise UsageError("--audio replaces the track of one video; give exactly one VIDEO with it")
+    inputs = _expand(videos)
+    if audio is not None and len(inputs) != 1:
+        raise UsageError(f"--audio replaces the track of one video; give exactly one VIDEO with it ({len(inputs)} given)")
+    from talkqa.scoring.result import failed_result
     from talkqa.scoring.scorer import Scorer
 
     scorer = Scorer(model, device)
     results, used = [], set()
-    for path in videos:
-        r = scorer.score(path, audio, keep_details=html is not None)
+    for path, problem in inputs:
+        if problem:
+            r = failed_result(str(path), problem, "not_a_file", scorer.model)
+        else:
+            r = scorer.score(path, audio, keep_details=html is not None)
         if r.error:
             err.print(f"[bold red]error:[/] {escape(r.error)}", highlight=False, soft_wrap=True)
         for w in r.warnings:
