@@ -10,6 +10,7 @@ computation:
     training_batch(items, rng, n)         a batch of tensors drawn from items
     training_loss(model, batch)           the loss of one batch
     evaluate(items, seed) -> dict         held-out figures for the model card
+    describe(scalars) -> str              optional: what it saw in one clip, in words (explained scores)
 
 The base owns the rest: the fit loop (seed, speaker-disjoint held-out split, optimiser, schedule, time
 budget, early stopping), weights (load/save, the model card), and, with experts/embed.py, reading tracks
@@ -258,6 +259,20 @@ class Expert:
 
     def empty_scalars(self) -> dict[str, float]:
         return {c: float("nan") for c in self.columns()}
+
+    # ---- how a person reads it: an explained score names the expert and says what it saw ------------
+    display_name: ClassVar[str] = ""  # e.g. "lip-sync expert"; empty = "<name> expert"
+
+    def title(self) -> str:
+        return self.display_name or f"{self.name} expert"
+
+    def describe(self, scalars: dict[str, float]) -> str:
+        """What this expert saw in one clip, in words with its own readings, from its scalars (unprefixed
+        names, NaN when not measured), e.g. "audio and lips agree — offset 0 frames, confidence 0.12".
+        The default lists the first few finite scalars; experts override it with words."""
+        readings = [f"{k.replace('_', ' ')} {float(v):.2f}" for k, v in scalars.items()
+                    if k in self.scalar_names and v is not None and np.isfinite(v)][:3]
+        return ", ".join(readings) if readings else "no reading for this clip"
 
 
 def training_clips(stores: list[str | Path]) -> list[tuple[str, Path, str]]:

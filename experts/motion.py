@@ -59,6 +59,15 @@ class MotionExpert(Expert):
     modality = "visual"
     scalar_names = ("naturalness_logit",)
     config_cls = MotionConfig
+    display_name = "motion expert"
+
+    def describe(self, scalars: dict[str, float]) -> str:
+        # The logit separates real motion (> 0) from perturbed copies (< 0), the two classes it was trained on.
+        logit = float(scalars.get("naturalness_logit", np.nan))
+        if not np.isfinite(logit):
+            return "no motion reading"
+        verdict = "natural face and head motion" if logit > 0 else "face and head motion unlike real footage"
+        return f"{verdict} (naturalness logit {logit:+.1f})"
 
     @property
     def dim(self) -> int:

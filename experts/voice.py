@@ -122,6 +122,7 @@ class VoiceExpert(Expert):
     input_kind = "audio"
     modality = "audio"
     config_cls = VoiceConfig
+    display_name = "voice expert"
     training_data = "clean speech of the given stores vs on-the-fly degradations (experts/voice_degradations.py)"
     summary = ("Audio-quality expert: a frame-feature backbone (log-mel CNN by default, HuBERT by config) and a "
                "small head trained to tell clean speech from degraded speech (noise, clipping, low-pass, reverb, "
@@ -141,6 +142,18 @@ class VoiceExpert(Expert):
 
     def columns(self) -> list[str]:
         return [f"{self.name}__{s}" for s in self.scalar_names]
+
+    def describe(self, scalars: dict[str, float]) -> str:
+        # The logit separates clean speech (> 0) from degraded copies (< 0), the two classes it was trained on.
+        logit = float(scalars.get("quality_logit", np.nan))
+        dnsmos = float(scalars.get("dnsmos_ovrl", np.nan))
+        readings = [f"quality logit {logit:+.1f}"] if np.isfinite(logit) else []
+        readings += [f"DNSMOS {dnsmos:.1f}"] if np.isfinite(dnsmos) else []
+        if np.isfinite(logit):
+            verdict = "clean voice" if logit > 0 else "degraded voice"
+        else:
+            verdict = "no voice-quality reading"
+        return f"{verdict} ({', '.join(readings)})" if readings else verdict
 
     @property
     def dim(self) -> int:

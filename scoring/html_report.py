@@ -5,7 +5,9 @@ Sections: the scores (combined, fusion, stacking); a timeline of the per-window 
 of every dimension with its threshold and the diagnostic segments shaded; key hand-crafted
 measurements; the AV-offset curve (the sync expert's per-lag curve when the model uses one, else the
 hand-crafted mouth/audio cross-correlation); mouth aperture vs audio envelope; eye aspect ratio with
-the detected blinks; the SHAP waterfall of the stacking model per dimension.
+the detected blinks; why these scores: per dimension the sentence and a waterfall of the named factors
+of the stacking model (scoring/explanation.py: one bar per expert or hand-crafted feature, never an
+embedding dimension), with the factors' readings in a table folded below.
 """
 
 from __future__ import annotations
@@ -20,26 +22,20 @@ from pathlib import Path
 import numpy as np
 
 from talkqa.features.families import FAMILIES
-from talkqa.stacking.explain import explain
 from talkqa.store import atomic_write_text
 from talkqa.tasks import DIMENSION_NAMES, DIMENSIONS
 
+from .explanation import headline, reasons
+
 COLORS = {d.name: d.colour for d in DIMENSIONS}
-KEY_MEASUREMENTS = (  # (column, label, format)
-    ("lipsync__av_offset_frames", "AV offset, hand-crafted (frames, + = sound after lips)", "{:+.0f}"),
-    ("lipsync__av_confidence", "AV offset confidence, hand-crafted", "{:.2f}"),
-    ("lipsync__av_peak_corr", "mouth/audio peak correlation", "{:.2f}"),
-    ("lipsync__closed_mouth_speech_share", "mouth closed during speech (share)", "{:.2f}"),
-    ("lipsync__moving_mouth_silence_share", "mouth moving during silence (share)", "{:.2f}"),
-    ("expression__blink_rate_per_min", "blinks per minute", "{:.1f}"),
-    ("expression__frozen_share", "frozen frames (share)", "{:.2f}"),
-    ("expression__jitter", "landmark jitter", "{:.4f}"),
-    ("audio__snr_db", "SNR (dB)", "{:.1f}"),
-    ("audio__clipping_ratio", "clipped samples (share)", "{:.4f}"),
-    ("audio__bandwidth_hz", "bandwidth (Hz)", "{:.0f}"),
-    ("audio__dnsmos_ovrl", "DNSMOS overall", "{:.2f}"),
-    ("consistency__rate_corr", "syllable rate vs mouth-opening rate (corr)", "{:.2f}"),
+KEY_MEASUREMENTS = (  # read with the names and units their families declare
+    "lipsync__av_offset_frames", "lipsync__av_confidence", "lipsync__av_peak_corr",
+    "lipsync__closed_mouth_speech_share", "lipsync__moving_mouth_silence_share",
+    "expression__blink_rate_per_min", "expression__frozen_share", "expression__jitter",
+    "audio__snr_db", "audio__clipping_ratio", "audio__bandwidth_hz", "audio__dnsmos_ovrl",
+    "consistency__syllable_mouth_match", "consistency__rate_ratio",
 )
+UP, DOWN = "#2e75b6", "#c00000"  # a factor raising / lowering a score
 
 
 def _png(fig) -> str:
@@ -163,26 +159,74 @@ def _blinks(details) -> str:
     return _png(fig)
 
 
-def _waterfalls(details) -> str:
-    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
-    import shap  # lazy: slow import, only on this path
+def _short(text: str, n: int = 48) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
-    scorer, data, cid = details["scorer"], details["data"], details["clip_id"]
-    model = scorer.bundle.stacking
-    parts = []
-    for dim in model.dimensions_:
-        try:
-            exp = explain(model, data, [cid], dim)
-        except Exception as exc:  # an explanation is a bonus; the report still renders
-            parts.append(f"<p>{dim}: no SHAP explanation ({html.escape(str(exc))})</p>")
-            continue
-        sv = shap.Explanation(exp.values[0], base_values=exp.base_value, data=exp.features.to_numpy()[0],
-                              feature_names=list(exp.features.columns))
-        plt.figure(figsize=(7, 3.6))
-        shap.plots.waterfall(sv, max_display=10, show=False)
-        plt.title(f"{dim}: LightGBM level-1 prediction, SHAP contributions", fontsize=9)
-        parts.append(_png(plt.gcf()))
-    return "\n".join(parts) or "<p>The stacking model has no dimension to explain.</p>"
+
+def _factor_chart(dim: str, d: dict) -> str:
+    """A waterfall of named factors: from a typical clip's prediction, each factor's push, the rest
+    together, to this clip's stacking prediction."""
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
+
+    steps = [(f["name"], f["contribution"] or 0.0) for f in d["factors"]]
+    if d["other_factors"]:
+        steps.append((f"{d['other_factors']} other factors", d["other"] or 0.0))
+    ends = d["base_value"] + np.cumsum([0.0] + [c for _, c in steps])
+    span = max(float(ends.max() - ends.min()), 0.05)
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(steps) + 1.3))
+    for i, (name, c) in enumerate(steps):
+        ax.barh(i, c, left=ends[i], color=UP if c >= 0 else DOWN, height=0.6)
+        ax.text(ends[i + 1] + (0.02 if c >= 0 else -0.02) * span, i, f"{c:+.2f}", va="center",
+                ha="left" if c >= 0 else "right", fontsize=8)
+    ax.set_yticks(range(len(steps)), [_short(n) for n, _ in steps], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(d["base_value"], color="grey", ls="--", lw=0.8)
+    ax.axvline(d["stacking"], color="black", lw=0.8)
+    ax.set_xlim(ends.min() - 0.2 * span, ends.max() + 0.2 * span)  # room for the numbers at the bar ends
+    ax.set_xlabel(f"MOS (dashed: a typical clip {d['base_value']:.2f}; solid: this clip {d['stacking']:.2f})",
+                  fontsize=8)
+    ax.set_title(f"{dim}: why the stacking model says {d['stacking']:.2f}", fontsize=9)
+    ax.tick_params(axis="x", labelsize=7)
+    return _png(fig)
+
+
+def _why(result) -> str:
+    explanation = result.explanation or {}
+    dims = explanation.get("dimensions", {})
+    if not dims:
+        return "<p>No explanation (the stacking model explains none of the scored dimensions).</p>"
+    e = html.escape
+    combine = explanation.get("combine")
+    note = "" if combine == "stacking" else \
+        (f"<p>The score combines the fusion and the stacking model ({e(str(combine))}); the factors explain the "
+         "stacking model's part, in MOS points from what it predicts for a typical clip. An expert is one factor "
+         "(its learned features and its readings together); every hand-crafted measurement is its own.</p>")
+    parts = [note]
+    for dim, d in dims.items():
+        found = "".join(f"<li>{e(r)}</li>" for r in reasons(d)) or "<li>no single factor stands out</li>"
+        rows = "".join(f"<tr><td>{e(f['name'])}</td><td>{e(f['reading'])}</td><td>{f['contribution']:+.3f}</td></tr>"
+                       for f in d["factors"])
+        if d["other_factors"]:
+            rows += f"<tr><td colspan=2>{d['other_factors']} other factors</td><td>{d['other']:+.3f}</td></tr>"
+        parts.append(f'<h3 style="font-size:15px">{e(headline(dim, d, combine))}</h3>'
+                     f'<ul class="why">{found}</ul>'
+                     f"{_factor_chart(dim, d)}<details><summary>factors and their readings</summary><table>"
+                     f"<tr><th>factor</th><th>reading</th><th>contribution (MOS)</th></tr>{rows}"
+                     f"<tr><td colspan=2>a typical clip</td><td>{d['base_value']:.3f}</td></tr>"
+                     f"<tr><td colspan=2>this clip (stacking model)</td><td>{d['stacking']:.3f}</td></tr>"
+                     f"</table></details>")
+    return "\n".join(parts)
+
+
+def _measurements(details) -> str:
+    row, families = details["row"], details["scorer"].families
+    cells = []
+    for col in KEY_MEASUREMENTS:
+        family, _, name = col.partition("__")
+        label = families[family].feature_label(name) if family in families else None
+        if label is not None and col in row and np.isfinite(row[col]):
+            cells.append(f"<tr><td>{html.escape(label.name)}</td><td>{html.escape(label.reading(row[col]))}</td></tr>")
+    return "".join(cells)
 
 
 def render(result) -> str:
@@ -195,9 +239,7 @@ def render(result) -> str:
         f"<tr><td>{dim}</td><td><b>{'–' if result.scores[dim] is None else f'{result.scores[dim]:.2f}'}</b></td>"
         f"<td>{d['fusion'].get(dim, float('nan')):.2f}</td><td>{d['stacking'].get(dim, float('nan')):.2f}</td></tr>"
         for dim in DIMENSION_NAMES)
-    row = d["row"]
-    meas = "".join(f"<tr><td>{e(label)}</td><td>{fmt.format(row[col])}</td></tr>"
-                   for col, label, fmt in KEY_MEASUREMENTS if col in row and np.isfinite(row[col]))
+    meas = _measurements(d)
     diags = "".join(f"<tr><td>{x['start']:.2f}–{x['end']:.2f} s</td><td>{x['dimension']}</td><td>{e(x['issue'])}</td>"
                     f"<td>{x['severity']:.2f}</td></tr>" for x in result.diagnostics) or \
         "<tr><td colspan=4>no problem segment found</td></tr>"
@@ -221,7 +263,7 @@ combine: {e(d['scorer'].bundle.meta['combine'])}</p>
 <h2>AV offset</h2>{_offset_curve(result, d)}
 <h2>Mouth aperture vs audio envelope</h2>{_aperture_envelope(d)}
 <h2>Blinks</h2>{_blinks(d)}
-<h2>Why these scores (SHAP, stacking model)</h2>{_waterfalls(d)}
+<h2>Why these scores</h2>{_why(result)}
 </body></html>"""
 
 

@@ -1,4 +1,5 @@
-"""What scoring one clip gives: the `Result` and its documented JSON form (`talkqa score --json`)."""
+"""What scoring one clip gives: the `Result` and its documented JSON form (`talkqa score --json`), with
+an optional `explain` block (`--explain`; scoring/explanation.py) after the documented keys."""
 
 from __future__ import annotations
 
@@ -23,15 +24,17 @@ class Result:
     windows: list[dict] = field(default_factory=list)  # t_start, t_end, per-dimension problem probability
     error_code: str | None = None  # one of talkqa.errors.ERROR_CODES when error is set
     elapsed_s: float = 0.0
+    explanation: dict | None = None  # why these scores (scoring/explanation.py), when asked for
     details: dict[str, Any] = field(default_factory=dict, repr=False)  # for the HTML report (keep_details)
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
-    def to_dict(self) -> dict:
-        """The documented JSON object (keys in this order)."""
-        return {
+    def to_dict(self, explain: bool = False) -> dict:
+        """The documented JSON object (keys in this order); `explain` adds the `explain` block (null when
+        the clip was scored without explanations or could not be scored)."""
+        obj = {
             "clip": self.clip,
             "scores": {d: self.scores.get(d) for d in DIMENSION_NAMES},
             "sync": {"offset_frames": self.sync.get("offset_frames"), "confidence": self.sync.get("confidence")},
@@ -40,9 +43,12 @@ class Result:
             "error": self.error,
             "model": {"name": self.model.get("name"), "version": self.model.get("version")},
         }
+        if explain:
+            obj["explain"] = self.explanation
+        return obj
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+    def to_json(self, explain: bool = False) -> str:
+        return json.dumps(self.to_dict(explain), ensure_ascii=False)
 
 
 def rounded(v, digits: int = 4) -> float | None:

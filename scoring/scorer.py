@@ -3,8 +3,9 @@
 A Scorer loads a model folder (scoring/bundle.py) once, with the experts it lists, and scores a
 clip in memory: preprocessing + hand-crafted features (with the model's own extraction
 config) -> every expert's tokens -> fusion + stacking -> the per-dimension score (`combine`), the AV
-offset, and diagnostics (scoring/diagnostics.py). A clip that cannot be scored gives a Result with
-`error` set (one sentence) and null scores; Scorer never raises for bad input. A model folder this
+offset, and diagnostics (scoring/diagnostics.py); with `explain=True` also why (scoring/explanation.py:
+the stacking model's contributions as named factors, milliseconds per clip). A clip that cannot be
+scored gives a Result with `error` set (one sentence) and null scores; Scorer never raises for bad input. A model folder this
 installation cannot reproduce is refused when the Scorer is built (ModelMismatchError, a UsageError).
 Many clips: scoring/batch.py.
 """
@@ -28,13 +29,15 @@ from talkqa.tasks import AUDIO_DIMENSIONS, DIMENSION_NAMES
 
 from .bundle import load_bundle
 from .diagnostics import evidence_diagnostics, model_diagnostics
+from .explanation import explain_scores
 from .result import Result, failed_result, rounded
 
 
 class Scorer:
     """Load a model folder once; score many clips. `model_dir=None` = the shipped default model."""
 
-    def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", threads: int | None = None):
+    def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", threads: int | None = None,
+                 explain_top: int = 5):
         if threads:
             torch.set_num_threads(threads)
         self.device = device
@@ -43,6 +46,8 @@ class Scorer:
         for expert in self.experts.values():
             expert.weights_hash_ = expert.weights_hash()  # hashed once, not per clip
         self.model = {"name": self.bundle.name, "version": self.bundle.version}
+        self.families = {f.name: f for f in families_of(self.bundle.extract_config)}
+        self.explain_top = explain_top  # factors per dimension in an explanation
         # A model trained before a dimension existed (e.g. visual_quality, new in talkqa 0.3) still scores
         # the others; that dimension is null with a warning rather than a made-up number.
         known = set(self.bundle.fusion.tasks_) | set(self.bundle.stacking.dimensions_)
@@ -132,8 +137,15 @@ class Scorer:
         return (row, windows, {**series_v, **series_a}, {n: tokens[n] for n in order if n in tokens},
                 {n: failed[n] for n in order if n in failed})
 
-    def score(self, path: str | Path, audio: str | Path | None = None, keep_details: bool = False) -> Result:
-        """Score one clip; never raises for bad input (the Result carries the error)."""
+    def explain(self, data, cid: str, scores: dict[str, float | None]) -> dict:
+        """Why the clip got these scores: the named factors of the stacking model (scoring/explanation.py)."""
+        return explain_scores(self.bundle.stacking, data, cid, scores, self.experts, self.families,
+                              self.bundle.meta["combine"], self.explain_top)
+
+    def score(self, path: str | Path, audio: str | Path | None = None, keep_details: bool = False,
+              explain: bool = False) -> Result:
+        """Score one clip; never raises for bad input (the Result carries the error). `explain` adds
+        `Result.explanation`; `keep_details` (what the HTML report reads) implies it."""
 
         t0 = time.perf_counter()
         clip_name = str(path)
@@ -172,6 +184,11 @@ class Scorer:
                         r[d] = None
             result = Result(clip_name, scores, self._sync(data, cid, clip.has_audio), diags, warnings, None,
                             dict(self.model), win_rows)
+            if explain or keep_details:
+                try:
+                    result.explanation = self.explain(data, cid, scores)
+                except Exception as exc:  # the scores stand without their explanation; the warning says why
+                    warnings.append(f"no explanation of the scores ({type(exc).__name__}: {exc})")
             if keep_details:
                 result.details = {"data": data, "clip_id": cid, "series": series, "windows": windows, "row": row,
                                   "fps": clip.fps, "duration_s": clip.duration_s, "has_audio": clip.has_audio,
@@ -189,7 +206,8 @@ class Scorer:
         return result
 
 
-def score(path: str | Path, audio: str | Path | None = None, model_dir: str | Path | None = None) -> Result:
+def score(path: str | Path, audio: str | Path | None = None, model_dir: str | Path | None = None,
+          explain: bool = False) -> Result:
     """Score one clip with the shipped default model (or `model_dir`). Loads the model on each call:
     build a `Scorer` once to score many clips."""
-    return Scorer(model_dir).score(path, audio)
+    return Scorer(model_dir).score(path, audio, explain=explain)

@@ -3,6 +3,13 @@
 Global importance = mean |SHAP| per feature, also summed per group (an expert or a hand-crafted
 family: the `<group>__` column prefix). Plots: bar per feature, bar per group, beeswarm, and
 per-clip waterfalls. SHAP values + base value reproduce the model's raw prediction.
+
+One clip (`clip_contributions`, what `talkqa score --explain` and the per-clip report use): LightGBM's
+own TreeSHAP (`pred_contrib`, the same values as shap's TreeExplainer, without importing shap) per
+dimension, carried through the linear level-2 meta-learner, so base value + contributions = the
+stacking prediction before it is clipped to the scale. `factor_contributions` sums them into factors a
+person can name: all columns of one expert (pooled embedding dimensions and scalars) are one factor,
+each hand-crafted column is its own.
 """
 
 from __future__ import annotations
@@ -44,6 +51,65 @@ def explain(model: StackingRegressor, data, clip_ids: list[str], dimension: str)
     values = np.asarray(explainer.shap_values(X))
     base = float(np.ravel(explainer.expected_value)[0])
     return Explanation(dimension, values, base, X)
+
+
+@dataclass
+class ClipContributions:
+    dimension: str
+    base_value: float  # the prediction for a typical clip (the training mean of the model's output)
+    contributions: pd.Series  # MOS points per feature column
+
+    @property
+    def prediction(self) -> float:
+        """The stacking prediction, before clipping to the scale."""
+        return self.base_value + float(self.contributions.sum())
+
+
+def clip_contributions(model: StackingRegressor, data, clip_id: str) -> dict[str, ClipContributions]:
+    """Per dimension, exact per-feature contributions to the stacking prediction of one clip."""
+    X = model.features(data, [clip_id])
+    values = X.to_numpy(np.float64)  # LightGBM's pandas checks cost more than the prediction
+    level1 = {}
+    for dim in model.dimensions_:
+        booster = getattr(model.models_[dim], "booster_", model.models_[dim])  # fitted here, or loaded
+        # one row: OpenMP threads cost more than the work (5x on a busy 2-core machine)
+        row = np.asarray(booster.predict(values, pred_contrib=True, num_threads=1), np.float64)[0]
+        level1[dim] = (float(row[-1]), row[:-1])  # LightGBM puts the expected value last
+    out = {}
+    for dim in model.dimensions_:
+        meta = model.meta_.get(dim)
+        if meta is None:
+            base, phi = level1[dim]
+        else:  # the meta-learner is linear in the level-1 predictions, so contributions pass through it exactly
+            w = np.ravel(meta.coef_)
+            base = float(meta.intercept_) + sum(wk * level1[d][0] for wk, d in zip(w, model.dimensions_))
+            phi = sum(wk * level1[d][1] for wk, d in zip(w, model.dimensions_))
+        out[dim] = ClipContributions(dim, base, pd.Series(phi, index=X.columns))
+    return out
+
+
+def factor_of(column: str, group_of: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """(factor, kind): an expert's column belongs to the factor named after the expert; a hand-crafted
+    column is a factor of its own."""
+    group, kind = group_of.get(column, (column_group(column), "handcrafted"))
+    return (group, kind) if kind == "expert" else (column, kind)
+
+
+def factor_contributions(contributions: pd.Series, group_of: dict[str, tuple[str, str]],
+                         readings: set[str] | frozenset[str] = frozenset()) -> pd.DataFrame:
+    """Contributions summed per factor, largest |contribution| first: columns factor, kind, contribution
+    and from_readings, the part that comes from `readings` columns (an expert's scalars; the rest of an
+    expert's share comes from its pooled embeddings, its learned features)."""
+    total: dict[tuple[str, str], float] = {}
+    read: dict[tuple[str, str], float] = {}
+    for column, value in zip(contributions.index.tolist(), contributions.to_numpy(np.float64).tolist()):
+        key = factor_of(column, group_of)
+        total[key] = total.get(key, 0.0) + value
+        if column in readings or key[1] == "handcrafted":
+            read[key] = read.get(key, 0.0) + value
+    keys = sorted(total, key=lambda k: -abs(total[k]))
+    return pd.DataFrame({"factor": [k[0] for k in keys], "kind": [k[1] for k in keys],
+                         "contribution": [total[k] for k in keys], "from_readings": [read.get(k, 0.0) for k in keys]})
 
 
 def _save(fig, path: Path) -> Path:

@@ -23,6 +23,19 @@ def test_family_declares_its_names_up_front(name):
         FAMILIES.create(name, no_such_param=1)
 
 
+@pytest.mark.parametrize("name", FAMILIES.names())
+def test_family_names_every_feature_for_people(name):
+    """An explained score reads a feature by the name and unit its family declares ("blinks per minute: 2.1")."""
+    fam = FAMILIES.create(name)
+    declared = (*fam.clip_feature_names(), *fam.window_feature_names())
+    for feature in declared:
+        label = fam.feature_label(feature)
+        assert label is not None and label.name.strip(), f"{name}: declare a name for {feature!r} in feature_labels"
+        assert "__" not in label.name and label.reading(0.5) and label.reading(float("nan")) == "not measured"
+    stale = set(fam.feature_labels) - set(declared)
+    assert not stale, f"{name}: labels for undeclared features {sorted(stale)}"
+
+
 def test_default_extraction_uses_every_family():
     assert sorted(ExtractConfig().features.families) == FAMILIES.names()
 
@@ -60,6 +73,16 @@ def test_expert_embeds_what_it_declares_and_round_trips(name, talking_head_clip,
     again = create_expert(name, overrides=[f"weights={tmp_path / 'w'}"]).load()
     assert again.weights_hash() != "" and (tmp_path / "w" / "model_card.md").is_file()
     np.testing.assert_allclose(again.embed(talking_head_clip).emb, tokens.emb, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", EXPERTS.names())
+def test_expert_describes_itself_in_words(name):
+    expert = create_expert(name)
+    assert expert.title().strip()
+    for value in (float("nan"), 0.5, -2.0):
+        text = expert.describe({s: value for s in expert.scalar_names})
+        assert isinstance(text, str) and text.strip() and "__" not in text
+        assert np.isnan(value) or "nan" not in text.lower()
 
 
 def test_every_expert_and_family_owns_its_column_prefix():

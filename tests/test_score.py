@@ -148,8 +148,63 @@ def test_exit_zero_table_and_html_report(inputs, bundle, tmp_path):
     assert res.exit_code == 0, res.output
     assert "lip_sync" in res.stdout and "good" in res.stdout
     page = (tmp_path / "good.html").read_text()
-    assert page.count("data:image/png;base64,") >= 9  # timeline, offset, aperture, blinks, 5 SHAP waterfalls
+    assert page.count("data:image/png;base64,") >= 9  # timeline, offset, aperture, blinks, a factor waterfall per dimension
     assert 'src="http' not in page and "<script src" not in page
+    # why: a sentence per dimension, named factors and their readings, never an embedding dimension
+    assert "Why these scores" in page and page.count('<ul class="why">') == len(DIMENSION_NAMES)
+    assert "motion expert" in page and "vs a typical clip" in page and "factors and their readings" in page
+    assert "__emb_" not in page
+
+
+def test_explain_names_factors_never_embedding_dimensions(inputs, bundle):
+    """Every factor of every explained score is an expert (its embedding and scalar columns summed) or one
+    hand-crafted feature, described in words; the factors and the base value add up to the stacking
+    prediction."""
+    from talkqa.scoring.scorer import Scorer
+
+    scorer = Scorer(bundle, explain_top=10_000)  # every factor, not just the top ones
+    featurizer = scorer.bundle.stacking.featurizer_
+    assert any("__emb_" in c for c in featurizer.columns_)  # there are embedding columns to hide
+    r = scorer.score(inputs["good"][0], explain=True, keep_details=True)
+    assert r.ok and list(r.to_dict()) == KEYS  # the documented keys stay exactly as they are
+    block = r.to_dict(explain=True)["explain"]
+    assert list(r.to_dict(explain=True)) == [*KEYS, "explain"] and "__emb_" not in json.dumps(block)
+    assert block["explains"] == "stacking" and block["combine"] == "mean"
+    assert list(block["dimensions"]) == [d for d in DIMENSION_NAMES if r.scores[d] is not None]
+    for dim, d in block["dimensions"].items():
+        factors = d["factors"]
+        assert d["score"] == r.scores[dim] and d["other_factors"] == 0
+        assert d["base_value"] + sum(f["contribution"] for f in factors) == pytest.approx(d["stacking"], abs=1e-3)
+        assert np.clip(d["stacking"], 1, 5) == pytest.approx(r.details["stacking"][dim], abs=1e-3)
+        experts = [f for f in factors if f["kind"] == "expert"]
+        assert sorted(f["factor"] for f in experts) == sorted(featurizer.experts_)
+        assert {f["name"] for f in experts} == {"motion expert", "voice expert"}
+        for f in factors:
+            assert f["name"] and f["reading"] and f["text"].startswith(f["name"])
+        for f in experts:
+            assert f["from_readings"] + f["from_learned_features"] == pytest.approx(f["contribution"], abs=1e-3)
+        assert d["sentence"].startswith(f"{dim} {r.scores[dim]:.2f}") and "vs a typical clip" in d["sentence"]
+        if abs(factors[0]["contribution"]) >= 0.005:  # a tree that never split has no reason to give
+            assert factors[0]["text"] in d["sentence"]
+
+
+def test_score_explain_json_and_sentences(inputs, bundle):
+    good, no_audio = str(inputs["good"][0]), str(inputs["no_audio_track"][0])
+    res = CliRunner().invoke(app, ["score", good, no_audio, "--json", "--explain", "--model", str(bundle)])
+    assert res.exit_code == 0, res.output
+    objs = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    assert [list(o) for o in objs] == [[*KEYS, "explain"]] * 2 and "__emb_" not in res.stdout
+    for o in objs:
+        dims = o["explain"]["dimensions"]
+        assert set(dims) == {d for d, v in o["scores"].items() if v is not None}
+        for d in dims.values():
+            assert 1 <= len(d["factors"]) <= 5 and all(isinstance(f["contribution"], float) for f in d["factors"])
+    assert "lip_sync" not in objs[1]["explain"]["dimensions"]  # not scored without audio: nothing to explain
+    table = CliRunner().invoke(app, ["score", good, "--explain", "--model", str(bundle)])
+    assert table.exit_code == 0 and "why (stacking model" in table.stdout
+    assert "overall" in table.stdout and "vs a typical clip" in table.stdout and "__emb_" not in table.stdout
+    plain = CliRunner().invoke(app, ["score", good, "--json", "--model", str(bundle)])
+    assert list(json.loads(plain.stdout)) == KEYS
 
 
 @pytest.mark.slow
@@ -178,6 +233,7 @@ def test_a_folder_is_every_video_under_it_in_path_order(inputs, bundle, tmp_path
 
 
 @pytest.mark.parametrize("args", [[], ["--workers", "0", "x.mp4"], ["--manifest", "m.csv"], ["--bogus-option"],
+                                  ["--manifest", "m.csv", "--out", "s.parquet", "--explain"],
                                   ["--manifest", "m.csv", "--out", "s.parquet", "--json"], ["a.mp4", "--out", "s.parquet"]])
 def test_usage_errors_exit_2(args):
     res = CliRunner().invoke(app, ["score", *args])

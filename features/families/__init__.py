@@ -4,7 +4,7 @@ registers itself (`@FAMILIES.register`), so adding a family is one module here; 
 import importlib
 import pkgutil
 
-from .base import FAMILIES, FamilyOutput, FeatureFamily, frame_windows  # noqa: F401
+from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel, frame_windows  # noqa: F401
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")

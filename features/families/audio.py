@@ -10,6 +10,7 @@ The eGeMAPS extractor and the DNSMOS ONNX sessions are built on first use and ke
 
 from __future__ import annotations
 
+import re
 import warnings
 from functools import lru_cache
 
@@ -18,7 +19,7 @@ import numpy as np
 from .. import signals as S
 from ..dnsmos import dnsmos_scores
 from ..clip import PreprocessedClip
-from .base import FAMILIES, FamilyOutput, FeatureFamily
+from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
 
 VOICE = ("f0_mean", "f0_std", "f0_range", "hnr_db", "jitter_local", "shimmer_local")
 QUALITY = (
@@ -35,6 +36,43 @@ QUALITY = (
 DNSMOS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
 SILENT_DBFS = -70.0
 
+# eGeMAPS v02 (Eyben et al. 2016) names a functional as <descriptor>_<smoothing>_<functional>; these
+# say what the descriptors and functionals are, so that all 88 names are read by one rule.
+_EGEMAPS_DESCRIPTORS = (  # (pattern, words, unit of the descriptor)
+    (r"F0semitoneFrom27\.5Hz", "pitch", "semitones"),
+    (r"loudness", "loudness", "sone"),
+    (r"spectralFlux(?P<region>V|UV)?", "spectral flux", ""),
+    (r"mfcc(?P<k>\d)(?P<region>V)?", "MFCC {k}", ""),
+    (r"jitterLocal", "jitter", ""),
+    (r"shimmerLocaldB", "shimmer", "dB"),
+    (r"HNRdBACF", "harmonics-to-noise ratio", "dB"),
+    (r"logRelF0-H1-H2", "H1-H2 harmonic difference", "dB"),
+    (r"logRelF0-H1-A3", "H1-A3 harmonic difference", "dB"),
+    (r"F(?P<k>\d)frequency", "formant F{k} frequency", "Hz"),
+    (r"F(?P<k>\d)bandwidth", "formant F{k} bandwidth", "Hz"),
+    (r"F(?P<k>\d)amplitudeLogRelF0", "formant F{k} relative level", "dB"),
+    (r"alphaRatio(?P<region>V|UV)", "alpha ratio", "dB"),
+    (r"hammarbergIndex(?P<region>V|UV)", "Hammarberg index", "dB"),
+    (r"slope(?P<region>V|UV)(?P<lo>\d+)-(?P<hi>\d+)", "spectral slope {lo}-{hi} Hz", ""),
+)
+_EGEMAPS_REGIONS = {None: "", "V": " (voiced)", "UV": " (unvoiced)"}
+_EGEMAPS_FUNCTIONALS = (  # (pattern, words, keeps the descriptor's unit)
+    (r"amean", "mean", True),
+    (r"stddevNorm", "variation (std/mean)", False),
+    (r"percentile(?P<p>\d+)\.0", "{p}th percentile", True),
+    (r"pctlrange0-2", "range (20th-80th percentile)", True),
+    (r"(?P<stat>mean|stddev)(?P<way>Rising|Falling)Slope", "{way} slope ({stat})", False),
+)
+_EGEMAPS_WHOLE = {  # temporal features named as a whole
+    "loudnessPeaksPerSec": FeatureLabel("eGeMAPS loudness peaks per second", "/s", "{:.2f}"),
+    "VoicedSegmentsPerSec": FeatureLabel("eGeMAPS voiced segments per second", "/s", "{:.2f}"),
+    "MeanVoicedSegmentLengthSec": FeatureLabel("eGeMAPS voiced segment length (mean)", "s", "{:.2f}"),
+    "StddevVoicedSegmentLengthSec": FeatureLabel("eGeMAPS voiced segment length (std)", "s", "{:.2f}"),
+    "MeanUnvoicedSegmentLength": FeatureLabel("eGeMAPS unvoiced segment length (mean)", "s", "{:.2f}"),
+    "StddevUnvoicedSegmentLength": FeatureLabel("eGeMAPS unvoiced segment length (std)", "s", "{:.2f}"),
+    "equivalentSoundLevel_dBp": FeatureLabel("eGeMAPS equivalent sound level", "dB", "{:.1f}"),
+}
+
 
 @lru_cache(maxsize=1)
 def smile():
@@ -48,6 +86,29 @@ def smile():
 
 def egemaps_names() -> tuple[str, ...]:
     return tuple(f"egemaps_{n}" for n in smile().feature_names)
+
+
+def egemaps_label(name: str) -> FeatureLabel | None:
+    """A person's name for an openSMILE eGeMAPS v02 functional, by rule ("F0semitoneFrom27.5Hz_sma3nz_amean"
+    -> "eGeMAPS pitch, mean" in semitones); None for a name the rule does not know."""
+    if name in _EGEMAPS_WHOLE:
+        return _EGEMAPS_WHOLE[name]
+    parts = name.split("_")
+    if len(parts) != 3 or not parts[1].startswith("sma3"):
+        return None
+    for pattern, words, unit in _EGEMAPS_DESCRIPTORS:
+        d = re.fullmatch(pattern, parts[0])
+        if d:
+            what = words.format(**d.groupdict()) + _EGEMAPS_REGIONS[d.groupdict().get("region")]
+            break
+    else:
+        return None
+    for pattern, words, keeps_unit in _EGEMAPS_FUNCTIONALS:
+        f = re.fullmatch(pattern, parts[2])
+        if f:
+            how = words.format(**{k: v.lower().replace("stddev", "std") for k, v in f.groupdict().items()})
+            return FeatureLabel(f"eGeMAPS {what}, {how}", unit if keeps_unit else "", "{:.4g}")
+    return None
 
 
 def snr_db(
@@ -146,6 +207,35 @@ class Audio(FeatureFamily):
         "dnsmos_max_segments": 2,  # 9 s DNSMOS segments per clip (~0.25 s each); 0 = full 1 s sliding average
         "clip_tol": 0.05,  # relative distance below the top level (99.9th pct of |x|) still on the plateau
     }
+
+    feature_labels = {
+        "f0_mean": FeatureLabel("pitch (mean F0)", "Hz", "{:.0f}"),
+        "f0_std": FeatureLabel("pitch variation (F0 std)", "Hz", "{:.0f}"),
+        "f0_range": FeatureLabel("pitch range (F0, 5th-95th percentile)", "Hz", "{:.0f}"),
+        "hnr_db": FeatureLabel("harmonics-to-noise ratio", "dB", "{:.1f}"),
+        "jitter_local": FeatureLabel("voice jitter (local)", "%", "{:.2f}", 100),
+        "shimmer_local": FeatureLabel("voice shimmer (local)", "%", "{:.1f}", 100),
+        "snr_db": FeatureLabel("signal-to-noise ratio", "dB", "{:.1f}"),
+        "snr_energy_split": FeatureLabel("SNR measured without a trusted voice detector (1 = yes)", fmt="{:.0f}"),
+        "clipping_ratio": FeatureLabel("clipped samples", "% of samples", "{:.2f}", 100),
+        "spectral_flatness": FeatureLabel("spectral flatness (0 = tone, 1 = noise)", fmt="{:.3f}"),
+        "rolloff_hz": FeatureLabel("spectral roll-off (95 % of the power below)", "Hz", "{:.0f}"),
+        "bandwidth_hz": FeatureLabel("audio bandwidth", "Hz", "{:.0f}"),
+        "loudness_lufs": FeatureLabel("loudness", "LUFS", "{:.1f}"),
+        "rms_dbfs": FeatureLabel("audio level (RMS)", "dBFS", "{:.1f}"),
+        "speech_share": FeatureLabel("speech", "% of the time", "{:.0f}", 100),
+        "dnsmos_sig": FeatureLabel("DNSMOS speech signal (1-5)", fmt="{:.2f}"),
+        "dnsmos_bak": FeatureLabel("DNSMOS background (1-5)", fmt="{:.2f}"),
+        "dnsmos_ovrl": FeatureLabel("DNSMOS overall (1-5)", fmt="{:.2f}"),
+        "dnsmos_p808": FeatureLabel("DNSMOS P.808 (1-5)", fmt="{:.2f}"),
+        "rms_db": FeatureLabel("audio level", "dB", "{:.1f}"),
+        "clipping_share": FeatureLabel("clipped samples", "% of samples", "{:.2f}", 100),
+    }
+
+    def feature_label(self, name: str) -> FeatureLabel | None:
+        if name.startswith("egemaps_"):
+            return egemaps_label(name.removeprefix("egemaps_"))
+        return super().feature_label(name)
 
     def clip_feature_names(self) -> tuple[str, ...]:
         names = VOICE + QUALITY

@@ -4,6 +4,10 @@ A family implements `compute(clip, windows)` and declares its feature names up f
 validates what comes back, fills what the family could not compute with NaN (e.g. audio features of
 a clip without audio), and adds the `<family>__` prefix, so every family's output has the same
 shape whatever the input.
+
+A family also declares, next to the names, how a person reads each feature (`feature_labels`: a
+name, a unit and a number format), so that an explained score can say "blinks per minute: 2.1"
+rather than `expression__blink_rate_per_min`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,24 @@ from talkqa.registry import Registry
 from ..clip import PreprocessedClip
 
 FAMILIES: Registry["FeatureFamily"] = Registry("feature family", column_prefix=True)
+
+
+@dataclass(frozen=True)
+class FeatureLabel:
+    """How a person reads one feature: `name` ("mouth closed while speaking"), `unit` ("% of speech")
+    and the number format; `scale` turns a share into a percentage (100)."""
+
+    name: str
+    unit: str = ""
+    fmt: str = "{:.2f}"
+    scale: float = 1.0
+
+    def reading(self, value: float | None) -> str:
+        """The value as a person reads it: "35 % of speech", "+3 frames"; "not measured" for NaN."""
+        if value is None or not np.isfinite(value):
+            return "not measured"
+        text = self.fmt.format(value * self.scale)
+        return f"{text} {self.unit}" if self.unit else text
 
 
 @dataclass
@@ -48,6 +70,9 @@ class FeatureFamily:
     clip_features: ClassVar[tuple[str, ...]] = ()
     window_features: ClassVar[tuple[str, ...]] = ()
     series_names: ClassVar[tuple[str, ...]] = ()
+    # How a person reads each declared clip and window feature (unprefixed name -> label); the registry
+    # contract test checks that every declared feature has one.
+    feature_labels: ClassVar[dict[str, FeatureLabel]] = {}
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **params: Any):
@@ -65,6 +90,11 @@ class FeatureFamily:
 
     def columns(self) -> list[str]:
         return [f"{self.name}__{n}" for n in self.clip_feature_names()]
+
+    def feature_label(self, name: str) -> FeatureLabel | None:
+        """How a person reads feature `name` (unprefixed); None when the family declares no label.
+        Families whose names are generated (eGeMAPS) override this with a rule."""
+        return self.feature_labels.get(name)
 
     def window_columns(self) -> list[str]:
         return [f"{self.name}__{n}" for n in self.window_feature_names()]

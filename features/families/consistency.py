@@ -16,7 +16,7 @@ from scipy.ndimage import binary_dilation
 from .. import geometry as G
 from .. import signals as S
 from ..clip import PreprocessedClip
-from .base import FAMILIES, FamilyOutput, FeatureFamily
+from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
 
 
 def _mean_z(*parts: np.ndarray) -> np.ndarray:
@@ -48,6 +48,23 @@ class Consistency(FeatureFamily):
         "head_speed",
         "facial_activity",
     )
+    feature_labels = {
+        "speech_rate": FeatureLabel("syllables per second of speech", "/s", "{:.1f}"),
+        "mouth_rate": FeatureLabel("mouth openings per second (of speech, or of face without audio)", "/s", "{:.1f}"),
+        "rate_ratio": FeatureLabel("mouth openings per syllable", fmt="{:.2f}"),
+        "rate_diff": FeatureLabel("mouth openings minus syllables per second", "/s", "{:+.1f}"),
+        "syllable_mouth_match": FeatureLabel("syllables with a mouth opening", "% of syllables", "{:.0f}", 100),
+        "arousal_activity_corr": FeatureLabel("voice arousal vs facial activity (correlation)", fmt="{:.2f}"),
+        "energy_activity_corr": FeatureLabel("voice loudness vs facial activity (correlation)", fmt="{:.2f}"),
+        "f0_activity_corr": FeatureLabel("pitch variation vs facial activity (correlation)", fmt="{:.2f}"),
+        "syllable_rate": FeatureLabel("syllables per second", "/s", "{:.1f}"),
+        "energy_db": FeatureLabel("speech level", "dB", "{:.1f}"),
+        "f0_std_st": FeatureLabel("pitch variation", "semitones", "{:.1f}"),
+        "arousal": FeatureLabel("voice arousal (z-score in the clip)", fmt="{:+.2f}"),
+        "landmark_speed": FeatureLabel("face motion speed", "eye distances/s", "{:.2f}"),
+        "head_speed": FeatureLabel("head speed", "°/s", "{:.1f}"),
+        "facial_activity": FeatureLabel("facial activity (z-score in the clip)", fmt="{:+.2f}"),
+    }
     defaults = {
         "mouth_prominence": 0.04,  # IOD an opening must rise above the closures around it (mesh noise ~0.005)
         "min_opening_frames": 3,  # openings closer than this are one opening (8 per second at most)

@@ -18,9 +18,15 @@ from .. import geometry as G
 from .. import landmarks as L
 from .. import signals as S
 from ..clip import PreprocessedClip
-from .base import FAMILIES, FamilyOutput, FeatureFamily
+from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
 
 _UPPER = np.array(sorted(set(L.UPPER_FACE)))
+# The action-unit proxies of features/geometry.py, as a person names them.
+_AU_WORDS = {"au_brow_raise": ("brow raise (AU1+2 proxy)", "× eye distance"),
+             "au_brow_lower": ("brow lowering (AU4 proxy)", "× eye distance"),
+             "au_lip_corner_pull": ("lip-corner pull (AU12 proxy)", "× eye distance"),
+             "au_jaw_drop": ("jaw drop (AU26 proxy)", "× eye distance"),
+             "au_eye_closure": ("eye closure (AU43 proxy)", "")}
 _MOUTH = np.array(sorted(set(L.MOUTH)))
 
 
@@ -83,6 +89,30 @@ class Expression(FeatureFamily):
         "frozen_share",
     ) + tuple(f"{a}_{stat}" for a in G.AU_NAMES for stat in ("mean", "std"))
     series_names = G.AU_NAMES + ("ear", "landmark_speed", "jitter")
+    feature_labels = {
+        "blink_count": FeatureLabel("blinks", fmt="{:.0f}"),
+        "blink_rate_per_min": FeatureLabel("blinks per minute", fmt="{:.1f}"),
+        "blink_duration_s": FeatureLabel("blink duration", "s", "{:.2f}"),
+        "ear_open": FeatureLabel("open-eye aspect ratio", fmt="{:.2f}"),
+        "brow_raise_std": FeatureLabel("brow movement (std)", "× eye distance", "{:.3f}"),
+        "brow_raise_range": FeatureLabel("brow movement range", "× eye distance", "{:.3f}"),
+        "head_yaw_std": FeatureLabel("head turning (yaw std)", "°", "{:.1f}"),
+        "head_pitch_std": FeatureLabel("head nodding (pitch std)", "°", "{:.1f}"),
+        "head_roll_std": FeatureLabel("head tilting (roll std)", "°", "{:.1f}"),
+        "head_speed": FeatureLabel("head speed", "°/s", "{:.1f}"),
+        "head_jerk": FeatureLabel("head jerkiness (RMS jerk)", "°/s³", "{:.0f}"),
+        "jitter": FeatureLabel("landmark jitter", "× eye distance", "{:.4f}"),
+        "landmark_speed": FeatureLabel("face motion speed", "eye distances/s", "{:.2f}"),
+        "lr_motion_corr": FeatureLabel("left/right motion agreement (correlation)", fmt="{:.2f}"),
+        "lr_energy_ratio": FeatureLabel("left/right motion balance (weaker/stronger side)", fmt="{:.2f}"),
+        "upper_face_speed": FeatureLabel("upper-face motion speed", "eye distances/s", "{:.2f}"),
+        "mouth_speed": FeatureLabel("mouth motion speed", "eye distances/s", "{:.2f}"),
+        "upper_mouth_energy_ratio": FeatureLabel("upper-face vs mouth motion energy", fmt="{:.2f}"),
+        "frozen_share": FeatureLabel("frozen frames", "% of frames", "{:.0f}", 100),
+        "face_valid_share": FeatureLabel("face found", "% of frames", "{:.0f}", 100),
+        **{f"{au}_std": FeatureLabel(f"{words} variation (std)", unit, "{:.3f}") for au, (words, unit) in _AU_WORDS.items()},
+        **{f"{au}_mean": FeatureLabel(f"{words} (mean)", unit, "{:.3f}") for au, (words, unit) in _AU_WORDS.items()},
+    }
     defaults = {
         "blink_drop": 0.25,  # a blink closes the eye by at least this share of its open EAR ...
         "blink_noise_k": 4.0,  # ... and by more than this many robust EAR-noise sigmas

@@ -19,7 +19,7 @@ from scipy.ndimage import maximum_filter1d, minimum_filter1d
 from .. import geometry as G
 from .. import signals as S
 from ..clip import PreprocessedClip
-from .base import FAMILIES, FamilyOutput, FeatureFamily
+from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
 
 
 def av_signal_pairs(aperture: np.ndarray, env: np.ndarray, onset: np.ndarray, fps: float,
@@ -78,6 +78,24 @@ class LipSync(FeatureFamily):
         "moving_mouth_silence_share",
     )
     series_names = ("aperture", "audio_envelope_db", "onset_strength")
+    feature_labels = {
+        "aperture_mean": FeatureLabel("mouth opening (mean)", "× eye distance", "{:.3f}"),
+        "aperture_std": FeatureLabel("mouth opening variation (std)", "× eye distance", "{:.3f}"),
+        "aperture_p95": FeatureLabel("mouth opening (95th percentile)", "× eye distance", "{:.3f}"),
+        "aperture_vel_std": FeatureLabel("mouth opening speed (std)", "eye distances/s", "{:.2f}"),
+        "aperture_acc_std": FeatureLabel("mouth opening acceleration (std)", "eye distances/s²", "{:.1f}"),
+        "av_offset_frames": FeatureLabel("AV offset (hand-crafted, + = sound after the lips)", "frames", "{:+.0f}"),
+        "av_peak_corr": FeatureLabel("mouth/audio correlation at the best lag", fmt="{:.2f}"),
+        "av_corr_lag0": FeatureLabel("mouth/audio correlation without shift", fmt="{:.2f}"),
+        "av_confidence": FeatureLabel("AV offset confidence (hand-crafted)", fmt="{:.2f}"),
+        "envelope_offset_frames": FeatureLabel("AV offset, mouth opening vs loudness", "frames", "{:+.0f}"),
+        "envelope_peak_corr": FeatureLabel("mouth opening vs loudness, peak correlation", fmt="{:.2f}"),
+        "onset_offset_frames": FeatureLabel("AV offset, lip opening vs sound onsets", "frames", "{:+.0f}"),
+        "onset_peak_corr": FeatureLabel("lip opening vs sound onsets, peak correlation", fmt="{:.2f}"),
+        "speech_share": FeatureLabel("speech", "% of the time", "{:.0f}", 100),
+        "closed_mouth_speech_share": FeatureLabel("mouth closed while speaking", "% of speech", "{:.0f}", 100),
+        "moving_mouth_silence_share": FeatureLabel("mouth moving in silence", "% of silence", "{:.0f}", 100),
+    }
     defaults = {
         "max_lag": 15,  # frames searched either side for the AV offset
         "detrend_s": 0.5,  # sigma of the slow trend removed before correlating

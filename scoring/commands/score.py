@@ -45,6 +45,17 @@ def _table(results) -> None:
     out.print(t)
 
 
+def _reasons(results) -> None:
+    """The sentence of each explained dimension, per clip, under the table."""
+    for r in results:
+        dims = (r.explanation or {}).get("dimensions", {})
+        if not dims:
+            continue
+        out.print(f"[bold]{escape(r.clip)}[/]: why (stacking model; contributions in MOS points)", highlight=False)
+        for d in dims.values():
+            out.print(f"  {escape(d['sentence'])}", highlight=False, soft_wrap=True)
+
+
 def _html_name(folder: Path, clip: str, used: set[str]) -> Path:
     stem = Path(clip).stem or "clip"
     name, k = stem, 1
@@ -79,6 +90,8 @@ def score(
     videos: Optional[list[Path]] = typer.Argument(None, help="Video file(s) to score, or folder(s): every video under a folder "
                                                   "(recursively, sorted by path) is scored."),
     json_lines: bool = typer.Option(False, "--json", help="One JSON object per input and line, in input order."),
+    explain: bool = typer.Option(False, "--explain", help="Say why: the top named factors of each score (an "
+                                 "`explain` block in --json; sentences under the table)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model folder from `talkqa train` (default: the shipped model)."),
     audio: Optional[Path] = typer.Option(None, "--audio", help="Audio file replacing the video's own track (one video only)."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report per clip into this folder."),
@@ -92,16 +105,17 @@ def score(
     """Score talking-face videos: lip_sync, expression, visual_quality, audio_quality, consistency, overall (1–5), the AV
     offset and the time segments where a problem was found.
 
-    Examples: talkqa score a.mp4 b.mp4 --json ; talkqa score clip.mp4 --html report/ ;
-    talkqa score generated/ --json ; talkqa score --manifest clips.csv --out scores.parquet --workers 2
+    Examples: talkqa score a.mp4 b.mp4 --json ; talkqa score clip.mp4 --json --explain ;
+    talkqa score clip.mp4 --html report/ ; talkqa score generated/ --json ;
+    talkqa score --manifest clips.csv --out scores.parquet --workers 2
     """
     if manifest is not None:
         if videos:
             raise UsageError("give either VIDEO arguments or --manifest, not both")
         if out_path is None:
             raise UsageError("--manifest needs --out scores.parquet (where the status rows go)")
-        if json_lines or html is not None or audio is not None:
-            raise UsageError("--json, --html and --audio are for VIDEO arguments; batch results go to --out "
+        if json_lines or explain or html is not None or audio is not None:
+            raise UsageError("--json, --explain, --html and --audio are for VIDEO arguments; batch results go to --out "
                              "(one row per clip; score_*, sync_*, diagnostics as JSON, status, message)")
         _batch(manifest, out_path, model, engine, workers, ray_address, device)
         return
@@ -121,13 +135,13 @@ def score(
         if problem:
             r = failed_result(str(path), problem, "not_a_file", scorer.model)
         else:
-            r = scorer.score(path, audio, keep_details=html is not None)
+            r = scorer.score(path, audio, keep_details=html is not None, explain=explain)
         if r.error:
             err.print(f"[bold red]error:[/] {escape(r.error)}", highlight=False, soft_wrap=True)
         for w in r.warnings:
             err.print(f"[yellow]warning:[/] {escape(str(path))}: {escape(w)}", highlight=False, soft_wrap=True)
         if json_lines:
-            sys.stdout.write(r.to_json() + "\n")
+            sys.stdout.write(r.to_json(explain) + "\n")
             sys.stdout.flush()
         if html is not None and not r.error:
             from talkqa.scoring.html_report import write_report
@@ -138,6 +152,8 @@ def score(
         results.append(r)
     if not json_lines:
         _table(results)
+        if explain:
+            _reasons(results)
     if any(r.error for r in results):
         raise typer.Exit(1)
 
