@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -27,6 +28,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -321,10 +323,6 @@ def url_of(sock: socket.socket) -> str:
 
 def serve(app: FastAPI, sock: socket.socket, access_log: bool = True) -> None:
     """Serve until Ctrl-C or SIGTERM; requests in flight are answered before it returns."""
-    import signal
-
-    import uvicorn
-
     def stop(_signum, _frame):
         raise KeyboardInterrupt
 
