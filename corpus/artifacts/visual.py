@@ -239,9 +239,9 @@ class TextureNoise(_FaceEdit):
     """Unnatural texture on the face, `level` 8-bit levels RMS, as a generator that renders the face
     at R px (drawn from 96-256 per application) leaves it: on a grid of face_side / R pixels, pasted
     back bilinearly, so a level looks about the same on a small and a large face. One of two kinds is
-    drawn per application: fresh grain every frame (noise; a face smaller than R px gets it averaged
-    down by face_side / R), or a fixed period-2/4 pattern that moves with the face, like the
-    checkerboard of transposed-convolution upsampling (never finer than a pixel, so always visible)."""
+    drawn per application: fresh grain every frame (noise), or a fixed period-2/4 pattern that moves
+    with the face, like the checkerboard of transposed-convolution upsampling. On a face smaller than
+    R px the texture is drawn per pixel and dimmed by face_side / R (what the paste would average)."""
 
     name = "texture_noise"
     impacts = {"visual_quality": 2.0}
@@ -266,11 +266,12 @@ class TextureNoise(_FaceEdit):
 
     def edit(self, crop, pts, iod, param, state):
         h, w = crop.shape[:2]
-        # a face smaller than the generator's averages its grain down; a pattern is kept at a pixel
+        # a face smaller than the generator's face averages its texture down (a grid finer than a
+        # pixel is drawn at a pixel, dimmed by the share of it one pixel would average away)
         cell = max(1.0, state["cell"])
+        rms = param * min(1.0, state["cell"])
         if state["pattern"] == "noise":
             rng = state["rng"]
-            rms = param * min(1.0, state["cell"])
             gh, gw = int(np.ceil(h / cell)) + 1, int(np.ceil(w / cell)) + 1
             grid = (rng.normal(0, rms, (gh, gw, 1)) + rng.normal(0, 0.3 * rms, (gh, gw, 3))).astype(np.float32)
             if cell > 1:  # the noise has no phase to keep, so a plain resize pastes it
@@ -279,7 +280,7 @@ class TextureNoise(_FaceEdit):
         # the pattern's phase follows the face anchor, so the texture sticks to the skin
         ax, ay = np.round(regions.anchor(pts))
         pattern = _bilinear(state["tile"], (np.arange(h) - ay) / cell, (np.arange(w) - ax) / cell)
-        return crop.astype(np.float32) + (param * pattern[..., None] * state["colour"]).astype(np.float32)
+        return crop.astype(np.float32) + (rms * pattern[..., None] * state["colour"]).astype(np.float32)
 
     def details(self, param, state):
         kind = state["pattern"] if state["pattern"] == "noise" else f"checkerboard period {state['period']}"
