@@ -1,6 +1,6 @@
 """Controlled artifacts for `talkqa degrade`, registered in ARTIFACTS by name.
 
-One module per group (lipsync, expression, audio, consistency, ...). Every module of this package is
+One module per group (lipsync, expression, visual, audio, consistency, ...). Every module of this package is
 imported here and each artifact registers itself, so `ARTIFACTS.names()` lists them all.
 """
 

@@ -50,7 +50,7 @@ def degrade(
     workers: int = typer.Option(1, min=1, help="Processes."),
     sheet: bool = typer.Option(True, help="Write contact_sheet.png next to the corpus."),
 ):
-    """Make a labelled corpus from real clips: graded lip-sync, expression, audio and consistency
+    """Make a labelled corpus from real clips: graded lip-sync, expression, visual, audio and consistency
     artifacts with per-dimension pseudo-MOS and frame-exact diagnostics; splits by speaker.
 
     Example: talkqa degrade real.csv --out corpus/degraded --variants 10 --workers 2
