@@ -56,6 +56,9 @@ class DegradeRecipe(BaseModel):
     clean_variant: bool = True
     n_artifacts_p: list[float] = [0.7, 0.25, 0.05]  # P(1, 2, 3 artifacts) per degraded variant
     segment_p: float = 0.4  # chance an artifact covers a segment rather than the whole clip
+    # per-artifact override of segment_p: faults that real generators show over the whole clip (a
+    # still photo, no blinks at all) or that place themselves in the clip (a stall) use 0
+    segment_p_by_artifact: dict[str, float] = {}
     max_segment_share: float = 0.6
     max_source_s: float = 20.0  # decode at most this much of a source
     max_variant_s: float = 10.0  # variants are windows of at most this length
@@ -74,6 +77,16 @@ class DegradeRecipe(BaseModel):
                 raise ValueError(f"unknown artifact {name!r}; known: {', '.join(ARTIFACTS.names())}")
         if not any(w > 0 for w in v.values()):
             raise ValueError("at least one artifact needs a positive weight")
+        return v
+
+    @field_validator("segment_p_by_artifact")
+    @classmethod
+    def _segment_p(cls, v):
+        for name, p in v.items():
+            if name not in ARTIFACTS:
+                raise ValueError(f"segment_p_by_artifact: unknown artifact {name!r}")
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"segment_p_by_artifact[{name}] must be in [0, 1], got {p}")
         return v
 
     @field_validator("split_shares")
@@ -244,7 +257,7 @@ def plan_variant(source: str, j: int, recipe: DegradeRecipe, seed: int, n_frames
         severity = float(rng.choice(cls.severities()))
         min_len = int(math.ceil(cls.min_segment_s * FPS))
         segment = None
-        if rng.random() < recipe.segment_p and n >= 2 * min_len:
+        if rng.random() < recipe.segment_p_by_artifact.get(name, recipe.segment_p) and n >= 2 * min_len:
             length = int(rng.integers(min_len, max(min_len, int(recipe.max_segment_share * n)) + 1))
             start = int(rng.integers(0, n - length + 1))
             segment = (start, start + length)
@@ -289,7 +302,7 @@ def _label(clip_id: str, log: list[dict], n_frames: int, recipe: DegradeRecipe) 
         if not e.get("effective", True):
             continue
         a, b = e["start_frame"], e["stop_frame"]
-        applied.append(Applied(e["artifact"], e["severity"], (b - a) / n_frames))
+        applied.append(Applied(e["artifact"], e["severity"], (b - a) / n_frames, e.get("mode"), e.get("parameter")))
         severities[f"severity__{e['artifact']}"] = max(severities[f"severity__{e['artifact']}"], e["severity"])
         span = "" if (a, b) == (0, n_frames) else f" {a / FPS:.2f}-{b / FPS:.2f}s"
         text.append(f"{e['artifact']} s={e['severity']:.2f} ({e.get('issue', '')}){span}")
