@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field, field_validator
 from talkqa.config import config_path
 from talkqa.errors import UsageError
 from talkqa.store import atomic_write_bytes, atomic_write_text, write_parquet
-from talkqa.tasks import LABEL_COLUMNS
+from talkqa.tasks import LABEL_COLUMNS, PERCEPTUAL_DIMENSIONS
 from .artifacts import ARTIFACTS, FPS, SR, Sample
 from .labels import Applied, LabelRule, pseudo_mos
 from .media import write_clip
@@ -306,7 +306,8 @@ def _label(clip_id: str, log: list[dict], n_frames: int, recipe: DegradeRecipe) 
         severities[f"severity__{e['artifact']}"] = max(severities[f"severity__{e['artifact']}"], e["severity"])
         span = "" if (a, b) == (0, n_frames) else f" {a / FPS:.2f}-{b / FPS:.2f}s"
         text.append(f"{e['artifact']} s={e['severity']:.2f} ({e.get('issue', '')}){span}")
-        for dim in ARTIFACTS.get(e["artifact"]).impacts:
+        # diagnostics name the dimensions that suffer; an artifact's direct share of `overall` is no window fault
+        for dim in (d for d in ARTIFACTS.get(e["artifact"]).impacts if d in PERCEPTUAL_DIMENSIONS):
             diags.append({"clip_id": clip_id, "start": a / FPS, "end": b / FPS, "dimension": dim,
                           "artifact": e["artifact"], "severity": e["severity"], "issue": e.get("issue", "")})
     row = {"artifacts": "; ".join(text) if text else "clean", **pseudo_mos(applied, recipe.rule()), **severities}

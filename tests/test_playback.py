@@ -113,7 +113,7 @@ def test_stall_label_is_not_diluted_by_clip_length():
     row_short, _ = _label("c/v01", log, 150, recipe)
     assert row_long["mos_overall"] == row_short["mos_overall"] < 2.7
     assert {(d["start"], d["end"]) for d in diags} == {(4.0, 5.0)}  # the frozen span, frame-exact
-    assert {d["dimension"] for d in diags} == set(ARTIFACTS.get("stall").impacts)
+    assert {d["dimension"] for d in diags} == {"expression", "lip_sync"}  # not its direct share of overall
 
 
 # ---------------------------------------------------------------------------- the default recipe
