@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from talkqa.corpus.artifacts import ARTIFACTS, Sample
-from talkqa.corpus.artifacts.regions import EYES, MOUTH, box
+from talkqa.corpus.artifacts.regions import ANCHORS, BROWS, EYES, MOUTH, box
 from talkqa.corpus.labels import Applied, pseudo_mos
 
 from conftest import speech_like
@@ -304,10 +304,49 @@ def test_blink_removal_over_the_whole_clip_removes_every_blink(talking):
 
 
 def test_stutter_repeats_frames(talking):
-    out = ARTIFACTS.create("frame_stutter").apply(talking, 1.0, (10, 60), np.random.default_rng(0))
-    hold = int(ARTIFACTS.get("frame_stutter").levels[-1])
+    art = ARTIFACTS.get("frame_stutter")
+    hold = int(art.levels[-2])  # the last finite hold
+    out = ARTIFACTS.create("frame_stutter").apply(talking, art.severities()[-2], (10, 60), np.random.default_rng(0))
     for t in range(10, 60):
         assert np.array_equal(out.frames[t], talking.frames[10 + (t - 10) // hold * hold])
+
+
+@pytest.fixture(scope="module")
+def moving(astronaut) -> Sample:
+    """A 3 s rendered talking head with its own head sway, blinks and brows (the `talking` head keeps still)."""
+    from talkqa.corpus.render import TalkingHeadRenderer
+    from talkqa.corpus.speech import controls_from_audio
+
+    audio = speech_like(N / 25, seed=1)[: N * HOP]
+    c = controls_from_audio(audio, 16000, rng=np.random.default_rng(0), n_frames=N)
+    frames, lm = TalkingHeadRenderer(astronaut, size=128).render_with_landmarks(c)
+    return Sample(frames, audio.astype(np.float32), lm.astype(np.float32))
+
+
+def test_frame_stutter_at_full_severity_is_a_still_photo_with_its_voice(moving):
+    """The label check 'still photo' (corpus/label_checks.py) is frame_stutter at severity 1: the first
+    frame for the whole clip, the clip's own sound untouched."""
+    out = ARTIFACTS.create("frame_stutter").apply(moving, 1.0, None, np.random.default_rng(0))
+    assert np.abs(np.diff(moving.frames.astype(np.int16), axis=0)).max() > 0  # the source moves
+    assert all(np.array_equal(f, moving.frames[0]) for f in out.frames)
+    assert np.array_equal(out.audio, moving.audio)
+    assert out.log[-1]["issue"] == "still picture while the sound goes on"
+
+
+def test_still_portrait_at_full_severity_is_a_talking_photo(moving):
+    """The label check 'talking photo' is still_portrait at severity 1: head pose, eyes and brows held
+    on the first frame for the whole clip, while the clip's own mouth (in sync with its sound) moves."""
+    out = ARTIFACTS.create("still_portrait").apply(moving, 1.0, None, np.random.default_rng(0))
+    lm0 = moving.landmarks[0]
+    upper = box(lm0, EYES + BROWS, 2, moving.frames.shape)
+    mouth = box(lm0, MOUTH, 0, moving.frames.shape)
+    anchors = moving.landmarks[:, list(ANCHORS)].mean(axis=1)
+    assert np.ptp(anchors, axis=0).max() > 1.0  # the source head moves by more than a pixel
+    assert _motion(moving.frames, upper).mean() > 0.5  # and so do its eyes and brows
+    assert np.all(_motion(out.frames, upper) == 0)  # held: head, eyes and brows do not move at all
+    assert np.allclose(out.landmarks[:, list(ANCHORS)], lm0[list(ANCHORS)])
+    assert _motion(out.frames, mouth).mean() > 0.5 * _motion(moving.frames, mouth).mean()  # the mouth talks
+    assert np.array_equal(out.audio, moving.audio)
 
 
 # ---------------------------------------------------------------------------- the corpus

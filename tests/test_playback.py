@@ -131,7 +131,9 @@ def test_default_recipe_makes_whole_clip_still_photos_no_blinks_and_stalls():
     assert set(by_name) == set(ARTIFACTS.names())  # every artifact, the new ones included
     for name in ("still_portrait", "blink_removal", "stall"):
         assert all(seg is None for _, seg in by_name[name]), name  # whole clip only
-    for name in ("still_portrait", "blink_removal", "stall", "compression", "av_offset"):
-        assert any(sev == 1.0 for sev, _ in by_name[name]), name  # full severity drawn
+    # full severity drawn: among them the talking photo (still_portrait) and the still photo (frame_stutter)
+    for name in ("still_portrait", "frame_stutter", "blink_removal", "stall", "compression", "av_offset"):
+        assert any(sev == 1.0 for sev, _ in by_name[name]), name
+    assert any(sev == 1.0 and seg is None for sev, seg in by_name["frame_stutter"])  # a whole-clip still photo
     assert any(seg is not None for _, seg in by_name["compression"])  # others keep their segments
     assert len(by_name["compression"]) > len(by_name["mouth_blur"])  # weighted 2 : 1
