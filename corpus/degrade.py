@@ -28,7 +28,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -66,7 +66,9 @@ class DegradeRecipe(BaseModel):
     max_side: int = 512
     donors: int = 6  # other speakers' clips decoded for babble / swaps
     split_shares: dict[str, float] = {"train": 0.7, "val": 0.15, "test": 0.15}
-    labels: dict[str, float] = Field(default_factory=lambda: dict(LabelRule().__dict__))
+    # LabelRule's fields; the ones a recipe leaves out keep the rule's (fitted) defaults, so the
+    # recipe written next to a corpus records every value its labels were made with
+    labels: dict[str, Any] = Field(default_factory=lambda: dict(LabelRule().__dict__))
     crf: int = 20
 
     @field_validator("artifacts")
@@ -88,6 +90,16 @@ class DegradeRecipe(BaseModel):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"segment_p_by_artifact[{name}] must be in [0, 1], got {p}")
         return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v):
+        unknown = set(v) - set(LabelRule.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"labels: unknown {sorted(unknown)}; known: {', '.join(LabelRule.__dataclass_fields__)}")
+        merged = {**LabelRule().__dict__, **v}
+        LabelRule(**merged)  # its own checks (overall weights name real dimensions)
+        return {k: dict(w) if isinstance(w, dict) else w for k, w in merged.items()}
 
     @field_validator("split_shares")
     @classmethod

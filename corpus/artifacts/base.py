@@ -89,20 +89,23 @@ class Sample:
 @dataclass(frozen=True)
 class Saturating:
     """Share of an artifact's impacts paid at physical level x (in its `levels` unit):
-    1 - exp(-(max(0, x - origin) / scale) ** shape). Zero up to `origin`, rising monotonically to 1;
-    shape > 1 starts flat (small faults go unnoticed), shape < 1 starts steep."""
+    ceiling x (1 - exp(-(max(0, x - origin) / scale) ** shape)). Zero up to `origin`, rising
+    monotonically to `ceiling` (in (0, 1]: a mode whose cost levels off below another's, such as a
+    sound-first offset against a lips-first one); shape > 1 starts flat (small faults go unnoticed),
+    shape < 1 starts steep."""
 
     scale: float
     shape: float
     origin: float = 0.0
+    ceiling: float = 1.0
 
     def __post_init__(self):
-        if not (self.scale > 0 and self.shape > 0 and math.isfinite(self.origin)):
-            raise ValueError(f"Saturating needs scale > 0 and shape > 0, got {self}")
+        if not (self.scale > 0 and self.shape > 0 and math.isfinite(self.origin) and 0 < self.ceiling <= 1):
+            raise ValueError(f"Saturating needs scale > 0, shape > 0 and a ceiling in (0, 1], got {self}")
 
     def __call__(self, x: float) -> float:
         u = max(0.0, float(x) - self.origin) / self.scale
-        return float(-math.expm1(-(u ** self.shape)))
+        return float(-self.ceiling * math.expm1(-(u ** self.shape)))
 
 
 class Artifact:

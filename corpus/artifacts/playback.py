@@ -81,7 +81,7 @@ class Stall(Artifact):
 
     name = "stall"
     kind = "video"
-    impacts = {"expression": 1.52, "lip_sync": 1.22, "overall": 0.46}  # fitted: benchmarks/fit_label_rule.py
+    impacts = {"expression": 1.73, "lip_sync": 1.38, "overall": 0.52}  # fitted: benchmarks/fit_label_rule.py
     responses = {"middle": Saturating(0.602, 0.92), "start": Saturating(1.36, 0.92)}
     levels = (0.5, 1.0, 2.0)
     unit = "s frozen"
