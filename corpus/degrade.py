@@ -27,7 +27,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import av
 import numpy as np
@@ -40,7 +40,7 @@ from talkqa.engine import run_tasks
 from talkqa.errors import UsageError
 from talkqa.features.face import quiet_native_stderr
 from talkqa.store import atomic_write_bytes, atomic_write_text, write_parquet
-from talkqa.tasks import LABEL_COLUMNS
+from talkqa.tasks import LABEL_COLUMNS, PERCEPTUAL_DIMENSIONS
 
 from .artifacts import ARTIFACTS, FPS, SR, Sample
 from .labels import Applied, LabelRule, pseudo_mos
@@ -59,6 +59,9 @@ class DegradeRecipe(BaseModel):
     clean_variant: bool = True
     n_artifacts_p: list[float] = [0.7, 0.25, 0.05]  # P(1, 2, 3 artifacts) per degraded variant
     segment_p: float = 0.4  # chance an artifact covers a segment rather than the whole clip
+    # per-artifact override of segment_p: faults that real generators show over the whole clip (a
+    # still photo, no blinks at all) or that place themselves in the clip (a stall) use 0
+    segment_p_by_artifact: dict[str, float] = {}
     max_segment_share: float = 0.6
     max_source_s: float = 20.0  # decode at most this much of a source
     max_variant_s: float = 10.0  # variants are windows of at most this length
@@ -66,7 +69,9 @@ class DegradeRecipe(BaseModel):
     max_side: int = 512
     donors: int = 6  # other speakers' clips decoded for babble / swaps
     split_shares: dict[str, float] = {"train": 0.7, "val": 0.15, "test": 0.15}
-    labels: dict[str, float] = Field(default_factory=lambda: dict(LabelRule().__dict__))
+    # LabelRule's fields; the ones a recipe leaves out keep the rule's (fitted) defaults, so the
+    # recipe written next to a corpus records every value its labels were made with
+    labels: dict[str, Any] = Field(default_factory=lambda: dict(LabelRule().__dict__))
     crf: int = 20
 
     @field_validator("artifacts")
@@ -78,6 +83,26 @@ class DegradeRecipe(BaseModel):
         if not any(w > 0 for w in v.values()):
             raise ValueError("at least one artifact needs a positive weight")
         return v
+
+    @field_validator("segment_p_by_artifact")
+    @classmethod
+    def _segment_p(cls, v):
+        for name, p in v.items():
+            if name not in ARTIFACTS:
+                raise ValueError(f"segment_p_by_artifact: unknown artifact {name!r}")
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"segment_p_by_artifact[{name}] must be in [0, 1], got {p}")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v):
+        unknown = set(v) - set(LabelRule.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"labels: unknown {sorted(unknown)}; known: {', '.join(LabelRule.__dataclass_fields__)}")
+        merged = {**LabelRule().__dict__, **v}
+        LabelRule(**merged)  # its own checks (overall weights name real dimensions)
+        return {k: dict(w) if isinstance(w, dict) else w for k, w in merged.items()}
 
     @field_validator("split_shares")
     @classmethod
@@ -244,7 +269,7 @@ def plan_variant(source: str, j: int, recipe: DegradeRecipe, seed: int, n_frames
         severity = float(rng.choice(cls.severities()))
         min_len = int(math.ceil(cls.min_segment_s * FPS))
         segment = None
-        if rng.random() < recipe.segment_p and n >= 2 * min_len:
+        if rng.random() < recipe.segment_p_by_artifact.get(name, recipe.segment_p) and n >= 2 * min_len:
             length = int(rng.integers(min_len, max(min_len, int(recipe.max_segment_share * n)) + 1))
             start = int(rng.integers(0, n - length + 1))
             segment = (start, start + length)
@@ -289,11 +314,12 @@ def _label(clip_id: str, log: list[dict], n_frames: int, recipe: DegradeRecipe) 
         if not e.get("effective", True):
             continue
         a, b = e["start_frame"], e["stop_frame"]
-        applied.append(Applied(e["artifact"], e["severity"], (b - a) / n_frames))
+        applied.append(Applied(e["artifact"], e["severity"], (b - a) / n_frames, e.get("mode"), e.get("parameter")))
         severities[f"severity__{e['artifact']}"] = max(severities[f"severity__{e['artifact']}"], e["severity"])
         span = "" if (a, b) == (0, n_frames) else f" {a / FPS:.2f}-{b / FPS:.2f}s"
         text.append(f"{e['artifact']} s={e['severity']:.2f} ({e.get('issue', '')}){span}")
-        for dim in ARTIFACTS.get(e["artifact"]).impacts:
+        # diagnostics name the dimensions that suffer; an artifact's direct share of `overall` is no window fault
+        for dim in (d for d in ARTIFACTS.get(e["artifact"]).impacts if d in PERCEPTUAL_DIMENSIONS):
             diags.append({"clip_id": clip_id, "start": a / FPS, "end": b / FPS, "dimension": dim,
                           "artifact": e["artifact"], "severity": e["severity"], "issue": e.get("issue", "")})
     row = {"artifacts": "; ".join(text) if text else "clean", **pseudo_mos(applied, recipe.rule()), **severities}

@@ -44,7 +44,9 @@ def model_card(meta: dict) -> str:
         extra = f" (F0.5 {t['f05']:.2f} on {t['positive_windows']} of {t['windows']} windows)" if "f05" in t else ""
         lines.append(f"| {dim} | {t['threshold']:.2f} | {t['source']}{extra} |")
     lines += ["", "## Known limits", "",
-              "- Labels of degrade corpora are pseudo-MOS from a monotone severity rule, not human ratings.",
+              "- Labels of degrade corpora are pseudo-MOS from a monotone severity rule, not human ratings of "
+              "these clips; the rule is fitted to published human ratings for AV offset, playback stalls and "
+              "compression only (THQA-NTIRE, overall MOS).",
               "- Validation sets are small; treat the figures above as a sanity check, not a benchmark "
               "(`talkqa benchmark` cross-validates properly).",
               "- Without an audio track, lip_sync, audio_quality and consistency are not scored.", ""]

@@ -21,6 +21,15 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_anchors() -> Path:
+    """Human anchors (../shared/anchors, or TALKQA_SHARED_ANCHORS): read there, never copied."""
+    path = Path(os.environ.get("TALKQA_SHARED_ANCHORS", SHARED_DATA.parent / "anchors"))
+    if not (path / "thqa_ntire_distortions.csv").is_file():
+        pytest.skip(f"human anchors not found at {path} (set TALKQA_SHARED_ANCHORS)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     """A real face bundled with scikit-image (512x512 RGB)."""
     from skimage import data

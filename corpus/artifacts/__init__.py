@@ -7,9 +7,9 @@ imported here and each artifact registers itself, so `ARTIFACTS.names()` lists t
 import importlib
 import pkgutil
 
-from .base import ARTIFACTS, FPS, HOP, KINDS, SR, Artifact, Sample
+from .base import ARTIFACTS, FPS, HOP, KINDS, SR, Artifact, Sample, Saturating
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["ARTIFACTS", "Artifact", "Sample", "KINDS", "FPS", "SR", "HOP"]
+__all__ = ["ARTIFACTS", "Artifact", "Sample", "Saturating", "KINDS", "FPS", "SR", "HOP"]

@@ -254,12 +254,15 @@ class BlinkRemoval(Artifact):
 
 @ARTIFACTS.register
 class FrameStutter(Artifact):
-    """Frame-repeat stutter: each frame shown `hold` times (the ones in between dropped), the audio runs on."""
+    """Frame-repeat stutter: each frame shown `hold` times (the ones in between dropped), the audio runs on.
+    Its end is a still photo with a voice (inf: the first frame for the whole range), where the
+    mouth never moves while someone speaks: no natural motion and no lip sync at all. Over part of
+    a clip that end is the picture a stall makes, labelled here by coverage like every stutter."""
 
     name = "frame_stutter"
     kind = "video"
-    impacts = {"expression": 2.0, "lip_sync": 1.0}
-    levels = (2, 3, 5)
+    impacts = {"expression": 3.0, "lip_sync": 3.0}
+    levels = (2, 3, 5, math.inf)
     unit = "frames held"
 
     def apply(self, sample, severity, segment, rng):
@@ -271,5 +274,6 @@ class FrameStutter(Artifact):
         out.frames[a:b] = sample.frames[src]
         if out.landmarks is not None:
             out.landmarks[a:b] = sample.landmarks[src]
-        self._note(out, severity, segment, issue=f"stutter: each frame repeated {hold:g}x")
+        self._note(out, severity, segment, issue=f"stutter: each frame repeated {hold:g}x" if np.isfinite(hold)
+                   else "still picture while the sound goes on")
         return out
