@@ -34,6 +34,9 @@ class PreprocessConfig(StrictModel):
     face_size: int = Field(96, ge=32, description="aligned face crop side (pixels)")
     mouth_size: tuple[int, int] = Field((48, 96), description="mouth crop (height, width)")
     black_threshold: float = Field(6.0, description="mean pixel value below which a frame counts as black")
+    frame_stats_every: int = Field(4, ge=1, description="measure the picture statistics of the analysis frame "
+                                                        "(sharpness, seams, blockiness, neck colour; see "
+                                                        "features/frame_stats.py) on every Nth frame")
     min_duration_s: float = Field(1.0, ge=0, description="shorter clips get status too_short")
     vad_aggressiveness: int = Field(2, ge=0, le=3)
     target_lufs: float = Field(-23.0, description="loudness-normalisation target for audio_norm")
@@ -42,7 +45,7 @@ class PreprocessConfig(StrictModel):
 
 class FeatureConfig(StrictModel):
     families: list[str] = Field(
-        default_factory=lambda: ["lipsync", "expression", "audio", "consistency"],
+        default_factory=lambda: ["lipsync", "expression", "audio", "consistency", "visual"],
         description="hand-crafted feature families to compute (see `talkqa features`)",
     )
     window_s: float = Field(1.0, gt=0, description="window length for windows.parquet")
