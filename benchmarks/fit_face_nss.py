@@ -19,6 +19,7 @@ are kept by default), or, for clips the store lacks, from preprocessing the vide
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -61,15 +62,18 @@ def load_clip(row, tracks: dict[str, Path]) -> PreprocessedClip:
 
 
 def store_tracks(store_dir: Path | None) -> dict[str, Path]:
+    """clip_id -> track file of an extraction store: from status.parquet, and from the per-clip status
+    parts too, so a store whose extraction is still running can be read."""
     if store_dir is None:
         return {}
     store = Store(store_dir)
-    status = read_parquet(store.status)
+    rows = read_parquet(store.status).to_dict("records") if store.status.is_file() else []
+    rows += [json.loads(p.read_text()) for p in store.parts.folder.glob("*.status.json")]
     out = {}
-    for row in status.itertuples():
-        path = store.track(row.cache_key) if row.cache_key else None
+    for row in rows:
+        path = store.track(row["cache_key"]) if row.get("cache_key") else None
         if path is not None and path.is_file():
-            out[row.clip_id] = path
+            out[row["clip_id"]] = path
     return out
 
 

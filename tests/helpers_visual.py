@@ -91,14 +91,24 @@ def paste_mouth(frame: np.ndarray, mesh: np.ndarray, blur_sigma: float = 0.0, do
 def block_quantise(frame: np.ndarray, step: float) -> np.ndarray:
     """JPEG-like coding: 8x8 DCT blocks of Y, Cb and Cr on the frame's grid, every coefficient
     quantised with `step` (0: untouched)."""
+    from scipy.fft import dctn, idctn
+
     if step <= 0:
         return frame.copy()
     ycc = cv2.cvtColor(frame, cv2.COLOR_RGB2YCrCb).astype(np.float32) - 128
     h, w = (s - s % 8 for s in frame.shape[:2])
-    blocks = ycc[:h, :w].reshape(h // 8, 8, w // 8, 8, 3).transpose(0, 2, 4, 1, 3).reshape(-1, 8, 8)
-    coded = np.stack([cv2.idct(np.round(cv2.dct(b) / step) * step) for b in blocks])
-    ycc[:h, :w] = coded.reshape(h // 8, w // 8, 3, 8, 8).transpose(0, 3, 1, 4, 2).reshape(h, w, 3)
+    blocks = ycc[:h, :w].reshape(h // 8, 8, w // 8, 8, 3)
+    coded = idctn(np.round(dctn(blocks, axes=(1, 3), norm="ortho") / step) * step, axes=(1, 3), norm="ortho")
+    ycc[:h, :w] = coded.reshape(h, w, 3)
     return cv2.cvtColor(np.clip(ycc + 128, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
+
+
+def add_face_noise(frame: np.ndarray, mesh: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise of `sigma` grey levels on the face (mesh hull), new in every call."""
+    mask = face_mask(frame.shape, mesh)
+    out = frame.copy()
+    out[mask] = np.clip(frame[mask] + rng.normal(0, sigma, (int(mask.sum()), 3)), 0, 255).astype(np.uint8)
+    return out
 
 
 def shift_face_colour(frame: np.ndarray, mesh: np.ndarray, amount: float) -> np.ndarray:
