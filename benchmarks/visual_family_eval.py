@@ -9,7 +9,10 @@ designed to (sharper, fewer seams, ... for real clips), on two sets:
     (features/models/face_nss.npz lists them), nor the generated clips made from those clips
     (MANIFEST.tsv notes name their source), so nss_distance is measured on faces it has not seen.
 It then lists, per feature, the generators against which it loses (AUC < 0.5 against all real
-clips of the disjoint set). --refresh-frame-stats measures the analysis-frame statistics again from
+clips of the disjoint set). Real and generated clips here differ in capture as much as in method
+(the real ones are mostly smaller, older, more compressed videos), so last comes a paired check that
+holds the capture fixed: each generated clip whose MANIFEST note names the real clip it was made
+from against that clip, as the share of pairs in which the generated clip is the worse one. --refresh-frame-stats measures the analysis-frame statistics again from
 the videos with the stored face meshes (no face tracking), for tracks written by an older talkqa.
 
     TALKQA_SHARED_DATA=../shared/data .venv/bin/python benchmarks/visual_family_eval.py --store STORE \\
@@ -105,17 +108,23 @@ def oriented_auc(real: pd.Series, generated: pd.Series, direction: int) -> tuple
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", type=Path, required=True)
+    ap.add_argument("--store", type=Path, help="extraction store with tracks/ (required unless --features)")
+    ap.add_argument("--features", type=Path, help="reuse the .features.csv of an earlier run instead")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--refresh-frame-stats", action="store_true", help="measure them again from the videos")
     args = ap.parse_args()
 
     real, gen = shared_manifest("real"), shared_manifest("generated")
     manifest = pd.concat([real, gen], ignore_index=True)
-    from talkqa.config import PreprocessConfig
+    from talkqa.features.frame_stats import EVERY
 
-    every = PreprocessConfig().frame_stats_every if args.refresh_frame_stats else None
-    feats = features_of(manifest, store_tracks(args.store), every)
+    every = EVERY if args.refresh_frame_stats else None
+    if args.features:
+        feats = pd.read_csv(args.features, index_col="clip_id")
+    elif args.store:
+        feats = features_of(manifest, store_tracks(args.store), every)
+    else:
+        ap.error("give --store or --features")
     kind = manifest.set_index("clip_id")["generator"].reindex(feats.index)
 
     meta = load_model().meta
@@ -148,6 +157,19 @@ def main() -> None:
               + ", ".join(f"{g} {a}" for g, a in sorted(loses.items(), key=lambda ga: ga[1])))
     print(f"\nall: {report['n_real_all']} real vs {report['n_generated_all']} generated; disjoint: "
           f"{report['n_real_disjoint']} real vs {report['n_generated_disjoint']} generated")
+
+    pairs = [(g, r) for g, srcs in sources.items() for r in srcs if g in feats.index and r in feats.index]
+    report["pairs"] = [list(p) for p in pairs]
+    print(f"\npaired (generated vs the real clip it was made from, {len(pairs)} pairs): share of pairs where "
+          "the generated clip is worse")
+    for name in FAMILIES.create("visual").clip_feature_names():
+        d = DIRECTION[name]
+        diff = np.array([d * (feats.at[r, name] - feats.at[g, name]) for g, r in pairs], dtype=float)
+        diff = diff[np.isfinite(diff)]
+        share = float((diff > 0).mean()) if len(diff) else float("nan")
+        report["features"][name]["paired_worse_share"] = share
+        report["features"][name]["paired_n"] = int(len(diff))
+        print(f"{name:26s} {share:6.2f} of {len(diff)}")
     if args.out:
         from talkqa.store import atomic_write_json, atomic_write_text
 

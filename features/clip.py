@@ -37,7 +37,7 @@ class PreprocessedClip:
     frame_diff: np.ndarray | None = None
     # Picture statistics of the analysis frame around the face (features/frame_stats.py), one (T,)
     # float32 series per name in FRAME_STATS; NaN without a face and between measured frames
-    # (preprocess.frame_stats_every). None for clips from before they existed (old track files).
+    # (every frame_stats.EVERY-th). None for clips from before they existed (old track files).
     frame_stats: dict[str, np.ndarray] | None = None
     # --- audio; None when the file has no audio track
     sr: int = 16000

@@ -24,7 +24,7 @@ from .clip import PreprocessedClip, empty_visual
 from .decode import DecodeStats, MediaInfo, check_file, decode_audio, iter_video, on_video_clock, probe
 from .background import in_background
 from .face import FaceDetector, FaceTracker
-from .frame_stats import FRAME_STATS, block_period, frame_stats
+from .frame_stats import EVERY, FRAME_STATS, block_period, frame_stats
 
 THUMB = 64  # side of the grey thumbnail behind frame_diff
 # A file counts as cut short when it decodes this much less than its header declares.
@@ -144,7 +144,7 @@ def _visual_pass(path: Path, config: PreprocessConfig) -> _VisualPass:
                 continue
             if period is None:  # the source size is known once the first frame has decoded
                 period = block_period(f.rgb.shape[1], out.stats.display_size[0])
-            measure = f.t % config.frame_stats_every == 0
+            measure = f.t % EVERY == 0
             for track, lm in tracker.step(f.t, f.rgb, f.boxes):
                 aligned, face, mouth = align_frame(f.rgb, lm, config.face_size, mouth_size)
                 picture = frame_stats(f.rgb, lm, period) if measure else None

@@ -34,9 +34,6 @@ class PreprocessConfig(StrictModel):
     face_size: int = Field(96, ge=32, description="aligned face crop side (pixels)")
     mouth_size: tuple[int, int] = Field((48, 96), description="mouth crop (height, width)")
     black_threshold: float = Field(6.0, description="mean pixel value below which a frame counts as black")
-    frame_stats_every: int = Field(4, ge=1, description="measure the picture statistics of the analysis frame "
-                                                        "(sharpness, seams, blockiness, neck colour; see "
-                                                        "features/frame_stats.py) on every Nth frame")
     min_duration_s: float = Field(1.0, ge=0, description="shorter clips get status too_short")
     vad_aggressiveness: int = Field(2, ge=0, le=3)
     target_lufs: float = Field(-23.0, description="loudness-normalisation target for audio_norm")

@@ -20,6 +20,7 @@ from helpers_visual import (
     shift_face_colour,
 )
 from talkqa.features.families import FAMILIES, frame_windows
+from talkqa.features.frame_stats import EVERY as FRAME_STATS_EVERY
 from talkqa.features.frame_stats import FRAME_STATS, block_period, frame_stats
 from talkqa.features.nss import NSSModel, face_nss_features, load_model
 from talkqa.features.texture import nss_feature_names
@@ -198,8 +199,9 @@ def test_rendered_video_through_preprocessing(astronaut, tmp_path):
     blurred = preprocess(write_clip(tmp_path / "blur.mp4", np.stack([cv2.GaussianBlur(f, (0, 0), 1.5) for f in frames]),
                                     fps, audio, sr))
     assert set(sharp.frame_stats) == set(FRAME_STATS)
+    every = FRAME_STATS_EVERY
     measured = np.isfinite(sharp.frame_stats["face_fine_share"])
-    assert measured[::3].mean() > 0.9 and not measured[1::3].any()  # every 3rd frame (frame_stats_every)
+    assert measured[::every].mean() > 0.9 and not measured[1::every].any()
 
     fam = FAMILIES.create("visual")
     win = frame_windows(sharp.n_frames, sharp.fps)
