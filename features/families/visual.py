@@ -21,7 +21,12 @@ resolution and their ratio, the face's size in pixels, seam strength around the 
 blockiness, and the colour difference between the face and the neck below the chin.
 
 Clip values are medians over frames (robust to blinks, a turned head or a few bad frames), except
-seam_strength_p90, the drifts, and the distributions' spreads named as such.
+seam_strength_p90 and the drifts; window values are medians over the window's frames.
+
+What these see is the picture, not where it came from: on ../shared/data the real clips are mostly
+smaller, older and more compressed videos than the generated ones, so sharpness, blockiness and
+teeth detail rank real below generated, while against the very clip a generated one was made from
+they mostly rank it worse (benchmarks/visual_family_eval.py prints both).
 """
 
 from __future__ import annotations
