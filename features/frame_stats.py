@@ -14,7 +14,8 @@ FRAME_STATS, NaN without a face and on the frames between.
   upper_fine_share   the same on eyes + brows + nose bridge
   mouth_fine_share   the same on the lips and a margin around them
   seam_strength      strongest straight row/column edge around the lower face relative to its
-                     neighbours (1 = none); a pasted mouth or lower-face box leaves one
+                     neighbours (about 1 or less: nothing stands out); a pasted mouth or
+                     lower-face box leaves one
   blockiness         coding-grid excess on the inner face (texture.blockiness; 1 = no grid)
   neck_chroma_delta  Cb/Cr distance (BT.601, 0-255 scale) between the cheeks and the neck below the chin
   neck_luma_delta    luma of the cheeks minus luma of the neck (0-255)
