@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.talkqa-installed
 
-.PHONY: demo test test-fast lint install bench default-model clean
+.PHONY: demo test test-fast lint install bench face-nss default-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/extract_speed.py
+
+# Refit the visual family's natural-face-statistics reference (features/models/face_nss.npz) on the
+# real clips of a documented subset of speakers of ../shared/data (see benchmarks/fit_face_nss.py).
+face-nss: $(STAMP)
+	$(BIN)/python benchmarks/fit_face_nss.py
 
 # Rebuild the shipped default model (talkqa/models/default) from ../shared/data/real + the synthetic
 # corpus, exactly as it was made: about an hour on 2 cores. Writes under $(WORK); copy $(WORK)/model

@@ -21,8 +21,13 @@ SHARED = Path(os.environ.get("TALKQA_SHARED_DATA", Path(__file__).resolve().pare
 SAME_PERSON = {
     "aoc": ("real/sadtalker/WDA_AlexandriaOcasioCortez_000", "real/vexpress/test_samples_short_case_AOC_gt",
             "real/video-retalking/face_3"),
-    "obama": ("real/hyperlips/video2", "real/edtalk/test_data_uncrop_Obama"),
+    "obama": ("real/hyperlips/video2", "real/edtalk/test_data_uncrop_Obama", "real/styletalk/Obama_clip1",
+              "real/styletalk/Obama_clip2", "real/styletalk/Obama_clip3"),
     "mead_m030": ("real/eamm/test_crop_M030_sad_3_001", "real/eamm/test_video_disgusted", "real/eamm/test_video_sad"),
+    # named so by their sources (and ../shared/data/README.md: "xzy* are 72 s of one man")
+    "feifeili": ("real/styletalk/feifeili_clip1", "real/styletalk/feifeili_clip2_short", "real/styletalk/feifeili_clip3"),
+    "andrew": ("real/styletalk/andrew_clip_1", "real/styletalk/andrew_clip_2"),
+    "xzy": ("real/hellomeme/xzy1", "real/hellomeme/xzy2", "real/hellomeme/xzy3"),
 }
 
 

@@ -60,16 +60,20 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rot, t[:, None]])
 
 
-def mouth_matrix(face_matrix: np.ndarray, face_size: int, mouth_size: tuple[int, int]) -> np.ndarray:
-    """The face alignment followed by a zoom onto the template's mouth window (one warp, one resampling)."""
+def mouth_zoom(face_size: int, mouth_size: tuple[int, int]) -> np.ndarray:
+    """3x3 map from face-crop pixels to mouth-crop pixels (the template's mouth window, zoomed)."""
     h, w = mouth_size
     unit = IOD * face_size
     x0 = face_size / 2 + MOUTH_BOX[0] * unit
     y0 = EYE_Y * face_size + MOUTH_BOX[1] * unit
     sx = w / ((MOUTH_BOX[2] - MOUTH_BOX[0]) * unit)
     sy = h / ((MOUTH_BOX[3] - MOUTH_BOX[1]) * unit)
-    zoom = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy], [0, 0, 1.0]])
-    return (zoom @ np.vstack([face_matrix, [0, 0, 1]]))[:2]
+    return np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy], [0, 0, 1.0]])
+
+
+def mouth_matrix(face_matrix: np.ndarray, face_size: int, mouth_size: tuple[int, int]) -> np.ndarray:
+    """The face alignment followed by a zoom onto the template's mouth window (one warp, one resampling)."""
+    return (mouth_zoom(face_size, mouth_size) @ np.vstack([face_matrix, [0, 0, 1]]))[:2]
 
 
 def align_frame(frame: np.ndarray, lm: np.ndarray, face_size: int, mouth_size: tuple[int, int]):

@@ -37,6 +37,10 @@ class PreprocessedClip:
     # (T,) mean absolute change of a 64x64 grey thumbnail of the whole frame vs the previous frame
     # (0-255 scale; NaN for frame 0). Landmarks jitter even on a still image, pixels do not.
     frame_diff: np.ndarray | None = None
+    # Picture statistics of the analysis frame around the face (features/frame_stats.py), one (T,)
+    # float32 series per name in FRAME_STATS; NaN without a face and between measured frames
+    # (every frame_stats.EVERY-th). None for clips from before they existed (old track files).
+    frame_stats: dict[str, np.ndarray] | None = None
     # --- audio; None when the file has no audio track
     sr: int = 16000
     audio: np.ndarray | None = None  # (N,) float32 in [-1, 1], as decoded (mono mix, resampled)
@@ -88,6 +92,8 @@ class PreprocessedClip:
         }
         if self.frame_diff is not None:
             arrays["frame_diff"] = self.frame_diff.astype(np.float32)
+        for name, value in (self.frame_stats or {}).items():
+            arrays[f"frame_stats__{name}"] = np.asarray(value, np.float32)
         if self.audio is not None:
             arrays["audio"] = self.audio.astype(np.float32)
             arrays["audio_norm"] = (self.audio_norm if self.audio_norm is not None else self.audio).astype(np.float32)
@@ -114,6 +120,7 @@ class PreprocessedClip:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta_json"]).decode())
             has_audio = "audio" in z.files
+            stats = {k.split("__", 1)[1]: z[k] for k in z.files if k.startswith("frame_stats__")}
             return cls(
                 clip_id=meta["clip_id"],
                 fps=meta["fps"],
@@ -126,6 +133,7 @@ class PreprocessedClip:
                 mouth_crops=z["mouth_crops"],
                 bbox=z["bbox"],
                 frame_diff=z["frame_diff"] if "frame_diff" in z.files else None,
+                frame_stats=stats or None,
                 frame_size=tuple(meta["frame_size"]),
                 sr=meta["sr"],
                 audio=z["audio"] if has_audio else None,

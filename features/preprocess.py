@@ -24,6 +24,7 @@ from .clip import PreprocessedClip, empty_visual
 from .decode import DecodeStats, MediaInfo, check_file, decode_audio, iter_video, on_video_clock, probe
 from .background import in_background
 from .face import FaceDetector, FaceTracker
+from .frame_stats import EVERY, FRAME_STATS, block_period, frame_stats
 
 THUMB = 64  # side of the grey thumbnail behind frame_diff
 # A file counts as cut short when it decodes this much less than its header declares.
@@ -79,7 +80,8 @@ def preprocess(path, config: PreprocessConfig | None = None, clip_id: str | None
     warnings = _visual_warnings(info, stats.span_s, declared) + sound.warnings
     return PreprocessedClip(
         clip_id=clip_id or path.stem, fps=config.fps, n_frames=n, frame_size=vis.frame_size, sr=config.sample_rate,
-        frame_diff=vis.frame_diff, info=info, warnings=warnings, **sound.fields, **vis.arrays,
+        frame_diff=vis.frame_diff, frame_stats=vis.frame_stats, info=info, warnings=warnings, **sound.fields,
+        **vis.arrays,
     )
 
 
@@ -92,6 +94,7 @@ class _VisualPass:
     main_track: int | None = None
     stats: DecodeStats = field(default_factory=DecodeStats)
     frame_diff: np.ndarray | None = None
+    frame_stats: dict[str, np.ndarray] | None = None  # FRAME_STATS of the main track, (T,) each
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # empty_visual() filled for the main track
 
 
@@ -124,10 +127,12 @@ def _visual_pass(path: Path, config: PreprocessConfig) -> _VisualPass:
     out = _VisualPass()
     detector = FaceDetector(config)
     tracker = FaceTracker(config)
-    # track id -> frame -> (landmarks, aligned, face crop, mouth crop, head pose): small arrays only
+    # track id -> frame -> (landmarks, aligned, face crop, mouth crop, head pose, frame stats or None):
+    # small arrays only
     per_track: dict[int, dict[int, tuple]] = {}
     diffs: list[float] = []
     mouth_size = tuple(config.mouth_size)
+    period = None
     frames = in_background(_analysed_frames(path, config, out.stats, detector))
     try:
         for f in frames:
@@ -137,9 +142,13 @@ def _visual_pass(path: Path, config: PreprocessConfig) -> _VisualPass:
             if f.black:
                 out.n_black += 1
                 continue
+            if period is None:  # the source size is known once the first frame has decoded
+                period = block_period(f.rgb.shape[1], out.stats.display_size[0])
+            measure = f.t % EVERY == 0
             for track, lm in tracker.step(f.t, f.rgb, f.boxes):
                 aligned, face, mouth = align_frame(f.rgb, lm, config.face_size, mouth_size)
-                per_track.setdefault(track.track_id, {})[f.t] = (lm, aligned, face, mouth, head_pose(lm))
+                picture = frame_stats(f.rgb, lm, period) if measure else None
+                per_track.setdefault(track.track_id, {})[f.t] = (lm, aligned, face, mouth, head_pose(lm), picture)
         main = tracker.main_track()
         out.n_tracks = tracker.max_simultaneous
     finally:
@@ -153,8 +162,11 @@ def _visual_pass(path: Path, config: PreprocessConfig) -> _VisualPass:
         out.main_track = main.track_id
         results = per_track.pop(main.track_id)
         per_track.clear()
+        picture = np.full((out.n_frames, len(FRAME_STATS)), np.nan, np.float32)
         while results:  # popping frees each frame's crops as soon as they are copied
-            t, (lm, aligned, face, mouth, pose) = results.popitem()
+            t, (lm, aligned, face, mouth, pose, stats) = results.popitem()
+            if stats is not None:
+                picture[t] = stats
             out.arrays["face_valid"][t] = True
             out.arrays["landmarks"][t] = lm
             out.arrays["aligned"][t] = aligned
@@ -162,6 +174,7 @@ def _visual_pass(path: Path, config: PreprocessConfig) -> _VisualPass:
             out.arrays["mouth_crops"][t] = mouth
             out.arrays["head_pose"][t] = pose
             out.arrays["bbox"][t] = main.boxes[t]
+        out.frame_stats = {name: picture[:, i].copy() for i, name in enumerate(FRAME_STATS)}
     return out
 
 

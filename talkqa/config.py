@@ -43,7 +43,7 @@ class PreprocessConfig(StrictModel):
 
 class FeatureConfig(StrictModel):
     families: list[str] = Field(
-        default_factory=lambda: ["lipsync", "expression", "audio", "consistency"],
+        default_factory=lambda: ["lipsync", "expression", "audio", "consistency", "visual"],
         description="hand-crafted feature families to compute (see `talkqa features`)",
     )
     window_s: float = Field(1.0, gt=0, description="window length for windows.parquet")

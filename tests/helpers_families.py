@@ -4,6 +4,9 @@ A `FaceRig` holds one real MediaPipe mesh (the astronaut portrait, meshed once p
 aligned to the 96-px canonical frame with the lips closed, and knows which points to move to open
 the mouth, close the eyes or raise the brows. `make_clip` animates it frame by frame and pairs it
 with audio; every control is in the units the features report (IOD, closure share, degrees, px).
+Given the portrait too (`FaceRig.from_mesh(mesh, image)`), clips carry its real aligned crops and
+analysis-frame statistics (still: the picture does not follow the animated mesh), so the picture
+features have something to measure.
 """
 
 from __future__ import annotations
@@ -58,9 +61,10 @@ class FaceRig:
     jaw_weight: np.ndarray  # (478,) share of a mouth opening each point follows
     lid_drop: np.ndarray  # (478,) px an upper-lid point travels when the eye closes fully
     brow_points: np.ndarray
+    picture: dict | None = None  # face_crops, mouth_crops (one frame each) and frame_stats of the portrait
 
     @classmethod
-    def from_mesh(cls, mesh: np.ndarray) -> "FaceRig":
+    def from_mesh(cls, mesh: np.ndarray, image: np.ndarray | None = None) -> "FaceRig":
         # The canonical frame of the preprocessing: eyes 38 % down, outer corners 42 % of the side apart.
         iod_px = 0.42 * FACE_SIZE
         centre = np.array([FACE_SIZE / 2, 0.38 * FACE_SIZE])
@@ -93,7 +97,15 @@ class FaceRig:
                 j = np.argmin(np.abs(low[:, 0] - pts[i, 0]))
                 lid[i] = max(low[j, 1] - pts[i, 1], 0.0)
         brows = np.array(L.RIGHT_BROW + L.LEFT_BROW)
-        return cls(pts.astype(np.float64), depth, iod, jaw, lid, brows)
+        picture = None
+        if image is not None:
+            from talkqa.features.align import align_frame
+            from talkqa.features.frame_stats import FRAME_STATS, frame_stats
+
+            _, face, mouth = align_frame(image, mesh.astype(np.float32), FACE_SIZE, (FACE_SIZE // 2, FACE_SIZE))
+            stats = frame_stats(image, mesh, 8)
+            picture = {"face_crops": face, "mouth_crops": mouth, "frame_stats": dict(zip(FRAME_STATS, stats))}
+        return cls(pts.astype(np.float64), depth, iod, jaw, lid, brows, picture)
 
     def pose(self, aperture: float = 0.0, closure: float = 0.0, brow: float = 0.0) -> np.ndarray:
         """(478, 2) mesh with the mouth open by `aperture` IOD, eyes closed by `closure` (0..1) and
@@ -169,6 +181,12 @@ def make_clip(
             vad_mask = vad_per_frame(audio, SR, n_frames, HOP)
         elif vad is not None:
             vad_mask = np.asarray(vad, bool)
+    if rig.picture is None:
+        face_crops, mouth_crops, stats = np.zeros((n_frames, 8, 8, 3), np.uint8), np.zeros((n_frames, 4, 8, 3), np.uint8), None
+    else:  # the portrait's picture with a little sensor noise, so consecutive frames are not identical
+        noise = lambda img: np.clip(img + rng.integers(-1, 2, (n_frames, *img.shape), np.int16), 0, 255).astype(np.uint8)  # noqa: E731
+        face_crops, mouth_crops = noise(rig.picture["face_crops"]), noise(rig.picture["mouth_crops"])
+        stats = {k: np.full(n_frames, v, np.float32) for k, v in rig.picture["frame_stats"].items()}
     return PreprocessedClip(
         clip_id=clip_id,
         fps=FPS,
@@ -177,8 +195,9 @@ def make_clip(
         landmarks=landmarks.astype(np.float32),
         aligned=aligned.astype(np.float32),
         head_pose=np.asarray(head_pose, np.float32),
-        face_crops=np.zeros((n_frames, 8, 8, 3), np.uint8),
-        mouth_crops=np.zeros((n_frames, 4, 8, 3), np.uint8),
+        face_crops=face_crops,
+        mouth_crops=mouth_crops,
+        frame_stats=stats,
         bbox=np.tile(np.array([64, 64, 192, 192], np.float32), (n_frames, 1)),
         frame_size=(256, 256),
         frame_diff=None if frame_diff is None else np.asarray(frame_diff, np.float32),

@@ -1,0 +1,202 @@
+"""Per-frame picture statistics on the analysis frame, measured during preprocessing.
+
+The aligned crops (96 px face, 48x96 mouth) are all that the clip keeps of the picture, and they
+lose what the visual family needs to see: detail finer than the crop's pixels (an upscaled or
+blurred face looks the same at 96 px), the straight edges of a box pasted into the frame, the
+coding-block grid, and the neck below the chin. So while the frame is still at hand, `frame_stats`
+reduces it to a few numbers around the tracked face (regions from the 478-point mesh, in analysis-
+frame pixels), on every EVERY-th frame; the clip keeps them as (T,) float32 series named by
+FRAME_STATS, NaN without a face and on the frames between.
+
+  face_iod_px        inter-ocular distance in analysis pixels: how many pixels the face really has
+  face_fine_share    finest-octave share of detail (texture.fine_share) on the inner face (brows to
+                     below the lower lip, between the outer eye corners)
+  upper_fine_share   the same on eyes + brows + nose bridge
+  mouth_fine_share   the same on the lips and a margin around them
+  seam_strength      strongest straight row/column edge around the lower face relative to its
+                     neighbours (about 1 or less: nothing stands out); a pasted mouth or
+                     lower-face box leaves one
+  blockiness         coding-grid excess on the inner face (texture.blockiness; 1 = no grid)
+  neck_chroma_delta  Cb/Cr distance (BT.601, 0-255 scale) between the cheeks and the neck below the chin
+  neck_luma_delta    luma of the cheeks minus luma of the neck (0-255)
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from . import landmarks as L
+from .texture import LUMA, band_energies, blockiness, fine_share
+
+FRAME_STATS = ("face_iod_px", "face_fine_share", "upper_fine_share", "mouth_fine_share", "seam_strength",
+               "blockiness", "neck_chroma_delta", "neck_luma_delta")
+# Every 5th analysis frame (5 a second at 25 fps): none of these changes faster, and it keeps them at
+# ~0.15 s for a 20 s clip. A constant, not a config key: a key with a default would change the
+# extraction config's hash and so refuse every model trained before it (scoring/bundle.py).
+EVERY = 5
+CODING_BLOCK = 8  # px of the source: JPEG and the codecs' transform blocks
+RIGHT_CHEEK, LEFT_CHEEK = 50, 280  # mesh points on the cheekbones, below the eyes
+_OUTER_LIPS = list(L.OUTER_LIPS)
+SEAM_PERCENTILE = 30  # a seam crosses the whole segment; a curved face edge only part of it
+SEAM_REACH = 8  # lines either side of a candidate line that give its baseline
+_WIDE = np.r_[np.ones(SEAM_REACH - 1), np.zeros(3), np.ones(SEAM_REACH - 1)] / (2 * SEAM_REACH - 2)
+_NEAR = np.r_[np.zeros(SEAM_REACH - 3), np.ones(2), np.zeros(3), np.ones(2), np.zeros(SEAM_REACH - 3)] / 4
+SEAM_BELOW_CHIN = 0.35  # the lowest seam row, in nose-to-chin spans below the chin (Wav2Lip's box ends ~there)
+SEAM_FLOOR = 2.0  # grey levels added to the baseline, so flat skin or background does not peak on noise
+
+
+def block_period(frame_width: int, source_width: int) -> int:
+    """The coding-block period in analysis pixels; 0 when downscaling left no whole-pixel grid
+    (e.g. 1920 -> 640 turns 8 px into 2.7)."""
+    if source_width <= 0:
+        return CODING_BLOCK
+    p = CODING_BLOCK * frame_width / source_width
+    return int(round(p)) if abs(p - round(p)) < 0.1 and round(p) >= 4 else 0
+
+
+def _box(frame_shape, x0, y0, x1, y1) -> tuple[int, int, int, int] | None:
+    h, w = frame_shape[:2]
+    x0, y0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+    x1, y1 = min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1)))
+    return (x0, y0, x1, y1) if x1 - x0 >= 4 and y1 - y0 >= 4 else None
+
+
+def _line_peaks(diff: np.ndarray) -> np.ndarray:
+    """Per line (axis 0): the SEAM_PERCENTILE of |difference| along the line over its baseline (+ a
+    floor). The baseline is the larger of the mean of the lines 2 to SEAM_REACH away and the mean of
+    the lines 2 and 3 away: a seam is one or two pixels wide, while a blurred natural edge (or a soft
+    shadow) spreads over several lines and so does not stand out from its close neighbours."""
+    k = max(1, int(round(diff.shape[1] * SEAM_PERCENTILE / 100)))
+    level = np.partition(diff, k - 1, axis=1)[:, k - 1].astype(np.float64)
+    padded = np.pad(level, SEAM_REACH, mode="edge")
+    wide = np.convolve(padded, _WIDE, mode="valid")
+    near = np.convolve(padded, _NEAR, mode="valid")
+    return level / (np.maximum(wide, near) + SEAM_FLOOR)
+
+
+def seam_strength(grey: np.ndarray, lm: np.ndarray, iod: float) -> float:
+    """Strongest straight horizontal or vertical edge around the lower face, relative to the lines
+    beside it. Pasting (Wav2Lip and its kind paste an axis-aligned box) leaves a line across which
+    the picture jumps along its whole length; natural edges (chin, lips, folds) are curved or short.
+
+    Rows: from just under the eyes to well below the chin, across the central 0.9 IOD of the face,
+    skipping the lips (the line between the lips is straight and crosses the whole mouth).
+    Columns: between each eye's outer corner and the mouth corner below it, from nose to chin."""
+    h, w = grey.shape
+    eye_y = (lm[L.RIGHT_EYE_OUTER, 1] + lm[L.LEFT_EYE_OUTER, 1]) / 2
+    cx = (lm[L.RIGHT_EYE_OUTER, 0] + lm[L.LEFT_EYE_OUTER, 0]) / 2
+    nose_y, chin_y = lm[L.NOSE_TIP, 1], lm[L.CHIN, 1]
+    span = max(chin_y - nose_y, 0.3 * iod)
+    pad = SEAM_REACH + 1
+    peaks = []
+    rows = _box(grey.shape, cx - 0.45 * iod, eye_y + 0.25 * iod - pad, cx + 0.45 * iod,
+                chin_y + SEAM_BELOW_CHIN * span + pad)
+    if rows is not None:
+        x0, y0, x1, y1 = rows
+        # p[i]: the edge between rows y0+i and y0+i+1, on every other pixel along the row (a
+        # percentile needs no more)
+        p = _line_peaks(np.abs(np.diff(grey[y0:y1, x0:x1:2], axis=0)))
+        y = y0 + np.arange(len(p)) + 0.5
+        lips = lm[_OUTER_LIPS, 1]
+        keep = (y >= y0 + pad) & (y <= y1 - pad) & ((y < lips.min() - 2) | (y > lips.max() + 2))
+        if keep.any():
+            peaks.append(p[keep].max())
+    sides = ((lm[L.RIGHT_EYE_OUTER, 0], lm[L.MOUTH_LEFT, 0] - 0.1 * iod),
+             (lm[L.MOUTH_RIGHT, 0] + 0.1 * iod, lm[L.LEFT_EYE_OUTER, 0]))
+    for xa, xb in sides:
+        cols = _box(grey.shape, xa - pad, nose_y, xb + pad, chin_y - 0.1 * span)
+        if cols is None or xb <= xa:
+            continue
+        x0, y0, x1, y1 = cols
+        p = _line_peaks(np.abs(np.diff(grey[y0:y1:2, x0:x1], axis=1)).T)
+        x = x0 + np.arange(len(p)) + 0.5
+        keep = (x >= xa) & (x <= xb) & (x >= x0 + pad) & (x <= x1 - pad)
+        if keep.any():
+            peaks.append(p[keep].max())
+    return float(max(peaks)) if peaks else float("nan")
+
+
+def _ycc(rgb: tuple[float, float, float]) -> np.ndarray:
+    """(Y, Cb, Cr), BT.601 on 0-255, of an RGB colour."""
+    r, g, b = rgb
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return np.array([y, 0.564 * (b - y), 0.713 * (r - y)])
+
+
+def _mean_colour(frame: np.ndarray, boxes: list) -> tuple[float, float, float]:
+    """Pixel-weighted mean RGB over boxes (x0, y0, x1, y1) of the frame."""
+    sums, n = np.zeros(3), 0
+    for x0, y0, x1, y1 in boxes:
+        area = (x1 - x0) * (y1 - y0)
+        sums += np.array(cv2.mean(frame[y0:y1, x0:x1])[:3]) * area  # cv2.mean: no copy of the patch
+        n += area
+    return tuple(sums / n)
+
+
+def neck_colour(frame: np.ndarray, lm: np.ndarray, iod: float) -> tuple[float, float]:
+    """(chroma distance, luma difference) between the cheeks and a patch of neck under the chin; NaN
+    when the neck is outside the frame. A face generated or relit apart from the rest of the frame
+    (another white balance, a pasted face) differs from its own neck more than a real one does."""
+    half = 0.1 * iod
+    cheeks = [b for b in (_box(frame.shape, lm[i, 0] - half, lm[i, 1] - half, lm[i, 0] + half, lm[i, 1] + half)
+                          for i in (RIGHT_CHEEK, LEFT_CHEEK)) if b is not None]
+    chin = lm[L.CHIN, :2]
+    neck = _box(frame.shape, chin[0] - 0.2 * iod, chin[1] + 0.15 * iod, chin[0] + 0.2 * iod, chin[1] + 0.4 * iod)
+    if not cheeks or neck is None or neck[3] - neck[1] < 0.2 * iod:
+        return float("nan"), float("nan")
+    face, below = _ycc(_mean_colour(frame, cheeks)), _ycc(_mean_colour(frame, [neck]))
+    return float(np.hypot(*(face[1:] - below[1:]))), float(face[0] - below[0])
+
+
+def frame_stats(frame: np.ndarray, lm: np.ndarray, period: int) -> np.ndarray:
+    """(len(FRAME_STATS),) float32 for one analysis frame (H, W, 3 uint8 RGB) and its face mesh
+    (478, 3, analysis pixels); `period` is block_period() of the clip (0: no blockiness)."""
+    out = np.full(len(FRAME_STATS), np.nan, np.float32)
+    pts = lm[:, :2].astype(np.float64)
+    iod = float(np.linalg.norm(pts[L.RIGHT_EYE_OUTER] - pts[L.LEFT_EYE_OUTER]))
+    if not np.isfinite(pts).all() or iod < 4:
+        return out
+    x_r, x_l = sorted((pts[L.RIGHT_EYE_OUTER, 0], pts[L.LEFT_EYE_OUTER, 0]))
+    brow_y = min(pts[L.RIGHT_BROW_MID, 1], pts[L.LEFT_BROW_MID, 1])
+    chin_y = pts[L.CHIN, 1]
+    # Only what the measures below look at becomes grey (the frame can be 640 px wide, the face half
+    # of it): between the outer eye corners, from the brows to the lowest seam row, plus margins.
+    reach = SEAM_REACH + 2
+    below = SEAM_BELOW_CHIN * max(chin_y - pts[L.NOSE_TIP, 1], 0.3 * iod)
+    near = _box(frame.shape, x_r - reach, brow_y - reach, x_l + reach, chin_y + below + reach)
+    if near is None:
+        return out
+    nx0, ny0, nx1, ny1 = near
+    grey = frame[ny0:ny1, nx0:nx1].astype(np.float32) @ LUMA  # not cv2's uint8 grey: no rounding to levels
+    local = pts - (nx0, ny0)
+    lips = local[_OUTER_LIPS]
+    m = 0.1 * iod
+    # The inner face stops under the lower lip: lower down the jaw narrows and the box would reach the neck.
+    face_box = _box(grey.shape, x_r - nx0, brow_y - ny0, x_l - nx0, lips[:, 1].max() + m)
+    if face_box is None:
+        return out
+    # Band images only where the detail regions are (all inside the face box, which the mouth box may
+    # overhang a little), with a margin so the blurs see real pixels at the regions' edges.
+    bx0, by0 = max(0, min(face_box[0], int(lips[:, 0].min() - m)) - 6), max(0, face_box[1] - 6)
+    bx1 = min(grey.shape[1], max(face_box[2], int(lips[:, 0].max() + m) + 1) + 6)
+    by1 = min(grey.shape[0], face_box[3] + 6)
+    fine, mid = band_energies(grey[by0:by1, bx0:bx1])
+
+    def share(box):
+        if box is None:
+            return float("nan")
+        rows, cols = slice(box[1] - by0, box[3] - by0), slice(box[0] - bx0, box[2] - bx0)
+        return fine_share(fine[rows, cols], mid[rows, cols])
+
+    out[0] = iod
+    out[1] = share(face_box)
+    out[2] = share(_box(grey.shape, x_r - nx0, brow_y - ny0, x_l - nx0, local[L.NOSE_TIP, 1]))
+    out[3] = share(_box(grey.shape, lips[:, 0].min() - m, lips[:, 1].min() - m, lips[:, 0].max() + m,
+                        lips[:, 1].max() + m))
+    out[4] = seam_strength(grey, local, iod)
+    if period:
+        fx0, fy0, fx1, fy1 = face_box
+        out[5] = blockiness(grey[fy0:fy1, fx0:fx1], period, origin=(nx0 + fx0, ny0 + fy0))
+    out[6], out[7] = neck_colour(frame, pts, iod)
+    return out
