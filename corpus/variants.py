@@ -60,17 +60,29 @@ def clean(sample: Sample, rng: np.random.Generator) -> Edit:
     return Edit(sample.copy())
 
 
-def first_face_frame(frames: np.ndarray) -> int:
-    """The first frame in which talkqa's face detector (features.face) finds a face; 0 if none does.
-    A still made of a frame the scorer cannot see would test the detector, not the judgement."""
+def first_face_frame(frames: np.ndarray, run: int = 3) -> int:
+    """The first frame that starts `run` consecutive frames in which talkqa's face pipeline
+    (features.face: detector, then the mesh on the detected box) finds a face, each seen as if it were
+    the whole clip; 0 if none does. A still made of a frame the scorer cannot read would test the face
+    tracker, not the judgement; a face found only in isolated frames is on the edge of detection and
+    is often lost once the still is encoded."""
     from talkqa.config import PreprocessConfig
-    from talkqa.features.face import FaceDetector
+    from talkqa.features.face import FaceDetector, FaceTracker
 
-    detector = FaceDetector(PreprocessConfig())
+    config = PreprocessConfig()
+    detector = FaceDetector(config)
+    found = 0
     try:
         for t, frame in enumerate(frames):
-            if detector.detect(np.ascontiguousarray(frame)):
-                return t
+            frame = np.ascontiguousarray(frame)
+            boxes = detector.detect(frame)
+            tracker = FaceTracker(config)  # fresh: a still clip shows this frame to a tracker with no history
+            try:
+                found = found + 1 if boxes and tracker.step(0, frame, boxes) else 0
+            finally:
+                tracker.close()
+            if found == run:
+                return t - run + 1
     finally:
         detector.close()
     return 0

@@ -10,6 +10,8 @@ comparison is one `Outcome` row with its value, threshold and margin (positive: 
     report.failed  # -> the rows that failed
 
 `scorer` is anything with `.score(path) -> Result` and a `.model` dict, so a test can pass a stub.
+The corpus (decoding, artifacts, the renderer) is imported where it is used: `talkqa check --help`
+and loading a report need none of it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from talkqa.config import stable_hash
+from talkqa.errors import UsageError
 from talkqa.tasks import DIMENSION_NAMES
 
-from .check_config import ALL, CheckConfig, CheckSpec, VariantSpec
+from .check_config import ALL, CheckConfig, CheckSpec, Expect, VariantSpec
 
 PASS, FAIL, NOT_SCORED, SKIPPED, ERROR = "pass", "fail", "not scored", "skipped", "error"
 FAILING = (FAIL, ERROR)
@@ -105,8 +108,6 @@ def graded_checks(config: CheckConfig, quick: bool) -> list[CheckSpec]:
     it damages by at least `min_impact`; expectation: Spearman(severity, score) <= -min_spearman."""
     from talkqa.corpus.artifacts import ARTIFACTS
 
-    from .check_config import Expect
-
     g = config.graded
     out = []
     for name in g.artifacts or ARTIFACTS.names():
@@ -119,6 +120,12 @@ def graded_checks(config: CheckConfig, quick: bool) -> list[CheckSpec]:
                              expect=Expect(falls_with_severity=dims, min_spearman=g.min_spearman),
                              variants=[VariantSpec(kind="artifact", name=name, severity=s) for s in levels]))
     return out
+
+
+def _with_speakers(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with a speaker for every clip: its own clip id where the manifest names none."""
+    speakers = df["speaker"] if "speaker" in df else pd.Series([None] * len(df), index=df.index)
+    return df.assign(speaker=[s if isinstance(s, str) and s else str(c) for s, c in zip(speakers, df["clip_id"])])
 
 
 def order_sources(df: pd.DataFrame) -> pd.DataFrame:
@@ -136,15 +143,8 @@ def plan_check(sources: pd.DataFrame, config: CheckConfig, quick: bool = False, 
                donor_pool: pd.DataFrame | None = None) -> list[Planned]:
     """Which variants each source needs. `only`: check names (or 'graded') to run. Donors (another
     speaker's voice) come from `donor_pool` (default: the sources themselves)."""
-    from talkqa.errors import UsageError
-
-    df = sources.copy()
-    df["speaker"] = [s if isinstance(s, str) and s else c for s, c in
-                     zip(df["speaker"] if "speaker" in df else [None] * len(df), df["clip_id"])]
-    df = order_sources(df)
-    pool = df if donor_pool is None else donor_pool.assign(
-        speaker=[s if isinstance(s, str) and s else c for s, c in
-                 zip(donor_pool["speaker"] if "speaker" in donor_pool else [None] * len(donor_pool), donor_pool["clip_id"])])
+    df = order_sources(_with_speakers(sources))
+    pool = df if donor_pool is None else _with_speakers(donor_pool)
     if quick:
         df = df.head(1)
     basic = list(config.checks)
@@ -257,8 +257,8 @@ def judge(check: CheckSpec, source: str, results: dict[str, tuple], problems: di
     rows: list[Outcome] = []
 
     def row(variant: str, measure: str, value, margin, status=None, note=""):
-        if status is None:
-            status = PASS if margin >= 0 else FAIL
+        if status is None:  # a value exactly on the threshold passes (rounding must not turn it into a fail)
+            status = PASS if margin >= -1e-9 else FAIL
         value = None if value is None or not np.isfinite(value) else round(float(value), 4) + 0.0
         rows.append(Outcome(check.name, source, variant, measure, value,
                             None if margin is None else round(float(margin), 4) + 0.0, status, note))

@@ -71,6 +71,7 @@ class VariantSpec(StrictModel):
 
     @model_validator(mode="after")
     def _complete(self):
+        # the corpus (cv2, scipy, every artifact) loads only when a check config is read
         from talkqa.corpus.variants import VARIANT_KINDS
 
         if self.kind not in VARIANT_KINDS:
