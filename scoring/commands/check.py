@@ -68,7 +68,8 @@ def _table(report, source_note: str) -> None:
         last = r["check"]
         status = r["status"]
         note = "; ".join(r["notes"])[:80]
-        t.add_row(escape(name), escape(r["measure"]), f"{r['passed']}/{r['total']}", _fmt(r["worst_value"]),
+        passed = f"{r['passed']}/{r['judged']}" if r["judged"] else "–"  # of the variants judged (scored and made)
+        t.add_row(escape(name), escape(r["measure"]), passed, _fmt(r["worst_value"]),
                   _fmt(r["worst_margin"], 3), f"[{STYLE[status]}]{status}[/]" + (f" [dim]{escape(note)}[/]" if note else ""))
     out.print(t)
     failed = {o.check for o in report.failed}
