@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from talkqa.shared_data import HELDOUT, TRAIN, shared_manifest as _shared_manifest
+from talkqa.store import atomic_write_bytes
 
 SHARED = Path(os.environ.get("TALKQA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -38,6 +39,5 @@ if __name__ == "__main__":
         if args.kind != "real":
             ap.error("--split is for real clips")
         df = df[df["split"] == args.split].reset_index(drop=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out, index=False)
+    atomic_write_bytes(args.out, df.to_csv(index=False).encode())
     print(f"wrote {args.out}: {len(df)} clips" + (f", {df['speaker'].nunique()} speakers" if "speaker" in df else ""))

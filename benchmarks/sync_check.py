@@ -107,8 +107,10 @@ def plot(path: Path, clip_id: str, row: dict, data: dict) -> None:
     ax1.legend(fontsize=7)
     ax1.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    from talkqa.store import atomic_path
+
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
 
 
