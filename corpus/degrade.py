@@ -201,9 +201,9 @@ def decode_source(path: str | Path, max_s: float = 20.0, max_side: int = 512, fp
     return frames, audio
 
 
-def _landmarks(frames: np.ndarray) -> np.ndarray:
+def face_landmarks(frames: np.ndarray) -> np.ndarray:
     """(T, 478, 2) MediaPipe FaceMesh landmarks in frame pixels, NaN where no face was found.
-    The one place degrade measures faces (to be swapped for features.preprocess)."""
+    The one place the corpus measures faces for its edits (degrade, the `talkqa check` variants)."""
     import mediapipe as mp  # lazy: slow import, only on this path
 
     h, w = frames.shape[1:3]
@@ -349,7 +349,7 @@ def degrade_source(task: dict, out_dir: str, recipe_dict: dict, seed: int) -> di
             frames, audio = decode_source(task["video"], recipe.max_source_s, recipe.max_side)
             if len(frames) < recipe.min_variant_s * FPS:
                 raise SourceError("too_short", f"{len(frames) / FPS:.2f} s is shorter than {recipe.min_variant_s} s")
-            landmarks = fill_landmarks(_landmarks(frames))
+            landmarks = fill_landmarks(face_landmarks(frames))
             donors: list[np.ndarray] | None = None
             for j in pending:
                 plan = plan_variant(source, j, recipe, seed, len(frames), landmarks is not None, bool(task["donors"]))

@@ -266,14 +266,22 @@ class FrameStutter(Artifact):
     unit = "frames held"
 
     def apply(self, sample, severity, segment, rng):
-        out = sample.copy()
-        out.landmarks = None if sample.landmarks is None else sample.landmarks.copy()
-        a, b = out.frame_range(segment)
         hold = self.parameter(severity)
-        src = np.array([regions.held_index(t, a, hold) for t in range(a, b)])
-        out.frames[a:b] = sample.frames[src]
-        if out.landmarks is not None:
-            out.landmarks[a:b] = sample.landmarks[src]
+        out = hold_frames(sample, segment, hold)
         self._note(out, severity, segment, issue=f"stutter: each frame repeated {hold:g}x" if np.isfinite(hold)
                    else "still picture while the sound goes on")
         return out
+
+
+def hold_frames(sample, segment: tuple[int, int] | None, hold: float = math.inf):
+    """A copy whose frames in `segment` are each held for `hold` frames (the ones in between dropped)
+    while the audio runs on; hold=inf freezes the picture on the segment's first frame (a stall, or
+    over the whole clip a still photo)."""
+    out = sample.copy()
+    out.landmarks = None if sample.landmarks is None else sample.landmarks.copy()
+    a, b = out.frame_range(segment)
+    src = np.array([regions.held_index(t, a, hold) for t in range(a, b)])
+    out.frames[a:b] = sample.frames[src]
+    if out.landmarks is not None:
+        out.landmarks[a:b] = sample.landmarks[src]
+    return out

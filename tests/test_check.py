@@ -1,0 +1,276 @@
+"""`talkqa check`: the variant makers do exactly the edit they say, the checks pass for scores a viewer
+would give and fail for a model that does not move, and the command's exit codes say which."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from clip_factory import face_frames
+from conftest import speech_like
+from talkqa.corpus.artifacts import Sample
+from talkqa.corpus.media import write_clip
+from talkqa.corpus.variants import VARIANT_KINDS, make_variant
+from talkqa.errors import UsageError
+from talkqa.scoring.check import FAIL, NOT_SCORED, PASS, diagnostic_cover, run_check
+from talkqa.scoring.check_config import CheckConfig, VariantSpec, load_check_config
+from talkqa.scoring.cli import app
+from talkqa.scoring.result import Result
+from talkqa.tasks import DIMENSION_NAMES
+
+SR, FPS, HOP = 16000, 25.0, 640
+# checks that need neither face landmarks nor the renderer: fast on made-up clips
+FAST = ["clean", "still_photo", "audio_off_0.5s", "audio_off_0.2s", "audio_later_ladder", "other_voice", "stall",
+        "heavy_noise", "mirror"]
+
+
+def _sample(n: int = 75, seed: int = 0) -> Sample:
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
+    audio = rng.standard_normal(n * HOP).astype(np.float32) * 0.1
+    return Sample(frames, audio, None, [rng.standard_normal(n * HOP).astype(np.float32) * 0.1])
+
+
+# ------------------------------------------------------------------------------------- variant makers
+@pytest.mark.parametrize("seconds", [0.2, -0.2, 0.5, -0.5])
+def test_audio_shift_moves_the_sound_by_exactly_that_many_frames(seconds):
+    s = _sample()
+    edit = make_variant("audio_shift", s, np.random.default_rng(0), seconds=seconds)
+    k = int(round(seconds * FPS))  # 5 or 12.5 -> the exact sample count matters, not a rounded frame
+    n = int(round(seconds * SR))
+    assert abs(n - k * HOP) <= HOP // 2
+    out = edit.sample.audio
+    assert len(out) == len(s.audio) and np.array_equal(edit.sample.frames, s.frames)
+    if n > 0:
+        assert np.array_equal(out[n:], s.audio[:-n]) and not out[:n].any()
+    else:
+        assert np.array_equal(out[:n], s.audio[-n:]) and not out[n:].any()
+    assert not np.shares_memory(out, s.audio)
+
+
+def test_a_stall_freezes_exactly_the_frames_it_says_and_the_audio_goes_on():
+    s = _sample(75)
+    edit = make_variant("stall", s, np.random.default_rng(0), seconds=1.0)
+    a, b = edit.span
+    assert b - a == 25 and a == (75 - 25) // 2
+    f = edit.sample.frames
+    assert all(np.array_equal(f[t], s.frames[a]) for t in range(a, b))
+    assert np.array_equal(f[:a], s.frames[:a]) and np.array_equal(f[b:], s.frames[b:])
+    assert np.array_equal(edit.sample.audio, s.audio)
+
+
+def test_still_photo_mirror_noise_and_compression_do_what_they_say():
+    s = _sample(30)
+    rng = np.random.default_rng(0)
+    still = make_variant("still_photo", s, rng).sample
+    assert (still.frames == s.frames[0]).all() and np.array_equal(still.audio, s.audio)
+    assert np.array_equal(make_variant("mirror", s, rng).sample.frames, s.frames[:, :, ::-1])
+    noisy = make_variant("white_noise", s, rng, snr_db=0.0).sample.audio
+    snr = 10 * np.log10(np.mean(s.audio.astype(float) ** 2) / np.mean((noisy - s.audio).astype(float) ** 2))
+    assert abs(snr) < 0.01
+    assert make_variant("compression", s, rng, crf=51).crf == 51 and make_variant("clean", s, rng).crf == 20
+
+
+def test_other_voice_uses_the_donor_and_makers_say_what_they_lack():
+    s = _sample(30)
+    swapped = make_variant("other_voice", s, np.random.default_rng(0)).sample.audio
+    mid = slice(len(swapped) // 4, 3 * len(swapped) // 4)
+    assert abs(np.corrcoef(swapped[mid], s.audio[mid])[0, 1]) < 0.1  # the original voice is gone
+    with pytest.raises(ValueError, match="donor"):
+        make_variant("other_voice", Sample(s.frames, s.audio), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="landmarks"):
+        make_variant("face_blur", s, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="landmarks"):
+        make_variant("artifact", s, np.random.default_rng(0), name="mouth_blur", severity=1.0)
+    with pytest.raises(ValueError, match="unknown variant kind"):
+        make_variant("sepia", s, np.random.default_rng(0))
+
+
+def test_a_shifted_clip_keeps_its_shift_through_the_file(tmp_path):
+    from talkqa.corpus.degrade import decode_source
+
+    n = 75
+    s = Sample(face_frames(np.full((64, 64, 3), 128, np.uint8), n, (64, 64)), speech_like(n / FPS, SR, seed=3))
+    decoded = []
+    for name, seconds in (("clean", 0.0), ("late", 0.2)):
+        edit = make_variant("audio_shift", s, np.random.default_rng(0), seconds=seconds)
+        decoded.append(decode_source(write_clip(tmp_path / f"{name}.mp4", edit.sample.frames, FPS, edit.sample.audio, SR))[1])
+    ref, late = decoded
+    lags = np.arange(0, 6000)
+    corr = [np.dot(ref[: len(ref) - 6000], late[k: k + len(ref) - 6000]) for k in lags[::10]]
+    assert abs(lags[::10][int(np.argmax(corr))] - 3200) <= 10  # 0.2 s = 5 frames = 3200 samples
+
+
+def test_hold_frames_still_makes_the_frame_stutter_artifact():
+    from talkqa.corpus.artifacts import ARTIFACTS
+
+    s = _sample(12)
+    out = ARTIFACTS.create("frame_stutter").apply(s, 1.0, (2, 12), np.random.default_rng(0))  # hold 5
+    assert [int(np.flatnonzero((s.frames == f).all(axis=(1, 2, 3)))[0]) for f in out.frames] == [0, 1, 2, 2, 2, 2, 2, 7, 7, 7, 7, 7]
+
+
+# ------------------------------------------------------------------------------------- configuration
+def test_the_shipped_checks_load_and_name_real_variants():
+    cfg = load_check_config()
+    names = [c.name for c in cfg.checks]
+    for required in ("clean", "still_photo", "talking_photo", "audio_off_0.5s", "audio_off_0.2s", "audio_later_ladder",
+                     "audio_earlier_ladder", "other_voice", "stall", "heavy_noise", "face_blur", "heavy_compression"):
+        assert required in names
+    assert all(v.kind in VARIANT_KINDS for c in cfg.checks for v in c.variants)
+    assert cfg.graded.min_spearman == 0.9
+
+
+def test_variant_specs_fill_defaults_so_equal_variants_share_a_key():
+    assert VariantSpec(kind="stall").key == VariantSpec(kind="stall", seconds=1.5).key == "stall(seconds=1.5)"
+    assert VariantSpec(kind="audio_shift", seconds=-0.2).key == "audio_shift(seconds=-0.2)"
+    with pytest.raises(ValueError, match="unknown parameter"):
+        VariantSpec(kind="stall", minutes=2)
+    with pytest.raises(ValueError, match="required"):
+        VariantSpec(kind="artifact", name="noise_white")
+    with pytest.raises(UsageError, match="ladder"):
+        load_check_config(overrides=["checks=[{name: x, says: y, variants: [{kind: mirror}], expect: {non_increasing: [lip_sync]}}]"])
+    with pytest.raises(UsageError, match="unknown dimension"):
+        load_check_config(overrides=["checks=[{name: x, says: y, variants: [{kind: mirror}], expect: {max: {lipsync: 2}}}]"])
+
+
+def test_diagnostic_cover_is_the_covered_share_of_the_span():
+    diags = [{"start": 0.0, "end": 1.0}, {"start": 1.5, "end": 3.0}, {"start": 2.0, "end": 2.5}]
+    assert math.isclose(diagnostic_cover(diags, (25, 75), 100, 25.0), 0.75)  # 1-3 s: only 1.0-1.5 s uncovered
+    assert diagnostic_cover([], (25, 75), 100, 25.0) == 0.0
+    assert diagnostic_cover(diags, None, 75, 25.0) == pytest.approx(2.5 / 3.0)
+
+
+# ------------------------------------------------------------------------------------- checks can pass and fail
+class ConstantScorer:
+    """A model that does not move: 3.0 on every axis, whatever the clip."""
+
+    model = {"name": "constant", "version": "0"}
+
+    def score(self, path, audio=None, keep_details=False):
+        return Result(str(path), {d: 3.0 for d in DIMENSION_NAMES}, {}, [], [], None, self.model)
+
+
+class ViewerScorer:
+    """Scores a person would give to each variant (read from the file name), without visual_quality."""
+
+    model = {"name": "viewer", "version": "0"}
+    GOOD = {d: 4.5 for d in DIMENSION_NAMES if d != "visual_quality"}
+    BAD = {"still_photo": {"expression": 1.2, "lip_sync": 1.4, "overall": 1.5},
+           "audio_shift(seconds=0.5)": {"lip_sync": 1.3, "overall": 2.0}, "audio_shift(seconds=-0.5)": {"lip_sync": 1.5, "overall": 2.0},
+           "audio_shift(seconds=0.2)": {"lip_sync": 3.0}, "audio_shift(seconds=-0.2)": {"lip_sync": 3.2},
+           "other_voice": {"lip_sync": 1.5, "consistency": 1.5, "overall": 2.0},
+           "stall(seconds=1.5)": {"expression": 3.0, "overall": 3.0}, "white_noise(snr_db=0)": {"audio_quality": 1.5, "overall": 2.5}}
+
+    def score(self, path, audio=None, keep_details=False):
+        key = Path(path).stem
+        scores = {**{d: None for d in DIMENSION_NAMES}, **self.GOOD, **self.BAD.get(key, {})}
+        diags = [{"start": 0.0, "end": 10.0, "dimension": "expression", "issue": "face frozen", "severity": 1.0}] \
+            if key.startswith("stall") else []
+        return Result(str(path), scores, {}, diags, [], None, self.model)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, astronaut):
+    folder = tmp_path_factory.mktemp("check_sources")
+    rows = []
+    for i in range(2):
+        frames = face_frames(astronaut, 60, (96, 96), seed=i)
+        video = write_clip(folder / f"talker{i}.mp4", frames, FPS, speech_like(60 / FPS, SR, seed=i), SR)
+        rows.append({"clip_id": f"talker{i}", "video": str(video), "speaker": f"spk{i}"})
+    df = pd.DataFrame(rows)
+    df.to_csv(folder / "manifest.csv", index=False)
+    return df, folder / "manifest.csv"
+
+
+def _config() -> CheckConfig:
+    return load_check_config()
+
+
+@pytest.mark.slow
+def test_a_model_that_does_not_move_fails_the_checks(sources, tmp_path):
+    report = run_check(sources[0], ConstantScorer(), _config(), tmp_path, only=FAST)
+    failed = {o.check for o in report.failed}
+    assert {"clean", "still_photo", "audio_off_0.5s", "audio_off_0.2s", "other_voice", "stall", "heavy_noise"} <= failed
+    assert not report.passed and report.sources == ["talker0", "talker1"]
+    clean = [o for o in report.outcomes if o.check == "clean" and o.measure == "lip_sync >= 3.5"]
+    assert [(o.value, o.margin, o.status) for o in clean] == [(3.0, -0.5, FAIL)] * 2
+    # a score that does not move never rises: the ladders and the mirror pass
+    assert {o.status for o in report.outcomes if o.check in ("audio_later_ladder", "mirror")} == {PASS}
+
+
+@pytest.mark.slow
+def test_scores_a_viewer_would_give_pass_and_missing_dimensions_are_not_scored(sources, tmp_path):
+    report = run_check(sources[0], ViewerScorer(), _config(), tmp_path, only=FAST)
+    assert report.passed, [o for o in report.failed]
+    vq = [o for o in report.outcomes if "visual_quality" in o.measure]
+    assert vq and {o.status for o in vq} == {NOT_SCORED}
+    shift = [o for o in report.outcomes if o.check == "audio_off_0.2s"]
+    assert sorted(o.value for o in shift) == [1.3, 1.3, 1.5, 1.5]  # drops from clean, two sources x two signs
+    summary = {(r["check"], r["measure"]): r for r in report.summary()}
+    assert summary[("stall", "diagnostics cover >= 50% of the edit")]["passed"] == 2
+    assert json.loads(json.dumps(report.to_dict()))["passed"] is True
+
+
+def test_quick_runs_one_source_with_the_strongest_level_of_each_graded_artifact(sources):
+    from talkqa.corpus.artifacts import ARTIFACTS
+    from talkqa.scoring.check import plan_check
+
+    cfg = _config()
+    quick = plan_check(sources[0], cfg, quick=True)
+    full = plan_check(sources[0], cfg)
+    assert len(quick) == 1 and len(full) == 2
+    graded = [v for v in quick[0].variants.values() if v.kind == "artifact"]
+    ladders = [c for c in quick[0].checks if c.name.startswith("graded:")]
+    assert graded and all(v.params["severity"] == 1.0 for v in graded)
+    assert {c.name.split(":")[1] for c in ladders} <= set(ARTIFACTS.names())
+    assert len([v for v in full[0].variants.values() if v.kind == "artifact"]) == sum(
+        len(ARTIFACTS.get(c.name.split(":")[1]).levels) for c in ladders)
+
+
+# ------------------------------------------------------------------------------------- the command
+@pytest.mark.slow
+def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, monkeypatch, tmp_path):
+    import talkqa.scoring.scorer as scorer_module
+
+    manifest = sources[1]
+    for stub, code in ((ConstantScorer, 1), (ViewerScorer, 0)):
+        monkeypatch.setattr(scorer_module, "Scorer", lambda model=None, device="cpu", _s=stub: _s())
+        res = CliRunner().invoke(app, ["check", "--manifest", str(manifest), "--only", "clean,still_photo,mirror",
+                                       "--json", "--keep", str(tmp_path / stub.__name__)])
+        assert res.exit_code == code, res.output
+        report = json.loads(res.stdout)
+        assert report["passed"] is (code == 0) and report["model"]["name"] == stub.model["name"]
+        assert {r["check"] for r in report["summary"]} == {"clean", "still_photo", "mirror"}
+        assert (tmp_path / stub.__name__ / "talker0" / "still_photo.mp4").is_file()  # --keep keeps the variants
+    res = CliRunner().invoke(app, ["check", "--manifest", str(manifest), "--only", "clean,still_photo"])
+    assert res.exit_code == 0 and "check" in res.stdout and "still_photo" in res.stdout  # the table
+
+
+def test_check_command_usage_errors_exit_2(sources, monkeypatch, tmp_path):
+    monkeypatch.setenv("TALKQA_SHARED_DATA", str(tmp_path / "nowhere"))
+    res = CliRunner().invoke(app, ["check", "--quick"])
+    assert res.exit_code == 2 and "TALKQA_SHARED_DATA" in res.output and "--manifest" in res.output
+    res = CliRunner().invoke(app, ["check", "--manifest", str(sources[1]), "--only", "nonsense"])
+    assert res.exit_code == 2 and "unknown check" in res.output
+    res = CliRunner().invoke(app, ["check", "--manifest", str(sources[1]), "--set", "graded.min_spearman=2"])
+    assert res.exit_code == 2 and "min_spearman" in res.output
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="the shipped model (talkqa-default 2) does not move the way people do "
+                   "(issue #13): a still photo keeps expression ~3, a 0.5 s offset barely lowers lip_sync; it passes "
+                   "once the model is retrained")
+def test_quick_check_of_the_shipped_model(shared_data, monkeypatch):
+    monkeypatch.setenv("TALKQA_SHARED_DATA", str(shared_data))
+    res = CliRunner().invoke(app, ["check", "--quick", "--json"])
+    assert res.exit_code in (0, 1), res.output
+    report = json.loads(res.stdout)
+    assert len(report["sources"]) == 1 and report["summary"]
+    assert res.exit_code == 0, [r["check"] for r in report["summary"] if r["status"] in ("fail", "error")]
