@@ -16,10 +16,14 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from .artifacts import ARTIFACTS, Sample
-from .artifacts import regions
+from talkqa.config import PreprocessConfig
+from talkqa.features.face import FaceDetector, FaceTracker
+
+from .artifacts import ARTIFACTS, Sample, regions
 from .artifacts.expression import hold_frames
 from .artifacts.lipsync import shift_audio
+from .render import TalkingHeadRenderer
+from .speech import controls_from_audio
 
 DEFAULT_CRF = 20  # what `talkqa degrade` writes: the clean clip is re-encoded like every variant
 
@@ -66,8 +70,6 @@ def first_face_frame(frames: np.ndarray, run: int = 3) -> int:
     the whole clip; 0 if none does. A still made of a frame the scorer cannot read would test the face
     tracker, not the judgement; a face found only in isolated frames is on the edge of detection and
     is often lost once the still is encoded."""
-    from talkqa.config import PreprocessConfig
-    from talkqa.features.face import FaceDetector, FaceTracker
 
     config = PreprocessConfig()
     detector = FaceDetector(config)
@@ -164,8 +166,6 @@ def mirror(sample: Sample, rng: np.random.Generator) -> Edit:
 def animated_still(sample: Sample, rng: np.random.Generator, size: int = 256) -> Edit:
     """The first frame with a face animated by the synthetic renderer, only the mouth driven by the
     audio (jaw from the speech envelope, as `talkqa synth` does); head, eyes, brows still: a talking photo."""
-    from .render import TalkingHeadRenderer
-    from .speech import controls_from_audio
 
     jaw = controls_from_audio(sample.audio, sample.sr, sample.fps, rng=rng, n_frames=sample.n_frames)["jaw"]
     portrait = sample.frames[first_face_frame(sample.frames)]

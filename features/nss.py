@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from talkqa.store import atomic_write_bytes
+
 from .align import EYE_Y, IOD
 from .texture import grey, nss_feature_names, nss_features
 
@@ -77,7 +79,6 @@ class NSSModel:
         return np.sqrt(np.maximum(d2, 0.0) / len(self.mean))
 
     def save(self, path: str | Path) -> None:
-        from talkqa.store import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez_compressed(buf, mean=self.mean, scale=self.scale, precision=self.precision,

@@ -25,6 +25,10 @@ import numpy as np
 import pandas as pd
 
 from talkqa.config import stable_hash
+from talkqa.corpus.artifacts import ARTIFACTS, Sample
+from talkqa.corpus.degrade import SourceError, decode_source, face_landmarks, fill_landmarks
+from talkqa.corpus.media import write_clip
+from talkqa.corpus.variants import VARIANT_KINDS, make_variant
 from talkqa.errors import UsageError
 from talkqa.tasks import DIMENSION_NAMES
 
@@ -106,7 +110,6 @@ class Planned:
 def graded_checks(config: CheckConfig, quick: bool) -> list[CheckSpec]:
     """One ladder per registered artifact (clean, then its levels mildest first) over the dimensions
     it damages by at least `min_impact`; expectation: Spearman(severity, score) <= -min_spearman."""
-    from talkqa.corpus.artifacts import ARTIFACTS
 
     g = config.graded
     out = []
@@ -176,9 +179,6 @@ def _rng(seed: int, *keys: str) -> np.random.Generator:
 
 def _load_sample(plan: Planned, config: CheckConfig):
     """The source as a corpus Sample: frames, audio, landmarks and donors when a variant needs them."""
-    from talkqa.corpus.artifacts import Sample
-    from talkqa.corpus.degrade import SourceError, decode_source, face_landmarks, fill_landmarks
-    from talkqa.corpus.variants import VARIANT_KINDS
 
     frames, audio = decode_source(plan.video, config.source.max_seconds, config.source.max_side)
     needs = [VARIANT_KINDS[v.kind].needs(v.params) for v in plan.variants.values()]
@@ -198,9 +198,6 @@ def run_check(sources: pd.DataFrame, scorer, config: CheckConfig, work_dir: str 
               progress: Callable[[int, int, str], None] | None = None) -> CheckReport:
     """Make, score and judge every variant of every source; variant clips go under `work_dir`.
     `progress(done, total, label)` is called after each variant."""
-    from talkqa.corpus.degrade import SourceError
-    from talkqa.corpus.media import write_clip
-    from talkqa.corpus.variants import make_variant
 
     t0 = time.perf_counter()
     plans = plan_check(sources, config, quick, only, donor_pool)
@@ -342,7 +339,7 @@ def _score_row(row, key, measure, bad, value, margin_of, dim) -> None:
 
 
 def _spearman(x, y) -> float:
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # lazy: slow import, only on this path
 
     if np.ptp(np.asarray(y, float)) == 0:
         return float("nan")  # a score that does not move is no evidence of falling

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from talkqa.config import StrictModel, config_path, load_config
+from talkqa.corpus.variants import VARIANT_KINDS
 from talkqa.tasks import DIMENSION_NAMES
 
 DEFAULT_CHECKS = config_path("check", "default.yaml")
@@ -72,7 +73,6 @@ class VariantSpec(StrictModel):
     @model_validator(mode="after")
     def _complete(self):
         # the corpus (cv2, scipy, every artifact) loads only when a check config is read
-        from talkqa.corpus.variants import VARIANT_KINDS
 
         if self.kind not in VARIANT_KINDS:
             raise ValueError(f"unknown variant kind {self.kind!r}; known: {', '.join(VARIANT_KINDS)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from fractions import Fraction
 
+import av
 import numpy as np
 
 from .base import ARTIFACTS, Artifact, Saturating
@@ -17,7 +18,6 @@ def h264_roundtrip(frames: np.ndarray, qp: int, fps: float = 25.0) -> np.ndarray
     """`frames` (T, H, W, 3) uint8 RGB encoded with libx264 at constant quantiser `qp` (in memory,
     raw Annex-B stream, default GOP and B-frames: x264 keeps its usual I/P/B quantiser offsets around
     `qp`) and decoded back, same shape. Odd sizes are padded by edge replication for the 4:2:0 encode."""
-    import av
 
     t, h, w = frames.shape[:3]
     ph, pw = h % 2, w % 2
