@@ -15,6 +15,9 @@ from talkqa.config import load_config
 from talkqa.errors import UsageError
 from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS
 
+# Cross-validated benchmark runs, even at test size: the slow tier.
+pytestmark = pytest.mark.slow
+
 CI_CONFIG = "configs/benchmark/ci.yaml"
 FAST = ["folds=2", "bootstrap=30", "fusion.train.epochs=2", "fusion.train.patience=2", "stacking.n_trials=1",
         "stacking.oof_folds=2", "shap_dimensions=[lip_sync]"]

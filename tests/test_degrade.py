@@ -428,6 +428,7 @@ def test_still_portrait_at_full_severity_is_a_talking_photo(moving):
 
 
 # ---------------------------------------------------------------------------- the corpus
+@pytest.mark.slow
 def test_degrade_corpus_end_to_end(tmp_path):
     from talkqa.corpus.degrade import DegradeRecipe, degrade_corpus
     from talkqa.corpus.synth import synth_corpus

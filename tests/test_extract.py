@@ -16,6 +16,9 @@ from talkqa.errors import ERROR_CODES, PARTIAL_CODES
 from talkqa.features.extract import run_extract
 from talkqa.store import Store, parquet_meta, read_parquet
 
+# Extraction runs of several clips through the process pool: the slow tier.
+pytestmark = pytest.mark.slow
+
 FAST = ["--set", "features.params={audio: {dnsmos: false, egemaps: false}}"]
 
 

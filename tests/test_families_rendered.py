@@ -15,6 +15,9 @@ from talkqa.features.families import FAMILIES, frame_windows
 from talkqa.features.preprocess import preprocess
 from talkqa.corpus.media import write_clip
 
+# Renders talking heads and runs the real face pipeline on them: the slow tier.
+pytestmark = pytest.mark.slow
+
 FPS, SR, HOP = 25.0, 16000, 640
 FAST_AUDIO = {"dnsmos": False, "egemaps": False}
 

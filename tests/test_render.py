@@ -118,6 +118,7 @@ def test_unknown_language_is_a_clear_error():
         synthesize("hola", "es")
 
 
+@pytest.mark.slow
 def test_synth_corpus_writes_and_resumes(tmp_path):
     import av
 
@@ -157,6 +158,7 @@ def test_synth_corpus_writes_and_resumes(tmp_path):
     pd.testing.assert_frame_equal(again, manifest)
 
 
+@pytest.mark.slow
 def test_synth_corpus_from_audio_folder(tmp_path):
     import soundfile as sf
 
@@ -171,6 +173,7 @@ def test_synth_corpus_from_audio_folder(tmp_path):
     assert manifest.loc[0, "meta__speech"].startswith("audio file ") and "a.flac@" in manifest.loc[0, "meta__speech"]
 
 
+@pytest.mark.slow
 def test_synth_corpus_reports_a_bad_clip_and_goes_on(tmp_path):
     import soundfile as sf
 

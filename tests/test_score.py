@@ -18,6 +18,9 @@ from talkqa.errors import ERROR_CODES
 from talkqa.tasks import DIMENSION_NAMES
 from tiny_model import TINY_TRAIN
 
+# Trains a tiny model and scores clips end to end (process pools, Ray): the slow tier.
+pytestmark = pytest.mark.slow
+
 ERROR_INPUTS = ["missing_path", "directory", "zero_bytes", "truncated", "text_as_mp4", "audio_only", "no_face",
                 "one_frame", "half_second"]
 SCORED = ["good", "no_audio_track", "spaces_non_ascii"]
