@@ -6,11 +6,15 @@ preceded by pooling or colour normalisation, so it sees blur, blocks, grain and 
 temporal convolution over frames (flicker, ghosting and unstable texture live in time). Trained on
 real footage against graded picture degradations applied to the crops on the fly
 (experts/picture_degradations.py): clean-vs-degraded BCE plus a margin ranking loss that orders copies
-of one window at increasing severity.
+of one window at increasing severity. Half the clean windows first get a `source` degradation (blur, a
+low-resolution frame, JPEG blocks, as real footage from a small or compressed source has), which counts
+against `quality_logit` but not against `artifact_logit`: that head learns to find what generators leave
+(a soft or pasted mouth, flicker, ghosting, grain, smeared teeth, warping) whatever the source quality.
 
 Tokens: 0.2 s windows of the temporal features. Clip scalars (high = clean picture): `quality_logit`
-(the whole picture), `face_logit` and `mouth_logit` (each crop's branch alone) and `quality_logit_p10`
-(the 10th percentile over tokens: a short bad stretch). Frames without a face are left out.
+(the whole picture), `artifact_logit` (generation artefacts only, source quality ignored), `face_logit`
+and `mouth_logit` (each crop's branch alone) and `quality_logit_p10` (the 10th percentile over tokens:
+a short bad stretch). Frames without a face are left out.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from torch.nn import functional as F
 from talkqa.features.clip import PreprocessedClip
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens
-from .picture_degradations import DEGRADATIONS
+from .picture_degradations import DEGRADATIONS, GENERATION, SOURCE_FAMILIES
 
 EVAL_SEVERITIES = (0.25, 0.5, 0.75, 1.0)
+HEADS = ("quality", "artifact", "face", "mouth")
 
 
 class PictureConfig(ExpertConfig):
@@ -40,15 +45,18 @@ class PictureConfig(ExpertConfig):
     min_face_share: float = Field(0.25, ge=0, le=1, description="fewer frames with a face is an error")
     chunk_frames: int = Field(128, ge=1, description="frames per 2-D CNN call at inference (bounds memory)")
     # training
-    window_frames: int = Field(24, ge=2, description="training window in frames (all with a face)")
+    window_frames: int = Field(16, ge=2, description="training window in frames (all with a face)")
     max_clip_frames: int = Field(400, description="frames kept in memory per training clip")
     severities: int = Field(3, ge=1, description="severities of one degradation per clean training window")
+    source_share: float = Field(0.5, ge=0, le=1, description="share of clean training windows given a source "
+                                                             "degradation first (see artifact_logit)")
     rank_margin: float = 0.5
     rank_weight: float = 1.0
     branch_weight: float = 0.5
-    eval_windows: int = Field(4, ge=1, description="windows per held-out clip in evaluate()")
-    steps: int = 1200
-    batch_size: int = 32
+    eval_windows: int = Field(6, ge=2, description="windows per held-out clip in evaluate() (half of them with a "
+                                                   "source degradation)")
+    steps: int = 800
+    batch_size: int = 24
     lr: float = 3e-3
 
 
@@ -88,7 +96,7 @@ class PictureModel(nn.Module):
         self.mouth_head = nn.Linear(self.mouth.out_dim, 1)
         self.proj = nn.Sequential(nn.Linear(self.face.out_dim + self.mouth.out_dim, hidden), nn.GELU())
         self.temporal = nn.ModuleList(nn.Conv1d(hidden, hidden, 3, dilation=d) for d in (1, 2))
-        self.head = nn.Linear(hidden, 1)
+        self.head = nn.Linear(hidden, 2)  # quality, artifact
 
     def encode(self, face_cur, face_prev, mouth_cur, mouth_prev) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 crops of N frames (and of the frame before each) -> face and mouth features (N, D)."""
@@ -96,13 +104,14 @@ class PictureModel(nn.Module):
 
     def sequence(self, f: torch.Tensor, m: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, P, D) face and mouth features of P frames -> per-frame hidden features (B, P, hidden) and
-        per-frame logits (B, P): quality, face, mouth."""
+        per-frame logits (B, P): quality, artifact, face, mouth."""
         h = self.proj(torch.cat([f, m], -1)).transpose(1, 2)
         for conv in self.temporal:
             d = conv.dilation[0]
             h = h + F.gelu(conv(F.pad(h, (d, d), mode="replicate")))
         h = h.transpose(1, 2)
-        return {"hidden": h, "quality": self.head(h).squeeze(-1), "face": self.face_head(f).squeeze(-1),
+        q = self.head(h)
+        return {"hidden": h, "quality": q[..., 0], "artifact": q[..., 1], "face": self.face_head(f).squeeze(-1),
                 "mouth": self.mouth_head(m).squeeze(-1)}
 
     def forward(self, face_cur, face_prev, mouth_cur, mouth_prev) -> dict[str, torch.Tensor]:
@@ -111,7 +120,7 @@ class PictureModel(nn.Module):
         f, m = self.encode(face_cur.flatten(0, 1), face_prev.flatten(0, 1), mouth_cur.flatten(0, 1),
                            mouth_prev.flatten(0, 1))
         out = self.sequence(f.view(b, p, -1), m.view(b, p, -1))
-        return {k: out[k].mean(1) for k in ("quality", "face", "mouth")}
+        return {k: out[k].mean(1) for k in HEADS}
 
 
 @EXPERTS.register
@@ -120,17 +129,20 @@ class PictureExpert(Expert):
     version = "1"
     input_kind = "face+mouth crops"
     modality = "visual"
-    scalar_names = ("quality_logit", "face_logit", "mouth_logit", "quality_logit_p10")
+    scalar_names = ("quality_logit", "artifact_logit", "face_logit", "mouth_logit", "quality_logit_p10")
     config_cls = PictureConfig
     summary = ("Picture-quality expert: a small CNN over aligned face (96 px) and mouth (48 x 96 px) crops at full "
                "resolution, each frame with its difference to the frame before, then a temporal convolution; trained "
-               "to tell clean real footage from graded degradations of it (blur, low-resolution mouth, pasted "
-               "lower-face box, JPEG blocks, flicker, ghosting, grain/checkerboard, teeth smear, warping) with BCE "
-               "plus a severity ranking loss. Higher `quality_logit` = cleaner picture; `face_logit` and "
-               "`mouth_logit` are the two crop branches alone; `quality_logit_p10` the worst tenth of 0.2 s tokens.")
+               "to tell clean real footage from graded degradations of it with BCE plus a severity ranking loss. "
+               "Higher = cleaner: `quality_logit` counts every degradation (blur, low-resolution frame, JPEG blocks, "
+               "low-resolution mouth, pasted lower-face box, flicker, ghosting, grain/checkerboard, teeth smear, "
+               "warping); `artifact_logit` only the generation ones, trained to ignore source quality (blur, "
+               "resolution, blocks); `face_logit` and `mouth_logit` are the two crop branches alone; "
+               "`quality_logit_p10` the worst tenth of its 0.2 s tokens.")
     limits = ("Negatives are synthetic degradations of real crops, not outputs of real generators: it measures "
-              "distance from clean real footage, and real footage that is itself soft or compressed (low-resolution "
-              "sources, 224 px crops) scores lower for it. Scene cuts look like flicker. Faces found in under a "
+              "distance from clean real footage. `quality_logit` ranks real footage from small or compressed "
+              "sources (224-256 px) below sharp generated video, as a viewer judging sharpness would; use "
+              "`artifact_logit` for generation artefacts. Scene cuts look like flicker. Faces found in under a "
               "quarter of the frames are refused.")
     training_data = ("real clips of the given stores (clean windows) against on-the-fly degradations of the same "
                      "windows (experts/picture_degradations.py); the clips used and held out are listed in the metrics")
@@ -190,9 +202,8 @@ class PictureExpert(Expert):
             if len(inside):  # no face in the window: a zero token rather than a made-up one
                 emb[i] = out["hidden"][inside].mean(0)
                 token_quality[i] = out["quality"][inside].mean()
-        scalars = {"quality_logit": float(out["quality"][valid].mean()), "face_logit": float(out["face"][valid].mean()),
-                   "mouth_logit": float(out["mouth"][valid].mean()),
-                   "quality_logit_p10": float(np.nanpercentile(token_quality, 10))}
+        scalars = {f"{k}_logit": float(out[k][valid].mean()) for k in HEADS}
+        scalars["quality_logit_p10"] = float(np.nanpercentile(token_quality, 10))
         return Tokens(starts / clip.fps, np.minimum(starts + step, clip.n_frames) / clip.fps, emb, scalars)
 
     # ------------------------------------------------------------------------------------ training
@@ -228,40 +239,57 @@ class PictureExpert(Expert):
         picks = np.arange(1 + phase, len(f), self.config.frame_stride)
         return f[picks], f[picks - 1], m[picks], m[picks - 1]
 
+    def _source(self, face, mouth, rng) -> tuple[np.ndarray, np.ndarray, bool]:
+        """With probability source_share, the window after a random source degradation."""
+        if rng.uniform() >= self.config.source_share:
+            return face, mouth, False
+        family = SOURCE_FAMILIES[rng.integers(len(SOURCE_FAMILIES))]
+        return (*DEGRADATIONS[family](face, mouth, float(rng.uniform(0.05, 1.0)), rng), True)
+
     def training_batch(self, items, rng, n: int):
-        """Groups of one clean window and copies of it at `severities` increasing severities of one
-        random degradation family (the same random draws at every severity)."""
+        """Groups of one clean window (half of them after a source degradation) and copies of it at
+        `severities` increasing severities of one random family (the same random draws at every
+        severity). Targets per row: quality (no degradation at all), artifact (no generation
+        degradation), face and mouth (nothing visible in that crop); and whether the group ranks the
+        artifact head (a generation family)."""
         k = self.config.severities
         families = list(DEGRADATIONS)
         rows: list[tuple] = []
-        for g in range(max(1, n // (k + 1))):
+        for _ in range(max(1, n // (k + 1))):
             face, mouth = self._window(items[rng.integers(len(items))], rng)
+            face, mouth, sourced = self._source(face, mouth, rng)
             family = families[rng.integers(len(families))]
-            regions = DEGRADATIONS[family].regions
+            deg = DEGRADATIONS[family]
+            generation = float(deg.kind == GENERATION)
             sevs = [rng.uniform(0.1 + 0.9 * j / k, 0.1 + 0.9 * (j + 1) / k) for j in range(k)]
             seed = int(rng.integers(2**31))
             phase = int(rng.integers(self.config.frame_stride))
-            rows.append((*self._read(face, mouth, phase), 1.0, 1.0, 1.0, 0.0, g))
+            clean = float(not sourced)
+            rows.append((*self._read(face, mouth, phase), clean, 1.0, clean, clean, generation))
             for sev in sevs:
-                f, m = DEGRADATIONS[family](face, mouth, min(sev, 1.0), np.random.default_rng(seed))
-                rows.append((*self._read(f, m, phase), 0.0, float("face" not in regions),
-                             float("mouth" not in regions), sev, g))
+                f, m = deg(face, mouth, min(sev, 1.0), np.random.default_rng(seed))
+                rows.append((*self._read(f, m, phase), 0.0, 1.0 - generation, clean * ("face" not in deg.regions),
+                             clean * ("mouth" not in deg.regions), generation))
         cols = list(zip(*rows))
         crops = [torch.from_numpy(np.stack(c)) for c in cols[:4]]
         return (*crops, *(torch.tensor(c, dtype=torch.float32) for c in cols[4:]))
 
     def training_loss(self, model, batch):
-        *crops, y, y_face, y_mouth, sev, group = batch
+        *crops, y_quality, y_artifact, y_face, y_mouth, generation = batch
         out = model(*crops)
-        k = self.config.severities
-        bce = F.binary_cross_entropy_with_logits(out["quality"], y, pos_weight=torch.tensor(float(k)))
-        branch = (F.binary_cross_entropy_with_logits(out["face"], y_face)
-                  + F.binary_cross_entropy_with_logits(out["mouth"], y_mouth))
-        # rows come in groups: clean first, then severities in increasing order
-        q = out["quality"].view(-1, k + 1)
-        i, j = torch.triu_indices(k + 1, k + 1, 1)
-        rank = F.relu(self.config.rank_margin - (q[:, i] - q[:, j])).mean()
-        return bce + self.config.branch_weight * branch + self.config.rank_weight * rank
+        bce = sum(_balanced_bce(out[h], y) for h, y in (("quality", y_quality), ("artifact", y_artifact)))
+        branch = _balanced_bce(out["face"], y_face) + _balanced_bce(out["mouth"], y_mouth)
+        # rows come in groups: the clean window first, then its copies in increasing severity
+        k1 = self.config.severities + 1
+        i, j = torch.triu_indices(k1, k1, 1)
+        gap = self.config.rank_margin
+
+        def rank(logits, weight):
+            pairs = F.relu(gap - (logits.view(-1, k1)[:, i] - logits.view(-1, k1)[:, j]))
+            return (pairs * weight[:, None]).sum() / (weight.sum() * len(i)).clamp(min=1)
+
+        ranked = rank(out["quality"], torch.ones_like(generation[::k1])) + rank(out["artifact"], generation[::k1])
+        return bce + self.config.branch_weight * branch + self.config.rank_weight * ranked
 
     @torch.no_grad()
     def _score_windows(self, windows: list[tuple[np.ndarray, ...]]) -> dict[str, np.ndarray]:
@@ -269,57 +297,75 @@ class PictureExpert(Expert):
         for s in range(0, len(windows), 32):
             cols = list(zip(*windows[s : s + 32]))
             outs.append(self.model_(*(torch.from_numpy(np.stack(c)).to(self.device) for c in cols)))
-        return {k: torch.cat([o[k] for o in outs]).cpu().numpy() for k in ("quality", "face", "mouth")}
+        return {k: torch.cat([o[k] for o in outs]).cpu().numpy() for k in HEADS}
 
     @torch.no_grad()
     def evaluate(self, items, seed: int = 1) -> dict[str, Any]:
-        """On held-out windows: ROC-AUC of quality_logit, clean vs each family (all severities pooled, and at
-        the mildest one), and the Spearman correlation of quality_logit with severity (clean = 0) per family."""
+        """On held-out windows, half of them after a source degradation: ROC-AUC of quality_logit, clean
+        vs each family (all severities pooled, and at the mildest), on windows without a source
+        degradation; the Spearman correlation of quality_logit with severity (clean = 0) per family;
+        ROC-AUC of artifact_logit, clean (with or without a source degradation) vs each generation
+        family; and how far each head moves for a source degradation alone (AUC clean vs sourced)."""
         from scipy.stats import spearmanr
 
         rng = np.random.default_rng(seed)
-        windows, fams, sevs = [], [], []
+        windows, fams, sevs, sourced = [], [], [], []
         for item in items:
-            for _ in range(self.config.eval_windows):
+            for w in range(self.config.eval_windows):
                 face, mouth = self._window(item, rng)
-                windows.append(self._read(face, mouth, 0))
-                fams.append("clean")
-                sevs.append(0.0)
+                with_source = w % 2 == 1
+                if with_source:
+                    family = SOURCE_FAMILIES[rng.integers(len(SOURCE_FAMILIES))]
+                    face, mouth = DEGRADATIONS[family](face, mouth, float(rng.uniform(0.05, 1.0)), rng)
                 draw = int(rng.integers(2**31))
-                for family, deg in DEGRADATIONS.items():
-                    for sev in EVAL_SEVERITIES:
-                        windows.append(self._read(*deg(face, mouth, sev, np.random.default_rng(draw)), 0))
-                        fams.append(family)
-                        sevs.append(sev)
+                variants = [("clean", 0.0, (face, mouth))] + [
+                    (family, sev, deg(face, mouth, sev, np.random.default_rng(draw)))
+                    for family, deg in DEGRADATIONS.items() for sev in EVAL_SEVERITIES]
+                for family, sev, (f, m) in variants:
+                    windows.append(self._read(f, m, 0))
+                    fams.append(family)
+                    sevs.append(sev)
+                    sourced.append(with_source)
         if not windows:
             return {}
         scores = self._score_windows(windows)
-        fams, sevs = np.array(fams), np.array(sevs)
-        q = scores["quality"]
+        fams, sevs, sourced = np.array(fams), np.array(sevs), np.array(sourced)
+        q, a = scores["quality"], scores["artifact"]
         clean = fams == "clean"
-        auc, auc_mild, rho = {}, {}, {}
-        for family in DEGRADATIONS:
-            fam = fams == family
-            mild = fam & (sevs == EVAL_SEVERITIES[0])
-            auc[family] = _auc(q[clean], q[fam])
-            auc_mild[family] = _auc(q[clean], q[mild])
-            rho[family] = float(-spearmanr(sevs[clean | fam], q[clean | fam]).statistic)
+        plain = clean & ~sourced
+        auc, auc_mild, rho, artifact_auc = {}, {}, {}, {}
+        for family, deg in DEGRADATIONS.items():
+            fam = (fams == family) & ~sourced
+            auc[family] = _auc(q[plain], q[fam])
+            auc_mild[family] = _auc(q[plain], q[fam & (sevs == EVAL_SEVERITIES[0])])
+            rho[family] = float(-spearmanr(sevs[plain | fam], q[plain | fam]).statistic)
+            if deg.kind == GENERATION:
+                artifact_auc[family] = _auc(a[clean], a[fams == family])
         branch_auc = {}
         for branch in ("face", "mouth"):
-            hit = np.isin(fams, [f for f, d in DEGRADATIONS.items() if branch in d.regions])
-            branch_auc[branch] = _auc(scores[branch][clean], scores[branch][hit])
+            hit = np.isin(fams, [f for f, d in DEGRADATIONS.items() if branch in d.regions]) & ~sourced
+            branch_auc[branch] = _auc(scores[branch][plain], scores[branch][hit])
         seen = getattr(self, "seen_clips_", {})
         held = {item[1] for item in items}
         return {
             "heldout_auc_clean_vs_family": auc,
             f"heldout_auc_at_severity_{EVAL_SEVERITIES[0]}": auc_mild,
             "heldout_spearman_vs_severity": rho,
-            "heldout_spearman_vs_severity_pooled": float(-spearmanr(sevs, q).statistic),
+            "heldout_artifact_auc_clean_vs_generation_family": artifact_auc,
+            "heldout_auc_clean_vs_source_only": {"quality": _auc(q[plain], q[clean & sourced]),
+                                                 "artifact": _auc(a[plain], a[clean & sourced])},
             "heldout_branch_auc": branch_auc,
             "heldout_windows": int(clean.sum()),
             "heldout_clip_ids": sorted(held),
             "train_clip_ids": sorted(c for c in seen if c not in held),
         }
+
+
+def _balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE with both classes weighted equally, whatever their shares in the batch."""
+    pos = target.mean().clamp(1e-3, 1 - 1e-3)
+    weight = torch.where(target > 0.5, 0.5 / pos, 0.5 / (1 - pos))
+    return F.binary_cross_entropy_with_logits(logits, target, weight=weight)
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float:

@@ -9,6 +9,10 @@ stronger (what the expert's ranking loss needs).
 The mouth crop is a zoom of a fixed box of the face crop (features/align.py), so a local artefact is
 drawn once in face-crop coordinates and applied to both crops where it falls, at each crop's scale.
 
+Families are of two kinds (`Degradation.kind`): `source` (blur, a low-resolution frame, JPEG blocks:
+what real footage from a small or compressed source has too) and `generation` (a soft or pasted mouth,
+flicker, ghosting, grain, smeared teeth, warping: what generators leave).
+
 These are for learning signal, kept separate from the `talkqa degrade` corpus artifacts so that
 evaluation on that corpus stays out-of-sample.
 """
@@ -103,6 +107,21 @@ def face_blur(face, mouth, sev, rng):
     def op(frames, x, y, scale):
         s = sigma * jitter * scale
         return np.stack([cv2.GaussianBlur(f, (0, 0), s) for f in frames])
+
+    return _per_crop(face, mouth, op)
+
+
+def lowres_frame(face, mouth, sev, rng):
+    """The whole frame at a lower resolution (a small or upscaled source, a face far from the camera):
+    both crops lose the same detail in face-crop pixels, so the zoomed mouth crop looks softest."""
+    factor = 1.2 + 2.3 * sev  # face-crop pixels per source pixel
+    jitter = rng.uniform(0.9, 1.1)
+
+    def op(frames, x, y, scale):
+        h, w = frames.shape[1:3]
+        small = (max(2, int(round(w / (factor * jitter * scale)))), max(2, int(round(h / (factor * jitter * scale)))))
+        return np.stack([cv2.resize(cv2.resize(fr, small, interpolation=cv2.INTER_AREA), (w, h),
+                                    interpolation=cv2.INTER_CUBIC) for fr in frames])
 
     return _per_crop(face, mouth, op)
 
@@ -265,13 +284,19 @@ def warp(face, mouth, sev, rng):
     return _per_crop(face, mouth, op)
 
 
+SOURCE, GENERATION = "source", "generation"
+
+
 @dataclass(frozen=True)
 class Degradation:
-    """A family, and which crops it visibly changes (the mouth crop lies inside a pasted lower-face box,
-    so the box's seam shows only in the face crop; teeth are too small to judge in the face crop)."""
+    """A family; which crops it visibly changes (the mouth crop lies inside a pasted lower-face box, so
+    the box's seam shows only in the face crop; teeth are too small to judge in the face crop); and its
+    kind: `source` for what a camera, a codec or a small source does to the whole frame (real footage has
+    it too), `generation` for what a generator leaves (local, or unstable in time)."""
 
     fn: Callable
     regions: tuple[str, ...] = ("face", "mouth")
+    kind: str = GENERATION
 
     def __call__(self, face, mouth, sev, rng):
         if not 0 < sev <= 1:
@@ -280,13 +305,15 @@ class Degradation:
 
 
 DEGRADATIONS: dict[str, Degradation] = {
-    "face_blur": Degradation(face_blur),
+    "face_blur": Degradation(face_blur, kind=SOURCE),
+    "lowres_frame": Degradation(lowres_frame, kind=SOURCE),
+    "blockiness": Degradation(blockiness, kind=SOURCE),
     "lowres_mouth": Degradation(lowres_mouth),
     "pasted_box": Degradation(pasted_box, ("face",)),
-    "blockiness": Degradation(blockiness),
     "flicker": Degradation(flicker),
     "ghosting": Degradation(ghosting),
     "texture_noise": Degradation(texture_noise),
     "teeth_smear": Degradation(teeth_smear, ("mouth",)),
     "warp": Degradation(warp),
 }
+SOURCE_FAMILIES = tuple(n for n, d in DEGRADATIONS.items() if d.kind == SOURCE)

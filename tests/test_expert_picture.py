@@ -11,7 +11,7 @@ from talkqa.experts.picture import PictureConfig, PictureExpert
 from talkqa.experts.picture_degradations import DEGRADATIONS, CropGeometry
 from talkqa.features.clip import PreprocessedClip, empty_visual
 
-TINY = dict(channels=[4, 8], hidden=8, window_frames=8, eval_windows=1, batch_size=8, severities=3)
+TINY = dict(channels=[4, 8], hidden=8, window_frames=8, eval_windows=2, batch_size=8, severities=3)
 FACE_BOX = (148, 46, 154)  # x0, y0, side of the astronaut's face in skimage's 512 x 512 portrait
 
 
@@ -92,6 +92,8 @@ def test_a_tiny_fit_on_synthetic_crops_reports_held_out_figures(astronaut):
     metrics = expert.fit_items(items, seed=0)
     assert metrics["steps"] == 4 and metrics["heldout_clips"] == 1
     assert set(metrics["heldout_auc_clean_vs_family"]) == set(DEGRADATIONS)
+    assert set(metrics["heldout_artifact_auc_clean_vs_generation_family"]) == {
+        f for f, d in DEGRADATIONS.items() if d.kind == "generation"}
     assert all(0 <= v <= 1 for v in metrics["heldout_auc_clean_vs_family"].values())
     assert len(metrics["train_clip_ids"]) == 3 and not set(metrics["train_clip_ids"]) & set(metrics["heldout_clip_ids"])
 
@@ -99,12 +101,18 @@ def test_a_tiny_fit_on_synthetic_crops_reports_held_out_figures(astronaut):
 def test_training_batch_groups_clean_then_rising_severity(astronaut):
     expert = PictureExpert(PictureConfig(**TINY))
     item = expert.training_item(crops_clip(astronaut, 12), "g")
-    *crops, y, y_face, y_mouth, sev, group = expert.training_batch([item], np.random.default_rng(0), 8)
-    assert crops[0].shape == (8, 4, 96, 96, 3) and crops[2].shape == (8, 4, 48, 96, 3)  # stride 2: 4 of 8 frames
-    assert y.tolist() == [1, 0, 0, 0] * 2
-    s = sev.view(2, 4)
-    assert (s[:, 0] == 0).all() and (s.diff(dim=1) > 0).all()
-    assert float(expert.training_loss(expert._new_model(), (*crops, y, y_face, y_mouth, sev, group))) > 0
+    batch = expert.training_batch([item], np.random.default_rng(0), 16)
+    *crops, y_quality, y_artifact, y_face, y_mouth, generation = batch
+    assert crops[0].shape == (16, 4, 96, 96, 3) and crops[2].shape == (16, 4, 48, 96, 3)  # stride 2: 4 of 8 frames
+    groups = y_quality.view(4, 4)
+    assert (groups[:, 1:] == 0).all()  # copies are degraded; the clean window is 1 unless a source degradation hit it
+    assert (y_artifact.view(4, 4)[:, 0] == 1).all()  # a source degradation is no generation artefact
+    # copies move further from their clean window with each step of severity
+    face = crops[0].float().view(4, 4, -1)
+    change = (face[:, 1:] - face[:, :1]).abs().mean(-1)
+    assert (change.diff(dim=1) > 0).all()
+    assert generation.view(4, 4).std(dim=1).max() == 0  # one family per group
+    assert float(expert.training_loss(expert._new_model(), batch).detach()) > 0
 
 
 def test_clips_too_short_for_a_training_window_are_skipped(astronaut):
