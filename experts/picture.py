@@ -9,7 +9,8 @@ real footage against graded picture degradations applied to the crops on the fly
 of one window at increasing severity. Half the clean windows first get a `source` degradation (blur, a
 low-resolution frame, JPEG blocks, as real footage from a small or compressed source has), which counts
 against `quality_logit` but not against `artifact_logit`: that head learns to find what generators leave
-(a soft or pasted mouth, flicker, ghosting, grain, smeared teeth, warping) whatever the source quality.
+(a soft or pasted mouth, flicker, ghosting, grain, plastic restored skin, smeared teeth, warping) whatever
+the source quality.
 
 Tokens: 0.2 s windows of the temporal features. Clip scalars (high = clean picture): `quality_logit`
 (the whole picture), `artifact_logit` (generation artefacts only, source quality ignored), `face_logit`
@@ -53,7 +54,7 @@ class PictureConfig(ExpertConfig):
     rank_margin: float = 0.5
     rank_weight: float = 1.0
     branch_weight: float = 0.5
-    eval_windows: int = Field(6, ge=2, description="windows per held-out clip in evaluate() (half of them with a "
+    eval_windows: int = Field(4, ge=2, description="windows per held-out clip in evaluate() (half of them with a "
                                                    "source degradation)")
     steps: int = 800
     batch_size: int = 24
@@ -135,15 +136,18 @@ class PictureExpert(Expert):
                "resolution, each frame with its difference to the frame before, then a temporal convolution; trained "
                "to tell clean real footage from graded degradations of it with BCE plus a severity ranking loss. "
                "Higher = cleaner: `quality_logit` counts every degradation (blur, low-resolution frame, JPEG blocks, "
-               "low-resolution mouth, pasted lower-face box, flicker, ghosting, grain/checkerboard, teeth smear, "
-               "warping); `artifact_logit` only the generation ones, trained to ignore source quality (blur, "
+               "low-resolution mouth, pasted lower-face box, flicker, ghosting, grain/checkerboard, restored "
+               "(smoothed then sharpened) skin, teeth smear, warping); `artifact_logit` only the generation ones, trained to ignore source quality (blur, "
                "resolution, blocks); `face_logit` and `mouth_logit` are the two crop branches alone; "
                "`quality_logit_p10` the worst tenth of its 0.2 s tokens.")
     limits = ("Negatives are synthetic degradations of real crops, not outputs of real generators: it measures "
               "distance from clean real footage. `quality_logit` ranks real footage from small or compressed "
               "sources (224-256 px) below sharp generated video, as a viewer judging sharpness would; use "
-              "`artifact_logit` for generation artefacts. Scene cuts look like flicker. Faces found in under a "
-              "quarter of the frames are refused.")
+              "`artifact_logit` for generation artefacts. It does not tell real from generated clips of "
+              "../shared/data (ROC-AUC about 0.45-0.57 for its scalars, intervals spanning 0.5: real_vs_generated in "
+              "the metrics): those generators leave little of what the synthetic families draw, and their 512 px "
+              "faces are sharper than many real sources. Ghosting and warping are the weakest families. Scene cuts "
+              "look like flicker. Faces found in under a quarter of the frames are refused.")
     training_data = ("real clips of the given stores (clean windows) against on-the-fly degradations of the same "
                      "windows (experts/picture_degradations.py); the clips used and held out are listed in the metrics")
 

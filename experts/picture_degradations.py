@@ -11,7 +11,7 @@ drawn once in face-crop coordinates and applied to both crops where it falls, at
 
 Families are of two kinds (`Degradation.kind`): `source` (blur, a low-resolution frame, JPEG blocks:
 what real footage from a small or compressed source has too) and `generation` (a soft or pasted mouth,
-flicker, ghosting, grain, smeared teeth, warping: what generators leave).
+flicker, ghosting, grain, restored-looking skin, smeared teeth, warping: what generators leave).
 
 These are for learning signal, kept separate from the `talkqa degrade` corpus artifacts so that
 evaluation on that corpus stays out-of-sample.
@@ -114,7 +114,7 @@ def face_blur(face, mouth, sev, rng):
 def lowres_frame(face, mouth, sev, rng):
     """The whole frame at a lower resolution (a small or upscaled source, a face far from the camera):
     both crops lose the same detail in face-crop pixels, so the zoomed mouth crop looks softest."""
-    factor = 1.2 + 2.3 * sev  # face-crop pixels per source pixel
+    factor = 1.05 + 2.45 * sev  # face-crop pixels per source pixel
     jitter = rng.uniform(0.9, 1.1)
 
     def op(frames, x, y, scale):
@@ -237,6 +237,24 @@ def texture_noise(face, mouth, sev, rng):
     return _per_crop(face, mouth, op)
 
 
+def restored_skin(face, mouth, sev, rng):
+    """The look of face restoration (GFPGAN, CodeFormer) and of some diffusion decoders: skin texture
+    flattened by edge-preserving smoothing, then the edges that are left sharpened: plastic skin with
+    crisp outlines, more detail at the edges than the source ever had."""
+    amount = (0.3 + 1.7 * sev) * rng.uniform(0.8, 1.2)
+
+    def op(frames, x, y, scale):
+        out = []
+        for fr in frames:
+            size = int(round(3 + 2 * scale)) | 1
+            smooth = cv2.bilateralFilter(np.clip(fr, 0, 255).astype(np.uint8), size, 8 + 40 * sev,
+                                         (1 + 2 * sev) * scale).astype(np.float32)
+            out.append(smooth + amount * (smooth - cv2.GaussianBlur(smooth, (0, 0), 1.0 * scale)))
+        return np.stack(out)
+
+    return _per_crop(face, mouth, op)
+
+
 def teeth_smear(face, mouth, sev, rng):
     """The inside of the mouth smeared into a flat blob: teeth and tongue lose their edges, as when a
     generator cannot draw teeth."""
@@ -313,6 +331,7 @@ DEGRADATIONS: dict[str, Degradation] = {
     "flicker": Degradation(flicker),
     "ghosting": Degradation(ghosting),
     "texture_noise": Degradation(texture_noise),
+    "restored_skin": Degradation(restored_skin),
     "teeth_smear": Degradation(teeth_smear, ("mouth",)),
     "warp": Degradation(warp),
 }
