@@ -178,7 +178,10 @@ class PictureExpert(Expert):
     def frame_outputs(self, clip: PreprocessedClip) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """(frame indices read, per-frame outputs as numpy, whether each read frame has a face)."""
         source, valid = self._frames(clip)
-        picks = np.arange(0, clip.n_frames, self.config.frame_stride)
+        stride = self.config.frame_stride
+        # the phase that reads the most face frames (a face found only in odd frames still counts)
+        phase = max(range(min(stride, clip.n_frames)), key=lambda p: int(valid[p::stride].sum()))
+        picks = np.arange(phase, clip.n_frames, stride)
         cur, prev = source[picks], source[np.maximum(picks - 1, 0)]
         model = self.model_
         feats = []

@@ -77,6 +77,13 @@ def test_frames_without_a_face_are_left_out(astronaut):
     assert before.scalars != pytest.approx(after.scalars)
 
 
+def test_a_face_in_every_other_frame_is_still_read(astronaut):
+    clip = crops_clip(astronaut, 40)
+    clip.face_valid[::2] = False  # the frames a stride of 2 reads first
+    scalars = untrained(frame_stride=2).embed(clip).scalars
+    assert all(np.isfinite(v) for v in scalars.values())
+
+
 def test_too_few_face_frames_is_a_clear_error(astronaut):
     clip = crops_clip(astronaut, 40)
     clip.face_valid[:] = False
