@@ -313,7 +313,7 @@ class PictureExpert(Expert):
         degradation; the Spearman correlation of quality_logit with severity (clean = 0) per family;
         ROC-AUC of artifact_logit, clean (with or without a source degradation) vs each generation
         family; and how far each head moves for a source degradation alone (AUC clean vs sourced)."""
-        from scipy.stats import spearmanr
+        from scipy.stats import spearmanr  # lazy: slow import, only on this path
 
         rng = np.random.default_rng(seed)
         windows, fams, sevs, sourced = [], [], [], []
@@ -376,7 +376,7 @@ def _balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_auc_score  # lazy: slow import, only on this path
 
     if not len(pos) or not len(neg):
         return float("nan")

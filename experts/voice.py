@@ -19,9 +19,9 @@ import torch
 from pydantic import model_validator
 from torch import nn
 
+from talkqa.errors import TalkqaError
 from talkqa.features.clip import PreprocessedClip
 from talkqa.features.dnsmos import dnsmos_scores
-from talkqa.errors import TalkqaError
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens, steps_from_epochs
 from .checkpoint import load_checkpoint
