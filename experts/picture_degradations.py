@@ -278,7 +278,6 @@ def teeth_smear(face, mouth, sev, rng):
 def warp(face, mouth, sev, rng):
     """A smooth displacement field that drifts over time: the face wobbles like jelly, features bend."""
     n = len(face)
-    s = face.shape[1]
     # a coarse 4x4 field per key frame, interpolated in time and space
     keys = rng.normal(0, 1, (n // 8 + 2, 2, 4, 4)).astype(np.float32)
     amp = 0.3 + 1.2 * sev  # face pixels (standard deviation of the displacement)
