@@ -111,8 +111,12 @@ def test_hold_frames_still_makes_the_frame_stutter_artifact():
     from talkqa.corpus.artifacts import ARTIFACTS
 
     s = _sample(12)
-    out = ARTIFACTS.create("frame_stutter").apply(s, 1.0, (2, 12), np.random.default_rng(0))  # hold 5
-    assert [int(np.flatnonzero((s.frames == f).all(axis=(1, 2, 3)))[0]) for f in out.frames] == [0, 1, 2, 2, 2, 2, 2, 7, 7, 7, 7, 7]
+    stutter = ARTIFACTS.create("frame_stutter")
+    shown = lambda out: [int(np.flatnonzero((s.frames == f).all(axis=(1, 2, 3)))[0]) for f in out.frames]
+    assert stutter.parameter(0.75) == 5
+    assert shown(stutter.apply(s, 0.75, (2, 12), np.random.default_rng(0))) == [0, 1, 2, 2, 2, 2, 2, 7, 7, 7, 7, 7]
+    # the worst level is the still photo: the segment's first frame to its end
+    assert shown(stutter.apply(s, 1.0, (2, 12), np.random.default_rng(0))) == [0, 1] + [2] * 10
 
 
 # ------------------------------------------------------------------------------------- configuration

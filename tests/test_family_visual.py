@@ -61,7 +61,8 @@ def test_blurred_face_loses_sharpness(portrait):
     # The NSS reference is faces of real talking-head video, softer than this photograph: the first
     # pixel of blur makes the face no less natural, blur beyond that moves it away.
     assert_monotone(rows[1:], "nss_distance", increasing=True)
-    assert rows[-1]["nss_distance"] > 1.5 * rows[0]["nss_distance"]
+    # (with the reference refit on the training speakers only, sigma 3 lands ~1.4x the sharp photo)
+    assert rows[-1]["nss_distance"] > 1.3 * rows[0]["nss_distance"]
 
 
 def test_blurred_mouth_pasted_into_a_sharp_face(portrait):

@@ -42,7 +42,7 @@ from ..align import mouth_zoom
 from ..clip import PreprocessedClip
 from ..nss import INNER_FACE, crop_box, face_nss_features, load_model
 from ..texture import EPS, LUMA, gradient_energy, grey, laplacian, laplacian_var, second_difference_rms
-from .base import FAMILIES, FamilyOutput, FeatureFamily
+from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
 
 # Regions of the aligned face crop in IOD units around the eye midpoint (x0, y0, x1, y1).
 UPPER_FACE = (-0.6, -0.3, 0.6, 0.35)  # brows, eyes, nose bridge
@@ -114,6 +114,34 @@ class Visual(FeatureFamily):
         "color_deviation",
         "nss_distance",
     )
+    feature_labels = {
+        "face_lapvar": FeatureLabel("face sharpness (Laplacian variance)", fmt="{:.0f}"),
+        "face_grad_energy": FeatureLabel("face edge energy (mean gradient²)", fmt="{:.0f}"),
+        "face_blur_effect": FeatureLabel("face blur (0 sharp .. 1 blurred)"),
+        "mouth_lapvar": FeatureLabel("mouth sharpness (Laplacian variance)", fmt="{:.0f}"),
+        "mouth_grad_energy": FeatureLabel("mouth edge energy (mean gradient²)", fmt="{:.0f}"),
+        "mouth_blur_effect": FeatureLabel("mouth blur (0 sharp .. 1 blurred)"),
+        "mouth_face_detail_ratio": FeatureLabel("mouth detail relative to the eyes (1 = as sharp)"),
+        "face_fine_share": FeatureLabel("finest detail in the face, at the video's resolution", "% of detail",
+                                        "{:.0f}", 100),
+        "mouth_fine_share": FeatureLabel("finest detail in the mouth, at the video's resolution", "% of detail",
+                                         "{:.0f}", 100),
+        "mouth_face_fine_ratio": FeatureLabel("finest mouth detail relative to the face's (1 = as fine)"),
+        "face_iod_px": FeatureLabel("face size (eye distance)", "px", "{:.0f}"),
+        "seam_strength": FeatureLabel("seam around the lower face (median)"),
+        "seam_strength_p90": FeatureLabel("seam around the lower face (worst 10 % of frames)"),
+        "blockiness": FeatureLabel("coding blockiness (8-px grid edges)"),
+        "flicker": FeatureLabel("face brightness flicker", "% of brightness", "{:.2f}"),
+        "texture_instability": FeatureLabel("fine texture changing between frames (relative)"),
+        "teeth_detail": FeatureLabel("teeth detail (Laplacian std, mouth open)", fmt="{:.1f}"),
+        "inner_mouth_contrast": FeatureLabel("inner-mouth contrast (luminance std)", fmt="{:.1f}"),
+        "neck_chroma_delta": FeatureLabel("face/neck colour difference", fmt="{:.1f}"),
+        "neck_luma_delta": FeatureLabel("face/neck brightness difference", fmt="{:.1f}"),
+        "color_drift": FeatureLabel("face colour drift, start vs end", fmt="{:.1f}"),
+        "texture_drift": FeatureLabel("face detail drift, start vs end (relative)"),
+        "color_deviation": FeatureLabel("face colour away from the clip's median", fmt="{:.1f}"),
+        "nss_distance": FeatureLabel("distance from real-face image statistics"),
+    }
     series_names = ("face_lapvar", "mouth_lapvar", "mouth_face_detail_ratio", "face_luminance", "flicker",
                     "texture_instability", "teeth_detail", "nss_distance", "face_fine_share", "seam_strength",
                     "blockiness", "neck_chroma_delta")
