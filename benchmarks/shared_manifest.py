@@ -1,10 +1,12 @@
-"""Manifests of ../shared/data clips with speaker groups, for training and benchmarks.
+"""Manifests of ../shared/data clips with speaker groups, held-out split and sync verdicts.
 
-The same person appears in several real clips under different folders (found by looking at the
-frames), so a speaker-disjoint split must group them; the GRID clips include look-alikes and form
-one group. Usage:
+Who is who, which clips are in sync and which speakers are held out are declared once, in
+configs/shared_data.yaml (read by talkqa.shared_data). Real clips get `speaker` (same-person groups),
+`split` (`train` / `heldout`: held-out speakers are never used to train anything) and `meta__sync`
+(in_sync / offset / unknown / no_audio) with `meta__sync_offset_frames`. Usage:
 
     .venv/bin/python benchmarks/shared_manifest.py real --out /tmp/real_manifest.csv
+    .venv/bin/python benchmarks/shared_manifest.py real --split train --out /tmp/real_train.csv
     .venv/bin/python benchmarks/shared_manifest.py generated --out /tmp/gen_manifest.csv
 """
 
@@ -16,47 +18,26 @@ from pathlib import Path
 
 import pandas as pd
 
+from talkqa.shared_data import HELDOUT, TRAIN, shared_manifest as _shared_manifest
+
 SHARED = Path(os.environ.get("TALKQA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-SAME_PERSON = {
-    "aoc": ("real/sadtalker/WDA_AlexandriaOcasioCortez_000", "real/vexpress/test_samples_short_case_AOC_gt",
-            "real/video-retalking/face_3"),
-    "obama": ("real/hyperlips/video2", "real/edtalk/test_data_uncrop_Obama"),
-    "mead_m030": ("real/eamm/test_crop_M030_sad_3_001", "real/eamm/test_video_disgusted", "real/eamm/test_video_sad"),
-}
-
-
-def speaker_of(clip_id: str) -> str:
-    for person, clips in SAME_PERSON.items():
-        if clip_id in clips:
-            return person
-    folder, stem = clip_id.split("/")[1], clip_id.rsplit("/", 1)[1]
-    return "grid" if folder == "lipnet_grid" else f"{folder}/{stem}"
 
 
 def shared_manifest(kind: str, shared: Path = SHARED) -> pd.DataFrame:
-    listing = pd.read_csv(shared / "MANIFEST.tsv", sep="\t")
-    rows = listing[listing["local_path"].str.startswith(f"{kind}/")]
-    out = pd.DataFrame({
-        "clip_id": rows["local_path"].str.rsplit(".", n=1).str[0],
-        "video": [str(shared / p) for p in rows["local_path"]],
-        "language": rows["language"].values,
-    })
-    if kind == "real":
-        out["speaker"] = out["clip_id"].map(speaker_of)
-        out["generator"] = "real"
-    else:
-        out["generator"] = out["clip_id"].str.split("/").str[1]
-    out["meta__has_audio"] = rows["has_audio"].values
-    return out.reset_index(drop=True)
+    return _shared_manifest(kind, shared)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", choices=["real", "generated"])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--split", choices=[TRAIN, HELDOUT], help="real clips: keep only this split")
     args = ap.parse_args()
     df = shared_manifest(args.kind)
+    if args.split:
+        if args.kind != "real":
+            ap.error("--split is for real clips")
+        df = df[df["split"] == args.split].reset_index(drop=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False)
     print(f"wrote {args.out}: {len(df)} clips" + (f", {df['speaker'].nunique()} speakers" if "speaker" in df else ""))

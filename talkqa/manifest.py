@@ -24,7 +24,8 @@ REQUIRED = ("clip_id", "video")
 OPTIONAL = ("audio", "speaker", "generator", "split", "source_clip", "language", "source", "duration_s", "artifacts")
 # Free-form columns are allowed under these prefixes (degrade writes severity__*, users meta__*).
 FREE_PREFIXES = ("severity__", "meta__")
-SPLITS = ("train", "val", "test")
+# heldout: speakers never used to train anything (configs/shared_data.yaml); only for evaluation and checks
+SPLITS = ("train", "val", "test", "heldout")
 
 
 @dataclass(frozen=True)
