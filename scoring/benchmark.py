@@ -15,6 +15,7 @@ Outputs in the report folder: results.json, predictions.parquet, config.yaml, in
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Callable, ClassVar, Literal
@@ -48,7 +49,7 @@ DEFAULT_STRATEGIES = ["mtl_fusion", "mtl_pretrained", "single_task", "concat_mlp
 
 
 class DifferenceConfig(StrictModel):
-    strategies: list[str] = Field(default_factory=lambda: ["mtl_fusion", "mtl_pretrained"],
+    strategies: list[str] = Field(default_factory=lambda: ["mtl_fusion", "mtl_pretrained", "mtl_tuned"],
                                   description="the multi-task strategies whose SRCC is compared (those that ran)")
     single_task: str = Field("single_task", description="the single-task counterpart")
     unit: Literal["clip", "speaker"] = Field("clip", description="what the paired bootstrap resamples: clips, or "
@@ -78,6 +79,9 @@ class BenchmarkConfig(StrictModel):
     scalar_map: Literal["linear", "isotonic"] = "linear"
     scalar_for: dict[str, str] = Field(default_factory=dict,
                                        description="dimension -> expert scalar column; unset: best on training folds")
+    cache: bool = Field(True, description="keep each fitted strategy's fold predictions under <report>/parts/ and "
+                                          "reuse them when the same fit comes up again (resume, add strategies)")
+    tuned_trials: int = Field(8, ge=1, description="Optuna trials of mtl_tuned when fusion.tune.n_trials is 0")
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     stacking: StackingConfig = Field(default_factory=StackingConfig)
     differences: DifferenceConfig = Field(default_factory=DifferenceConfig)
@@ -165,6 +169,18 @@ class MTLPretrained(_Fusion):
 
 
 @STRATEGIES.register
+class MTLTuned(_Fusion):
+    name = "mtl_tuned"
+    description = "mtl_fusion with width, depth, dropout, learning rate, loss weights and task weighting chosen " \
+                  "by Optuna on speaker-grouped inner folds of each training fold (as stacking is tuned)"
+
+    def _fusion_config(self):
+        c = self.config.fusion.model_copy(deep=True)
+        c.tune.n_trials = c.tune.n_trials or self.config.tuned_trials
+        return c
+
+
+@STRATEGIES.register
 class ConcatMLP(_Fusion):
     name = "concat_mlp"
     description = "pooled expert tokens + hand-crafted -> MLP, multi-task, no attention"
@@ -181,8 +197,14 @@ class SingleTask(Strategy):
     description = "the fusion model trained once per dimension"
 
     def fit(self, data, labels, clip_ids, unlabelled_ids=None):
-        self.models_ = []
+        self.models_, self.constant_ = [], {}
+        y = labels.y(list(clip_ids))
         for dim in labels.dimensions:
+            known = y[:, DIMENSION_NAMES.index(dim)]
+            known = known[np.isfinite(known)]
+            if len(known) and np.ptp(known) == 0:  # nothing to learn (e.g. no visual artifact in the corpus)
+                self.constant_[dim] = float(known[0])
+                continue
             cfg = self.config.fusion.model_copy(deep=True)
             cfg.tasks = [dim]
             self.models_.append(FusionRegressor(cfg, self.config.device).fit(data, labels, clip_ids,
@@ -190,7 +212,11 @@ class SingleTask(Strategy):
         return self
 
     def predict(self, data, clip_ids):
-        return pd.concat([m.predict(data, clip_ids) for m in self.models_], axis=1)
+        out = pd.concat([m.predict(data, clip_ids) for m in self.models_], axis=1) if self.models_ \
+            else pd.DataFrame(index=pd.Index(list(clip_ids), name="clip_id"))
+        for dim, value in self.constant_.items():
+            out[dim] = value
+        return out
 
     def details(self):
         return {m.tasks_[0]: _fusion_details(m) for m in self.models_ if _fusion_details(m)}
@@ -276,6 +302,37 @@ def fit_predict(name: str, cfg: BenchmarkConfig, data, labels, train_ids, test_i
     return strategy.predict(data, test_ids).reindex(test_ids), strategy.details()
 
 
+class CachedFitPredict:
+    """fit_predict with its results kept under <report>/parts/, keyed on everything that decides them (the
+    strategy, the model settings, the exact train / test / unlabelled clips, their labels and the store's
+    experts). A benchmark run that stops, or a later run that adds strategies or a learning curve to the
+    same report folder, refits nothing it already has."""
+
+    MODEL_FIELDS = {"fusion", "stacking", "scalar_map", "scalar_for", "device", "tuned_trials"}
+
+    def __init__(self, folder: Path, data, labels, enabled: bool = True):
+        self.folder, self.enabled = folder, enabled
+        self.context = stable_hash({"store": str(data.root), "experts": data.schema(),
+                                    "labels": labels.table.to_csv()})
+
+    def key(self, name, cfg, train_ids, test_ids, unlabelled_ids) -> str:
+        return stable_hash({"strategy": name, "config": cfg.model_dump(mode="json", include=self.MODEL_FIELDS),
+                            "train": stable_hash(list(train_ids)), "test": stable_hash(list(test_ids)),
+                            "unlabelled": stable_hash(list(unlabelled_ids)), "context": self.context}, 24)
+
+    def __call__(self, name, cfg, data, labels, train_ids, test_ids, unlabelled_ids):
+        key = self.key(name, cfg, train_ids, test_ids, unlabelled_ids)
+        pred_path, info_path = self.folder / f"{key}.parquet", self.folder / f"{key}.json"
+        if self.enabled and pred_path.is_file() and info_path.is_file():
+            return pd.read_parquet(pred_path).set_index("clip_id").reindex(test_ids), json.loads(info_path.read_text())
+        pred, info = fit_predict(name, cfg, data, labels, train_ids, test_ids, unlabelled_ids)
+        if self.enabled:
+            frame = pred.reindex(test_ids).rename_axis("clip_id").reset_index()
+            write_parquet(frame, pred_path, "talkqa.benchmark.part", key)
+            atomic_write_json(info_path, info)
+        return pred, info
+
+
 def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[str], None] | None = None) -> dict:
     log = log or (lambda msg: None)
     if not config.store or not config.labels:
@@ -291,6 +348,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[s
     unlabelled = [c for c in data.clip_ids if c not in set(ids)]
     groups = labels.groups(ids)
     folds = group_folds(groups, config.folds, config.seed)
+    fit_predict_cached = CachedFitPredict(out_dir / "parts", data, labels, config.cache)
     runs = [(name, name, "strategy", config) for name in config.strategies]
     if config.ablations:
         runs += [(label, config.ablation_strategy, "ablation", c)
@@ -301,7 +359,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[s
         train_ids, test_ids = [ids[i] for i in tr], [ids[i] for i in te]
         for label, name, kind, cfg in runs:
             t0 = time.time()
-            pred, info = fit_predict(name, cfg, data, labels, train_ids, test_ids, unlabelled)
+            pred, info = fit_predict_cached(name, cfg, data, labels, train_ids, test_ids, unlabelled)
             timings[label] += time.time() - t0
             details[label].append(info)
             log(f"fold {f + 1}/{len(folds)} {label}: {time.time() - t0:.1f} s")
@@ -334,7 +392,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[s
     results["inter_task"] = {"labels": inter_task(y_all.rename(columns=lambda c: c[4:])), "predictions": inter_pred}
     results["differences"] = srcc_differences(predictions, results["strategies"], config)
     results["learning_curve"] = learning_curve(config, data, labels, ids, folds, unlabelled, predictions,
-                                               fit_predict, log) if config.learning_curve.sizes else {}
+                                               fit_predict_cached, log) if config.learning_curve.sizes else {}
     results["shap"] = _shap(config, data, labels, ids, out_dir, log) if config.shap else {}
     results["elapsed_s"] = round(time.time() - t_start, 1)
 

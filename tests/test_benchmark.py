@@ -79,6 +79,21 @@ def test_the_mtl_claim_is_measured(report):
     assert "SRCC differences" in page and "Learning curve" in page and "What the fits chose" in page
 
 
+def test_a_rerun_reuses_finished_fits(report, tmp_path):
+    import shutil
+
+    out, res, _ = report
+    parts = sorted(p.name for p in (out / "parts").glob("*.parquet"))
+    assert parts  # one per strategy x fold (+ ablations, learning-curve points)
+    shutil.copytree(out / "parts", tmp_path / "parts")
+    cfg = BenchmarkConfig.model_validate({**yaml.safe_load((out / "config.yaml").read_text()),
+                                          "strategies": ["mtl_fusion"], "ablations": False, "shap": False,
+                                          "learning_curve": {"sizes": []}})
+    again = run_benchmark(cfg, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "parts").glob("*.parquet")) == parts  # nothing refitted
+    assert again["strategies"]["mtl_fusion"] == res["strategies"]["mtl_fusion"]
+
+
 def test_predictions_are_out_of_fold_and_speaker_grouped(report):
     out, res, _ = report
     pred = pd.read_parquet(out / "predictions.parquet")

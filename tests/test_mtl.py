@@ -218,3 +218,14 @@ def test_large_recipe_plans_3000_clips_from_training_speakers_only(shared_data):
     assert not set(sources["speaker"]) & set(load_shared_spec().heldout)
     sliced = real_sources(load_recipe("large", ["real.max_sources=10"]), shared_data)
     assert len(sliced) == 10 and sliced["speaker"].nunique() == 10
+
+
+def test_benchmark_fusion_variants_differ_only_in_what_they_name():
+    from talkqa.scoring.benchmark import STRATEGIES, BenchmarkConfig
+
+    cfg = BenchmarkConfig(tuned_trials=3)
+    tuned = STRATEGIES.create("mtl_tuned", config=cfg)._fusion_config()
+    pre = STRATEGIES.create("mtl_pretrained", config=cfg)._fusion_config()
+    assert tuned.tune.n_trials == 3 and not tuned.pretrain.enabled
+    assert pre.pretrain.enabled and pre.tune.n_trials == 0
+    assert tuned.model == pre.model == cfg.fusion.model and not cfg.fusion.pretrain.enabled
