@@ -10,7 +10,7 @@ multiply the cost); the chosen config pre-trains once, when enabled.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats

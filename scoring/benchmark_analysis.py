@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -67,13 +67,13 @@ def srcc_differences(predictions: pd.DataFrame, strategy_metrics: dict, config) 
             col = f"mos_{dim}"
             if col not in m or not m[col].notna().any() or dim not in strategy_metrics[mtl]:
                 continue
-            point = lambda s: (strategy_metrics[s].get(dim, {}).get("srcc") or {}).get("value")
-            ranked = [s for s in others if point(s) is not None]
+            point = {s: (strategy_metrics[s].get(dim, {}).get("srcc") or {}).get("value") for s in others}
+            ranked = [s for s in others if point[s] is not None]
             pairs = {}
             if dc.single_task in ran and dc.single_task != mtl:
                 pairs["vs_single_task"] = dc.single_task
             if ranked:
-                pairs["vs_best_other"] = max(ranked, key=point)
+                pairs["vs_best_other"] = max(ranked, key=point.get)
             cell = {}
             for key, other in pairs.items():
                 o = _by_strategy(predictions, other).reindex(m.index)

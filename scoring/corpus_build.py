@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 from pydantic import Field
@@ -179,6 +179,6 @@ def build_corpus(recipe: CorpusRecipe, out: str | Path, log: Callable[[str], Non
     if "embed" in stages:
         names = recipe.experts or EXPERTS.names()
         for name in names:
-            timed(f"embed_{name}", lambda: int((run_embed(out / "store", name, workers=recipe.workers)["status"]
-                                                == "ok").sum()))
+            timed(f"embed_{name}", lambda name=name: int((run_embed(out / "store", name, workers=recipe.workers)
+                                                          ["status"] == "ok").sum()))
     return report

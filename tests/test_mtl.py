@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from synthetic_store import make_synthetic_store
+
 from talkqa.errors import TalkqaError
 from talkqa.fusion.batch import Featurizer
 from talkqa.fusion.config import FusionConfig, PretrainConfig
