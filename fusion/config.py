@@ -20,8 +20,10 @@ class ModelConfig(StrictModel):
         "audio_to_visual", description="which side queries the other in the cross-attention blocks")
     dropout: float = Field(0.1, ge=0, lt=1)
     max_tokens: int = Field(128, ge=4, description="per expert and clip; longer sequences are subsampled evenly")
-    tabular_layers: int = Field(1, ge=0, le=4, description="self-attention layers over the hand-crafted token and "
-                                                          "the expert-scalar tokens before pooling")
+    tabular_layers: int = Field(1, ge=0, le=4, description="self-attention layers over the clip-level tokens "
+                                                          "(hand-crafted, expert scalars, token statistics)")
+    stats_tokens: bool = Field(True, description="one clip-level token per expert from the mean and std of its "
+                                                 "tokens over time (what freezes and jitter change)")
 
     @field_validator("heads")
     @classmethod

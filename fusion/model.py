@@ -4,7 +4,8 @@
 cross_attention: per-expert linear projection to width d (+ expert and time embeddings); optional
 self-attention per modality; cross-attention blocks where audio tokens query visual + audiovisual
 tokens (or the reverse, or both); the hand-crafted vector as one extra token and every expert scalar
-(sync offset, confidence, distance per lag, quality logits) as a token of its own, with self-attention
+(sync offset, confidence, distance per lag, quality logits) and every expert's token statistics (mean and std
+over time) as a token of its own, with self-attention
 among them; attention pooling with a learned query; one MLP head per task; a per-window diagnostic head.
 `encode` exposes the shared bottom (fusion/pretrain.py pre-trains it).
 concat_mlp: the baseline without attention (masked mean/std of every expert's tokens + hand-crafted + scalars).
@@ -150,11 +151,14 @@ class CrossAttentionFusion(nn.Module):
             for _ in range(config.layers)])
         self.handcrafted = HandcraftedToken(n_handcrafted, d)
         self.type_emb = nn.Parameter(torch.randn(3, d) * 0.02)  # audio side, visual side, hand-crafted
-        # Scalar tokens and their encoder exist only for models trained with scalars, so models saved
-        # before them load unchanged.
+        # Scalar and statistics tokens, and their encoder, exist only for models trained with them, so
+        # models saved before them load unchanged.
         self.n_scalars = n_scalars
         self.scalars = ScalarTokens(n_scalars, d) if n_scalars else None
-        self.tabular = make_enc(config.tabular_layers) if n_scalars and config.tabular_layers else None
+        self.stats = nn.ModuleDict({k: nn.Linear(2 * v["dim"], d) for k, v in self.experts.items()}) \
+            if config.stats_tokens else None
+        n_clip_tokens = 1 + n_scalars + (len(self.experts) if config.stats_tokens else 0)
+        self.tabular = make_enc(config.tabular_layers) if n_clip_tokens > 1 and config.tabular_layers else None
         self.pool = AttentionPool(d, config.heads)
         self.heads = TaskHeads(tasks, d, config.dropout)
         self.window_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, len(window_dims)))
@@ -187,11 +191,20 @@ class CrossAttentionFusion(nn.Module):
         return x, mask, tm, spans
 
     def _tabular(self, batch: Batch) -> torch.Tensor:
-        """(B, 1 + S, d): the hand-crafted token, then one token per expert scalar."""
-        hc = (self.handcrafted(batch.handcrafted) + self.type_emb[2]).unsqueeze(1)
-        if self.scalars is None:
-            return hc
-        x = torch.cat([hc, self.scalars(batch.scalars) + self.type_emb[2]], 1)
+        """(B, n, d) clip-level tokens: the hand-crafted one, one per expert scalar, one per expert's token
+        statistics (masked mean and std over time of its raw tokens)."""
+        parts = [(self.handcrafted(batch.handcrafted) + self.type_emb[2]).unsqueeze(1)]
+        if self.scalars is not None:
+            parts.append(self.scalars(batch.scalars) + self.type_emb[2])
+        if self.stats is not None:
+            stats = []
+            for name in self.experts:
+                x, m = batch.tokens[name], batch.token_mask[name]
+                mean = masked_mean(x, m)
+                std = masked_mean((x - mean[:, None]) ** 2, m).clamp(min=0).sqrt()
+                stats.append(self.stats[name](torch.cat([mean, std], -1)) + self.expert_emb[name])
+            parts.append(torch.stack(stats, 1) + self.type_emb[2])
+        x = torch.cat(parts, 1)
         return self.tabular(x) if self.tabular is not None else x
 
     def encode(self, batch: Batch, replace: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> Encoded:

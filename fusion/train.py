@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 import pandas as pd
 import torch
 
@@ -286,7 +287,10 @@ class FusionRegressor:
         for name in ("weights.pt", "config.yaml", "schema.json"):
             if not (folder / name).is_file():
                 raise TalkqaError(f"{folder} is not a fusion model folder ({name} missing); train one first")
-        self = cls(load_config(FusionConfig, folder / "config.yaml"), device)
+        config = load_config(FusionConfig, folder / "config.yaml")
+        if "stats_tokens" not in (yaml.safe_load((folder / "config.yaml").read_text()).get("model") or {}):
+            config.model.stats_tokens = False  # saved before statistics tokens existed (talkqa <= 0.2)
+        self = cls(config, device)
         schema = json.loads((folder / "schema.json").read_text())
         self.tasks_ = schema["tasks"]
         self.experts_ = schema["experts"]

@@ -65,7 +65,8 @@ def srcc_differences(predictions: pd.DataFrame, strategy_metrics: dict, config) 
         block = {}
         for dim in DIMENSION_NAMES:
             col = f"mos_{dim}"
-            if col not in m or not m[col].notna().any() or dim not in strategy_metrics[mtl]:
+            known = m[col].dropna() if col in m else pd.Series(dtype=float)
+            if known.nunique() < 2 or dim not in strategy_metrics[mtl]:  # no labels, or nothing to rank
                 continue
             point = {s: (strategy_metrics[s].get(dim, {}).get("srcc") or {}).get("value") for s in others}
             ranked = [s for s in others if point[s] is not None]
@@ -148,7 +149,7 @@ def learning_curve(config, data, labels, ids: list[str], folds, unlabelled: list
                  "n_clips": round(float(g.groupby("fold")["n_clips"].first().mean()), 1), "srcc": {}}
         for d in DIMENSION_NAMES:
             col = f"mos_{d}"
-            if col in yy and yy[col].notna().any() and g[f"pred_{d}"].notna().any():
+            if col in yy and yy[col].nunique() >= 2 and g[f"pred_{d}"].notna().any():
                 m = dimension_metrics(g[f"pred_{d}"].to_numpy(float), yy[col].to_numpy(float), config.bootstrap,
                                       config.seed)["srcc"]
                 entry["srcc"][d] = {k: _finite(v) for k, v in m.items()}

@@ -117,13 +117,17 @@ def build_corpus(recipe: CorpusRecipe, out: str | Path, log: Callable[[str], Non
     if previous.is_file():  # keep the timings of stages this run does not repeat
         report["stages"] = json.loads(previous.read_text()).get("stages", {})
 
-    def timed(stage: str, fn, count_key: str = "clips"):
+    def timed(stage: str, fn):
+        """Runs are appended, not replaced: a resumed run (fast, everything cached) must not hide the
+        timing of the run that did the work."""
         t0 = time.time()
         n = fn()
         wall = time.time() - t0
-        report["stages"][stage] = {count_key: n, "wall_s": round(wall, 1),
-                                   "s_per_item": round(wall / n, 2) if n else None}
-        log(f"{stage}: {n} {count_key} in {wall:.0f} s")
+        runs = report["stages"].get(stage, {}).get("runs", [])
+        runs.append({"clips": n, "wall_s": round(wall, 1), "s_per_clip": round(wall / n, 2) if n else None,
+                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        report["stages"][stage] = {"runs": runs}
+        log(f"{stage}: {n} clips in {wall:.0f} s")
         atomic_write_json(out / "build.json", report)
 
     parts: list[tuple[Path, str]] = []
