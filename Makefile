@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.talkqa-installed
 
-.PHONY: demo test test-fast lint install bench face-nss default-model clean
+.PHONY: demo test test-fast lint install bench face-nss default-model corpus-large corpus-slice clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,16 @@ default-model: $(STAMP)
 	  --store $(WORK)/synth_store --labels $(WORK)/synth_degraded/manifest.csv \
 	  --out $(WORK)/model --name talkqa-default -q --set 'version="$(VERSION)"' --set 'description=$(DESCRIPTION)' \
 	  --set fusion.train.threads=2 --set stacking.n_jobs=2
+
+# A large labelled corpus for the fusion (configs/corpus/large.yaml: >= 3,000 clips from the real TRAINING
+# clips of ../shared/data and synthetic heads from its 106 portraits, English and Mandarin), extracted and
+# embedded into $(CORPUS)/store. Every stage resumes where it stopped; see $(CORPUS)/build.json for timings.
+# corpus-slice builds the first ~530 clips of it into the same folder (the timing slice; the full build reuses it).
+CORPUS ?= build/corpus-large
+corpus-large: $(STAMP)
+	$(TQ) build-corpus --recipe large --out $(CORPUS)
+corpus-slice: $(STAMP)
+	$(TQ) build-corpus --recipe large --out $(CORPUS) --set real.variants=10 --set synth.n=20
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

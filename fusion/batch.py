@@ -4,7 +4,7 @@ standardised hand-crafted vector with its missing mask, the 1 s window grid and 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ class Batch:
     token_mask: dict[str, torch.Tensor]  # expert -> (B, T) bool, True = real token
     token_time: dict[str, torch.Tensor]  # expert -> (B, T) token centre (s)
     handcrafted: torch.Tensor  # (B, 2F): standardised values (NaN -> 0) and missing mask
+    scalars: torch.Tensor  # (B, S, 2): the experts' standardised scalar outputs (NaN -> 0) and missing flag
     windows: torch.Tensor  # (B, W, 2) [t_start, t_end]
     window_mask: torch.Tensor  # (B, W) bool, True = real window
     window_target: torch.Tensor  # (B, W, n_dims)
@@ -31,32 +32,53 @@ class Batch:
         return Batch(**{k: move(v) for k, v in self.__dict__.items()})
 
 
+def _standardiser(x: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) per column over the finite values; an all-NaN column (e.g. no audio anywhere) is
+    expected and gets mean 0, std 1."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nan_to_num(np.nanmean(x, 0)) if x.size else np.zeros(n_columns)
+        std = np.nan_to_num(np.nanstd(x, 0)) if x.size else np.ones(n_columns)
+    return mean, np.where(std > 1e-8, std, 1.0)
+
+
+def _standardised(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    missing = ~np.isfinite(x)
+    return np.clip(np.where(missing, 0.0, (x - mean) / std), -6, 6), missing
+
+
 @dataclass
 class Featurizer:
-    """Fitted on training clips only (the hand-crafted mean/std); saved with the model."""
+    """Fitted on training clips only (the hand-crafted and scalar mean/std); saved with the model."""
 
     feature_columns: list[str]
     experts: list[str]
     max_tokens: int = 128
     mean_: np.ndarray | None = None
     std_: np.ndarray | None = None
+    scalar_columns: list[str] = field(default_factory=list)  # `<expert>__<scalar>` columns fed as tokens
+    scalar_mean_: np.ndarray | None = None
+    scalar_std_: np.ndarray | None = None
 
     def fit(self, data: StoreData, clip_ids: list[str]) -> "Featurizer":
         x = data.handcrafted.reindex(clip_ids)[self.feature_columns].to_numpy(np.float64)
-        with warnings.catch_warnings():  # an all-NaN feature (e.g. no audio anywhere) is expected: mean 0, std 1
-            warnings.simplefilter("ignore", RuntimeWarning)
-            self.mean_ = np.nan_to_num(np.nanmean(x, 0)) if x.size else np.zeros(len(self.feature_columns))
-            std = np.nan_to_num(np.nanstd(x, 0)) if x.size else np.ones(len(self.feature_columns))
-        self.std_ = np.where(std > 1e-8, std, 1.0)
+        self.mean_, self.std_ = _standardiser(x, len(self.feature_columns))
+        s = data.scalars.reindex(clip_ids)[self.scalar_columns].to_numpy(np.float64)
+        self.scalar_mean_, self.scalar_std_ = _standardiser(s, len(self.scalar_columns))
         return self
 
     def state(self) -> dict:
         return {"feature_columns": self.feature_columns, "experts": self.experts, "max_tokens": self.max_tokens,
-                "mean": [float(v) for v in self.mean_], "std": [float(v) for v in self.std_]}
+                "mean": [float(v) for v in self.mean_], "std": [float(v) for v in self.std_],
+                "scalar_columns": self.scalar_columns, "scalar_mean": [float(v) for v in self.scalar_mean_],
+                "scalar_std": [float(v) for v in self.scalar_std_]}
 
     @classmethod
     def from_state(cls, s: dict) -> "Featurizer":
-        return cls(s["feature_columns"], s["experts"], s["max_tokens"], np.asarray(s["mean"]), np.asarray(s["std"]))
+        # models saved before scalar tokens (talkqa <= 0.2) have no scalar columns
+        cols = list(s.get("scalar_columns", []))
+        return cls(s["feature_columns"], s["experts"], s["max_tokens"], np.asarray(s["mean"]), np.asarray(s["std"]),
+                   cols, np.asarray(s.get("scalar_mean", []), float), np.asarray(s.get("scalar_std", []), float))
 
     def _subsample(self, n: int) -> np.ndarray:
         if n <= self.max_tokens:
@@ -84,9 +106,12 @@ class Featurizer:
             tokens[name], masks[name], times[name] = map(torch.from_numpy, (emb, mask, tm))
         x = data.handcrafted.reindex(clip_ids)[self.feature_columns].to_numpy(np.float64) if self.feature_columns \
             else np.zeros((B, 0))
-        missing = ~np.isfinite(x)
-        z = np.where(missing, 0.0, (x - self.mean_) / self.std_)
-        hc = torch.from_numpy(np.concatenate([np.clip(z, -6, 6), missing.astype(float)], 1).astype(np.float32))
+        z, missing = _standardised(x, self.mean_, self.std_)
+        hc = torch.from_numpy(np.concatenate([z, missing.astype(float)], 1).astype(np.float32))
+        s = data.scalars.reindex(clip_ids)[self.scalar_columns].to_numpy(np.float64) if self.scalar_columns \
+            else np.zeros((B, 0))
+        sz, s_missing = _standardised(s, self.scalar_mean_, self.scalar_std_)
+        scalars = torch.from_numpy(np.stack([sz, s_missing.astype(float)], -1).astype(np.float32))
         wins = [data.windows.get(c, np.zeros((0, 2), np.float32)) for c in clip_ids]
         W = max([1] + [len(w) for w in wins])
         n_dims = n_window_dims
@@ -101,5 +126,5 @@ class Featurizer:
                 wtarget[i, : len(w)] = window_targets[c]
                 wsup[i, : len(w)] = True
         tgt = np.full((B, 1), np.nan, np.float32) if target is None else target.astype(np.float32)
-        return Batch(tokens, masks, times, hc, torch.from_numpy(win), torch.from_numpy(wmask),
+        return Batch(tokens, masks, times, hc, scalars, torch.from_numpy(win), torch.from_numpy(wmask),
                      torch.from_numpy(wtarget), torch.from_numpy(wsup), torch.from_numpy(tgt))

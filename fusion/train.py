@@ -6,9 +6,11 @@
 A saved model folder holds:
     weights.pt      model + task-weighting state
     config.yaml     the FusionConfig
-    schema.json     hand-crafted feature columns (+ their training mean/std), experts (name, dim,
-                    modality, version, weights hash), tasks, architecture
+    schema.json     hand-crafted feature and expert-scalar columns (+ their training mean/std), experts
+                    (name, dim, modality, version, weights hash), tasks, architecture
     versions.json   talkqa / torch / python versions
+    training.json   the epoch history, the pre-training history (when pre-trained) and the Optuna
+                    trials (when tuned; config.yaml then holds the chosen settings)
 `FusionRegressor.load(folder)` + `predict(store_data)` refuses a store whose schema differs.
 """
 
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 import pandas as pd
 import torch
 
@@ -37,6 +40,8 @@ from talkqa.splits import hold_out_groups
 from talkqa.store_data import StoreData
 from .losses import contrastive_alignment_loss, diagnostic_loss, pairwise_ranking_loss, regression_losses
 from .model import build_model
+from .pretrain import pretrain
+from .tune import tune_fusion
 from .weighting import create_weighting
 
 _DIM = {d.name: d for d in DIMENSIONS}
@@ -70,10 +75,12 @@ def speaker_split(clip_ids: list[str], groups, share: float, seed: int) -> tuple
 def check_schema(expected: dict, data: StoreData, where: str = "model") -> None:
     """One clear error when the store does not carry what the model was trained on."""
     problems = []
-    missing_cols = [c for c in expected["feature_columns"] if c not in data.handcrafted.columns]
-    if missing_cols:
-        problems.append(f"hand-crafted column(s) missing: {', '.join(missing_cols[:5])}"
-                        + (f" (+{len(missing_cols) - 5})" if len(missing_cols) > 5 else ""))
+    for kind, wanted, table in (("hand-crafted", expected["feature_columns"], data.handcrafted),
+                                ("expert scalar", expected.get("scalar_columns", []), data.scalars)):
+        missing_cols = [c for c in wanted if c not in table.columns]
+        if missing_cols:
+            problems.append(f"{kind} column(s) missing: {', '.join(missing_cols[:5])}"
+                            + (f" (+{len(missing_cols) - 5})" if len(missing_cols) > 5 else ""))
     for name, info in expected["experts"].items():
         got = data.experts.get(name)
         if got is None:
@@ -97,7 +104,12 @@ class FusionRegressor:
         return data.view(self.config.drop_experts, self.config.use_handcrafted)
 
     def fit(self, data: StoreData, labels: Labels, clip_ids: list[str], val_ids: list[str] | None = None,
-            log=None) -> "FusionRegressor":
+            log=None, unlabelled_ids: list[str] | None = None) -> "FusionRegressor":
+        """`unlabelled_ids`: more clips of the store for self-supervised pre-training (when enabled); the
+        caller keeps evaluation clips out of them."""
+        if self.config.tune.n_trials:
+            trial_fit = lambda cfg, ids: FusionRegressor(cfg, self.device).fit(data, labels, ids)
+            self.config, self.tuning_ = tune_fusion(self.config, data, labels, list(clip_ids), trial_fit, log)
         cfg, tcfg = self.config, self.config.train
         if tcfg.threads:
             torch.set_num_threads(tcfg.threads)
@@ -112,10 +124,17 @@ class FusionRegressor:
             clip_ids, val_ids = speaker_split(list(clip_ids), labels.groups(list(clip_ids)), tcfg.val_share, tcfg.seed)
         self.tasks_ = tasks
         self.experts_ = {k: v.info.as_dict() for k, v in data.experts.items()}
-        self.featurizer_ = Featurizer(data.feature_columns, list(data.experts), cfg.model.max_tokens).fit(data, clip_ids)
+        scalar_columns = list(data.scalars.columns) if cfg.use_scalars else []
+        self.featurizer_ = Featurizer(data.feature_columns, list(data.experts), cfg.model.max_tokens,
+                                      scalar_columns=scalar_columns).fit(data, clip_ids)
         self.window_dims_ = list(DIMENSION_NAMES)
         self.model_ = build_model(cfg.model, self.experts_, 2 * len(data.feature_columns), tasks,
-                                  self.window_dims_).to(device)
+                                  self.window_dims_, len(scalar_columns)).to(device)
+        self.pretrain_history_ = []
+        if cfg.pretrain.enabled:
+            extra = [c for c in (unlabelled_ids or []) if c not in set(val_ids)] if cfg.pretrain.unlabelled else []
+            self.pretrain_history_ = pretrain(self.model_, self.featurizer_, data, list(dict.fromkeys(clip_ids + extra)),
+                                              cfg.pretrain, device, log, eval_ids=val_ids)
         self.weighting_ = create_weighting(tcfg.weighting, tasks, tcfg.dwa_temperature).to(device)
         params = list(self.model_.parameters()) + list(self.weighting_.parameters())
         opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
@@ -243,7 +262,7 @@ class FusionRegressor:
     # ------------------------------------------------------------------------------------- save / load
     def schema(self) -> dict:
         return {"feature_columns": self.featurizer_.feature_columns, "experts": self.experts_,
-                "window_dimensions": self.window_dims_}
+                "window_dimensions": self.window_dims_, "scalar_columns": self.featurizer_.scalar_columns}
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -253,6 +272,10 @@ class FusionRegressor:
         save_config(self.config, folder / "config.yaml")
         atomic_write_json(folder / "schema.json", {**self.schema(), "featurizer": self.featurizer_.state(),
                                                    "tasks": self.tasks_, "architecture": self.config.model.architecture})
+        # what shaped the weights beyond config.yaml: the pre-training curve and the tuning trials
+        atomic_write_json(folder / "training.json", {"pretrain": getattr(self, "pretrain_history_", []),
+                                                     "tuning": getattr(self, "tuning_", None),
+                                                     "history": getattr(self, "history_", [])})
         atomic_write_json(folder / "versions.json", {"talkqa": __version__, "torch": torch.__version__,
                                                      "python": platform.python_version(),
                                                      "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -264,14 +287,17 @@ class FusionRegressor:
         for name in ("weights.pt", "config.yaml", "schema.json"):
             if not (folder / name).is_file():
                 raise TalkqaError(f"{folder} is not a fusion model folder ({name} missing); train one first")
-        self = cls(load_config(FusionConfig, folder / "config.yaml"), device)
+        config = load_config(FusionConfig, folder / "config.yaml")
+        if "stats_tokens" not in (yaml.safe_load((folder / "config.yaml").read_text()).get("model") or {}):
+            config.model.stats_tokens = False  # saved before statistics tokens existed (talkqa <= 0.2)
+        self = cls(config, device)
         schema = json.loads((folder / "schema.json").read_text())
         self.tasks_ = schema["tasks"]
         self.experts_ = schema["experts"]
         self.featurizer_ = Featurizer.from_state(schema["featurizer"])
         self.window_dims_ = schema.get("window_dimensions", list(LEGACY_WINDOW_DIMENSIONS))
         self.model_ = build_model(self.config.model, self.experts_, 2 * len(self.featurizer_.feature_columns),
-                                  self.tasks_, self.window_dims_).to(device)
+                                  self.tasks_, self.window_dims_, len(self.featurizer_.scalar_columns)).to(device)
         self.weighting_ = create_weighting(self.config.train.weighting, self.tasks_, self.config.train.dwa_temperature)
         state = torch.load(folder / "weights.pt", map_location=device, weights_only=True)
         self.model_.load_state_dict(state["model"])

@@ -120,10 +120,94 @@ def _heatmaps(inter: dict) -> str:
         ax.set_xticks(range(len(m["dimensions"])), [d[:6] for d in m["dimensions"]], rotation=90, fontsize=6)
         ax.set_yticks(range(len(m["dimensions"])), [d[:6] for d in m["dimensions"]], fontsize=6)
         for (a, b), v in np.ndenumerate(mat):
-            ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=5)
+            ax.text(b, a, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=5)
         ax.set_title(name, fontsize=7)
     fig.tight_layout()
     return _png(fig)
+
+
+def _difference_table(diffs: dict, dims: list[str]) -> str:
+    """Rows: 'MTL − other' per comparison; a CI that excludes 0 is coloured (green: MTL better)."""
+    out = []
+    for mtl, block in diffs.items():
+        for key, title in (("vs_single_task", "single-task"), ("vs_best_other", "best other strategy")):
+            cells, unit = [], "clip"
+            for d in dims:
+                c = block.get(d, {}).get(key)
+                if not c or c.get("value") is None:
+                    cells.append("<td>–</td>")
+                    continue
+                unit = c["unit"]
+                lo, hi = c.get("lo"), c.get("hi")
+                colour = "" if lo is None or hi is None or lo <= 0 <= hi else \
+                    (" style='background:#e8f4e8'" if lo > 0 else " style='background:#f8e0e0'")
+                ci = "" if lo is None or hi is None else f" <span class=small>[{lo:+.3f}, {hi:+.3f}]</span>"
+                cells.append(f"<td{colour}>{c['value']:+.3f}{ci}<br><span class=small>vs {html.escape(c['other'])}</span></td>")
+            out.append(f"<tr><td>{html.escape(mtl)} − {title}</td>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{html.escape(d)}</th>" for d in dims)
+    return (f"<table><tr><th>SRCC difference (paired bootstrap 95 % CI, {unit}s resampled)</th>{head}</tr>"
+            + "".join(out) + "</table><p class=small>green: the CI is above 0 (the MTL strategy ranks better); red: "
+            "below 0 (it ranks worse); plain: the data do not tell them apart.</p>")
+
+
+def _learning_curve_plot(lc: dict, dims: list[str]) -> str:
+    import matplotlib.pyplot as plt  # lazy: slow import, only on this path
+
+    fig, axes = plt.subplots(1, len(dims), figsize=(2.8 * len(dims), 3.0), squeeze=False, sharey=True)
+    for ax, d in zip(axes[0], dims):
+        for strategy, by_size in lc["points"].items():
+            pts = sorted((e["n_sources"], e["srcc"][d]) for e in by_size.values() if d in e["srcc"]
+                         and e["srcc"][d]["value"] is not None)
+            if not pts:
+                continue
+            x = [p[0] for p in pts]
+            v = [p[1]["value"] for p in pts]
+            ax.plot(x, v, marker="o", label=strategy)
+            lo = [p[1]["lo"] if p[1]["lo"] is not None else p[1]["value"] for p in pts]
+            hi = [p[1]["hi"] if p[1]["hi"] is not None else p[1]["value"] for p in pts]
+            ax.fill_between(x, lo, hi, alpha=0.12)
+        ax.set_xscale("log", base=2)
+        ax.set_title(d, fontsize=8)
+        ax.set_xlabel("training source clips", fontsize=7)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.tick_params(labelsize=6)
+    axes[0][0].set_ylabel("SRCC (95 % CI)")
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _trend_table(lc: dict, dims: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(d)}</th>" for d in dims)
+    rows = []
+    for strategy, by_dim in lc.get("trend", {}).items():
+        cells = "".join(f"<td>{by_dim[d]['slope_per_doubling']:+.3f}</td>" if d in by_dim
+                        and by_dim[d]["slope_per_doubling"] is not None else "<td>–</td>" for d in dims)
+        rows.append(f"<tr><td>{html.escape(strategy)}</td>{cells}</tr>")
+    for mtl, others in lc.get("crossings", {}).items():
+        for other, by_dim in others.items():
+            cells = []
+            for d in dims:
+                c = by_dim.get(d)
+                if c is None:
+                    cells.append("<td>–</td>")
+                elif c["sources_to_meet"] is not None:
+                    cells.append(f"<td>≈{c['sources_to_meet']:.0f} sources<br><span class=small>gap {c['gap_at_largest']:+.3f}</span></td>")
+                else:
+                    cells.append(f"<td><span class=small>{html.escape(c['verdict'])}</span></td>")
+            rows.append(f"<tr><td>{html.escape(mtl)} meets {html.escape(other)}</td>{''.join(cells)}</tr>")
+    return (f"<table><tr><th>SRCC gain per doubling of sources (fit to the measured points)</th>{head}</tr>"
+            + "".join(rows) + "</table>")
+
+
+def _fit_details(details: dict) -> str:
+    items = []
+    for label, folds in details.items():
+        for f, info in enumerate(folds):
+            if info:
+                items.append(f"<li><b>{html.escape(label)}</b> fold {f + 1}: <span class=small>"
+                             f"{html.escape(json.dumps(info, sort_keys=True))}</span></li>")
+    return "<ul>" + "".join(items) + "</ul>" if items else ""
 
 
 def render_report(folder: str | Path) -> Path:
@@ -150,7 +234,22 @@ def render_report(folder: str | Path) -> Path:
         base = {k: v for k, v in res["strategies"].items() if any(k2.startswith(k + "-") for k2 in res["ablations"])}
         block = {**base, **res["ablations"]}
         parts += ["<h2>Ablations</h2>", _comparison_plot(block, dims), _metric_table(block, dims, ["srcc", "plcc"])]
-    parts += ["<h2>Inter-task correlation (Spearman)</h2>", _heatmaps(res["inter_task"])]
+    if res.get("differences"):
+        parts += ["<h2>Does multi-task learning help? SRCC differences</h2>", _difference_table(res["differences"], dims)]
+    lc = res.get("learning_curve") or {}
+    if lc.get("points"):
+        parts += ["<h2>Learning curve</h2><p class=small>SRCC of out-of-fold predictions (the main run's test folds) "
+                  "against the number of training source clips, each subset spread over as many speakers as it "
+                  "allows; 'meets' extrapolates the fitted trends and is no measurement.</p>",
+                  _learning_curve_plot(lc, dims), _trend_table(lc, dims)]
+    if res.get("fit_details"):
+        parts += ["<h2>What the fits chose</h2><p class=small>pre-training: share of held-out-speaker clips whose "
+                  "real audio/visual pairing the pre-trained bottom ranks first (chance given); tuning: the "
+                  "Optuna choice on inner folds.</p>", _fit_details(res["fit_details"])]
+    constant = res["inter_task"]["labels"].get("constant") or []
+    parts += ["<h2>Inter-task correlation (Spearman)</h2>",
+              f"<p class=small>labels constant (no correlation defined): {html.escape(', '.join(constant))}</p>"
+              if constant else "", _heatmaps(res["inter_task"])]
     if res.get("shap"):
         parts.append("<h2>SHAP explanations (LightGBM stacking, level-1 models)</h2>")
         for dim, s in res["shap"].items():

@@ -36,8 +36,11 @@ class BundleConfig(StrictModel):
     name: str = Field("talkqa-default", description="model name reported with every score")
     version: str = Field("1", description="model version reported with every score")
     description: str = Field("", description="one paragraph for the model card")
-    combine: Literal["fusion", "stacking", "mean"] = Field(
-        "mean", description="final per-dimension score: the fusion Transformer, the LightGBM stack, or their mean")
+    combine: Literal["fusion", "stacking", "mean", "auto"] = Field(
+        "mean", description="final per-dimension score: the fusion Transformer, the LightGBM stack, their mean, or "
+                            "auto: per dimension, whichever of the three ranks the validation speakers best")
+    combine_margin: float = Field(0.02, ge=0, description="auto: the mean is kept unless fusion or stacking alone "
+                                                          "beats its validation SRCC by more than this")
     experts: list[str] | None = Field(None, description="experts of the store to use; null = all of them")
     expert_overrides: dict[str, list[str]] = Field(
         default_factory=dict, description="per expert, the key=value overrides of configs/experts/<name>.yaml the "

@@ -93,3 +93,36 @@ def pairwise_accuracy(pred: dict[str, float], pairs, n_boot: int = 1000, seed: i
         return {"value": None, "lo": None, "hi": None, "n": 0}
     lo, hi = bootstrap_ci((hits,), np.mean, n_boot, seed, alpha)
     return {"value": float(hits.mean()), "lo": float(lo), "hi": float(hi), "n": int(len(hits))}
+
+
+def srcc(pred: np.ndarray, y: np.ndarray) -> float:
+    return _corr(stats.spearmanr, pred, y)
+
+
+def srcc_difference(pred_a, pred_b, y, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                    groups=None) -> dict:
+    """SRCC(a) - SRCC(b) against the same labels with a paired percentile bootstrap CI: every resample
+    draws the same clips for both predictors (or, with `groups`, the same speakers with all their
+    clips: a cluster bootstrap, wider when a speaker's clips are alike). Over the clips where a, b and
+    y are all finite."""
+    a, b, y = (np.asarray(v, float) for v in (pred_a, pred_b, y))
+    ok = np.isfinite(a) & np.isfinite(b) & np.isfinite(y)
+    a, b, y = a[ok], b[ok], y[ok]
+    if len(y) < 3:
+        return {"value": None, "lo": None, "hi": None, "n": int(len(y)), "unit": "speaker" if groups is not None else "clip"}
+    value = srcc(a, y) - srcc(b, y)
+    if groups is None:
+        lo, hi = bootstrap_ci((a, b, y), lambda pa, pb, t: srcc(pa, t) - srcc(pb, t), n_boot, seed, alpha)
+    else:
+        g = np.asarray(groups)[ok]
+        members = [np.flatnonzero(g == u) for u in np.unique(g)]
+
+        def stat(pick):
+            idx = np.concatenate([members[int(k)] for k in pick])
+            return srcc(a[idx], y[idx]) - srcc(b[idx], y[idx])
+
+        lo, hi = (bootstrap_ci((np.arange(len(members)),), stat, n_boot, seed, alpha) if len(members) >= 2
+                  else (np.nan, np.nan))
+    clean = lambda v: None if v is None or not np.isfinite(v) else float(v)
+    return {"value": float(value), "lo": clean(lo), "hi": clean(hi), "n": int(len(y)),
+            "unit": "speaker" if groups is not None else "clip"}

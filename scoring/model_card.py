@@ -9,6 +9,9 @@ _COMBINE_WHY = {
             "training sets; the validation table below shows all three",
     "fusion": "the fusion Transformer alone",
     "stacking": "the LightGBM stack alone",
+    "auto": "chosen per dimension on the validation speakers among the fusion Transformer, the LightGBM stack "
+            "and their mean (the mean unless one alone ranks the validation clips better by more than the "
+            "margin); the table below says which and why",
 }
 
 
@@ -36,6 +39,11 @@ def model_card(meta: dict) -> str:
     for dim, m in meta["val_metrics"].items():
         lines.append(f"| {dim} | {m['mean']['n']} | {fmt(m['fusion']['srcc'])} | {fmt(m['stacking']['srcc'])} | "
                      f"{fmt(m['mean']['srcc'])} | {fmt(m['mean']['rmse'])} |")
+    if meta.get("combine_per_dimension"):
+        lines += ["", "## Which score is shipped, per dimension (`combine: auto`)", "",
+                  "| dimension | shipped | why |", "|---|---|---|"]
+        for dim, c in meta["combine_per_dimension"].items():
+            lines.append(f"| {dim} | {c['choice']} | {c['why']} |")
     lines += ["", "## Diagnostics", "",
               "A 1 s window is flagged for a dimension when the fusion model's per-window problem probability exceeds "
               "the threshold below; adjacent flagged windows merge into one segment.", "",

@@ -88,9 +88,10 @@ class Scorer:
         return {"offset_frames": None, "confidence": None}
 
     def _combine(self, fused: pd.Series, stacked: pd.Series | None) -> dict[str, float | None]:
-        how = self.bundle.meta["combine"]
+        per_dim = self.bundle.meta.get("combine_per_dimension", {})  # `combine: auto` chose per dimension
         out = {}
         for dim in DIMENSION_NAMES:
+            how = per_dim.get(dim, {}).get("choice", self.bundle.meta["combine"])
             f = float(fused.get(dim, np.nan))
             s = float(stacked.get(dim, np.nan)) if stacked is not None else np.nan
             if how == "fusion":

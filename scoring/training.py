@@ -73,6 +73,29 @@ def _val_metrics(fusion_pred, stack_oof, labels, val_ids: list[str]) -> dict:
     return out
 
 
+COMBINE_CHOICES = ("mean", "fusion", "stacking")  # mean first: it wins ties
+
+
+def choose_combine(val_metrics: dict, margin: float) -> dict[str, dict]:
+    """Per dimension: the way of combining (fusion, stacking, mean) with the best validation SRCC; the mean
+    stays unless another beats it by more than `margin` (validation sets are small, the mean is steadier).
+    A dimension without validation figures gets the mean."""
+    out = {}
+    for dim in DIMENSION_NAMES:
+        m = val_metrics.get(dim, {})
+        srcc = {k: (m.get(k) or {}).get("srcc") for k in COMBINE_CHOICES}
+        srcc = {k: v for k, v in srcc.items() if v is not None}
+        if not srcc:
+            out[dim] = {"choice": "mean", "why": "no validation figures"}
+            continue
+        best = max(srcc, key=lambda k: (srcc[k], k == "mean"))
+        base = srcc.get("mean")
+        choice = best if base is None or srcc[best] > base + margin else "mean"
+        why = ", ".join(f"{k} {v:.3f}" for k, v in srcc.items())
+        out[dim] = {"choice": choice, "why": f"validation SRCC {why}"}
+    return out
+
+
 def _store_extract_config(store_dir: Path) -> ExtractConfig:
     extract_yaml = store_dir / "extract.yaml"
     if not extract_yaml.is_file():
@@ -119,8 +142,9 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
     train_ids, val_ids = speaker_split(ids, groups, tcfg.val_share, tcfg.seed)
     log(f"{len(ids)} labelled clips, {len(set(groups))} speakers: fusion trains on {len(train_ids)}, "
         f"stops early on {len(val_ids)} clips of held-out speakers")
+    unlabelled = [c for c in data.clip_ids if c not in set(ids)]  # only for self-supervised pre-training
     fusion = FusionRegressor(config.fusion, config.device).fit(
-        data, labels, train_ids, val_ids, log=lambda h: log(f"fusion epoch {h['epoch']}: val loss {h['val_loss']:.4f}"))
+        data, labels, train_ids, val_ids, log=lambda h: log(_fusion_log_line(h)), unlabelled_ids=unlabelled)
     log(f"fusion: best val loss {fusion.best_val_loss_:.4f} after {len(fusion.history_)} epochs")
     stacking = StackingRegressor(config.stacking).fit(data, labels, ids)
     log("stacking: fitted on every labelled clip")
@@ -163,16 +187,29 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
                           "label_means": label_means,
                           "diagnostics_labels": labels.diagnostics is not None},
         "val_metrics": metrics,
-        "fusion_training": {"epochs_run": len(fusion.history_), "best_val_loss": round(fusion.best_val_loss_, 5)},
+        "fusion_training": {"epochs_run": len(fusion.history_), "best_val_loss": round(fusion.best_val_loss_, 5),
+                            "pretrained": bool(fusion.pretrain_history_),
+                            "pretrain_eval": next((h for h in fusion.pretrain_history_[::-1] if "eval_align_accuracy" in h),
+                                                  None),
+                            "tuned": (getattr(fusion, "tuning_", None) or {}).get("best_params")},
         "environment": {"python": platform.python_version(), "torch": _version("torch"),
                         "lightgbm": _version("lightgbm")},
         "command": command or "talkqa " + " ".join(sys.argv[1:]),
         "train_seconds": round(time.time() - t0, 1),
     }
+    if config.combine == "auto":
+        meta["combine_per_dimension"] = choose_combine(metrics, config.combine_margin)
+        log("combine (auto): " + ", ".join(f"{d} {c['choice']}" for d, c in meta["combine_per_dimension"].items()))
     meta["config_hash"] = stable_hash(config.model_dump(mode="json"))
     atomic_write_json(out_dir / "model.json", meta)
     atomic_write_text(out_dir / "model_card.md", model_card(meta))
     return out_dir
+
+
+def _fusion_log_line(h: dict) -> str:
+    if "epoch" in h:
+        return f"fusion epoch {h['epoch']}: val loss {h['val_loss']:.4f}"
+    return "fusion " + ", ".join(f"{k}: {v}" for k, v in h.items())
 
 
 def _version(module: str) -> str:

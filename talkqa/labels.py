@@ -18,7 +18,7 @@ from .tasks import DIMENSION_NAMES, LABEL_COLUMNS, MOS_RANGE
 
 @dataclass
 class Labels:
-    table: pd.DataFrame  # index clip_id; columns speaker + mos_* (NaN where unlabelled)
+    table: pd.DataFrame  # index clip_id; columns speaker, source + mos_* (NaN where unlabelled)
     diagnostics: pd.DataFrame | None = None  # clip_id, start, end, dimension, ... (None: not available)
     pairs: pd.DataFrame | None = None  # clip_a, clip_b, dimension, votes_a, votes_b
     source: Path | None = None
@@ -34,6 +34,12 @@ class Labels:
 
     def groups(self, clip_ids: list[str]) -> np.ndarray:
         return self.table.reindex(clip_ids)["speaker"].to_numpy()
+
+    def sources(self, clip_ids: list[str]) -> np.ndarray:
+        """The source clip each clip was made from (`source_clip` of a degrade corpus), else the clip itself."""
+        t = self.table.reindex(clip_ids)
+        return (t["source"] if "source" in t else pd.Series(clip_ids, index=t.index)).fillna(
+            pd.Series(clip_ids, index=t.index)).astype(str).to_numpy()
 
 
 def load_labels(path: str | Path, diagnostics: str | Path | None = None, pairs: str | Path | None = None) -> Labels:
@@ -60,7 +66,8 @@ def load_labels(path: str | Path, diagnostics: str | Path | None = None, pairs: 
     if "speaker" not in df:
         df["speaker"] = df["clip_id"]  # every clip its own group
     df["speaker"] = df["speaker"].fillna(df["clip_id"]).astype(str)
-    table = df.set_index("clip_id")[["speaker", *present]]
+    df["source"] = (df["source_clip"].fillna(df["clip_id"]) if "source_clip" in df else df["clip_id"]).astype(str)
+    table = df.set_index("clip_id")[["speaker", "source", *present]]
     diag_path = Path(diagnostics) if diagnostics else path.parent / "diagnostics.parquet"
     diag = read_parquet(diag_path) if diag_path.is_file() else None
     if diagnostics and diag is None:

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 CI_CONFIG = "configs/benchmark/ci.yaml"
 FAST = ["folds=2", "bootstrap=30", "fusion.train.epochs=2", "fusion.train.patience=2", "stacking.n_trials=1",
-        "stacking.oof_folds=2", "shap_dimensions=[lip_sync]"]
+        "stacking.oof_folds=2", "shap_dimensions=[lip_sync]", f"strategies=[{','.join(DEFAULT_STRATEGIES)}]",
+        "fusion.pretrain.epochs=1", "learning_curve.sizes=[6,0]", "learning_curve.strategies=[mtl_fusion,lgbm_stacking]"]
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +50,51 @@ def test_results_cover_every_strategy_and_dimension_with_ci(report):
                 assert m[metric]["value"] is not None, (name, dim, metric)
                 assert m[metric]["lo"] <= m[metric]["value"] + 1e-9 <= m[metric]["hi"] + 2e-9, (name, dim, metric)
     assert set(stored["ablations"]) == {"mtl_fusion-no_voice", "mtl_fusion-no_motion", "mtl_fusion-no_picture",
-                                        "mtl_fusion-no_sync", "mtl_fusion-no_handcrafted", "mtl_fusion-no_ranking"}
+                                        "mtl_fusion-no_sync", "mtl_fusion-no_handcrafted", "mtl_fusion-no_scalars",
+                                        "mtl_fusion-no_ranking"}
     labels_corr = stored["inter_task"]["labels"]
     assert labels_corr["dimensions"] == list(DIMENSION_NAMES) and len(labels_corr["matrix"]) == len(DIMENSION_NAMES)
     assert "lip_sync [expert]" not in stored["shap"]["lip_sync"]["groups"]  # kinds are labelled
     assert "sync [expert]" in stored["shap"]["lip_sync"]["groups"]
+
+
+def test_the_mtl_claim_is_measured(report):
+    out, res, _ = report
+    stored = json.loads((out / "results.json").read_text())
+    for mtl in ("mtl_fusion", "mtl_pretrained"):
+        for dim in DIMENSION_NAMES:
+            cell = stored["differences"][mtl][dim]
+            assert cell["vs_single_task"]["other"] == "single_task"
+            assert cell["vs_best_other"]["other"] not in ("mtl_fusion", "mtl_pretrained")
+            for d in cell.values():
+                assert d["lo"] <= d["hi"] and -2 <= d["value"] <= 2 and d["n"] == stored["n_clips"]
+    lc = stored["learning_curve"]
+    assert lc["sizes"] == ["6", "all"] and set(lc["points"]) == {"mtl_fusion", "lgbm_stacking"}
+    assert lc["points"]["mtl_fusion"]["6"]["n_sources"] == 6
+    assert lc["points"]["mtl_fusion"]["all"]["n_sources"] > 6
+    assert set(lc["points"]["lgbm_stacking"]["all"]["srcc"]) == set(DIMENSION_NAMES)
+    assert set(lc["trend"]["mtl_fusion"]) == set(DIMENSION_NAMES)
+    assert set(lc["crossings"]) <= {"mtl_fusion"}
+    for block in [stored["inter_task"]["labels"], *stored["inter_task"]["predictions"].values()]:
+        assert block["dimensions"] == list(DIMENSION_NAMES) and len(block["matrix"]) == len(DIMENSION_NAMES)
+    assert all("pretrain_eval_align_accuracy" in f for f in stored["fit_details"]["mtl_pretrained"])
+    page = (out / "index.html").read_text()
+    assert "SRCC differences" in page and "Learning curve" in page and "What the fits chose" in page
+
+
+def test_a_rerun_reuses_finished_fits(report, tmp_path):
+    import shutil
+
+    out, res, _ = report
+    parts = sorted(p.name for p in (out / "parts").glob("*.parquet"))
+    assert parts  # one per strategy x fold (+ ablations, learning-curve points)
+    shutil.copytree(out / "parts", tmp_path / "parts")
+    cfg = BenchmarkConfig.model_validate({**yaml.safe_load((out / "config.yaml").read_text()),
+                                          "strategies": ["mtl_fusion"], "ablations": False, "shap": False,
+                                          "learning_curve": {"sizes": []}})
+    again = run_benchmark(cfg, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "parts").glob("*.parquet")) == parts  # nothing refitted
+    assert again["strategies"]["mtl_fusion"] == res["strategies"]["mtl_fusion"]
 
 
 def test_predictions_are_out_of_fold_and_speaker_grouped(report):

@@ -30,9 +30,9 @@ def test_demo_writes_a_complete_report(demo_run):
     assert results["n_clips"] >= 16 and results["n_speakers"] >= 3
     assert set(results["strategies"]) == {"mtl_fusion", "single_task", "concat_mlp", "lgbm_stacking",
                                           "lgbm_handcrafted", "expert_scalars"}
-    # ablations: one per expert dropped, no hand-crafted features, no ranking loss
+    # ablations: one per expert dropped, no hand-crafted features, no expert scalars, no ranking loss
     assert set(results["ablations"]) == {*(f"mtl_fusion-no_{e}" for e in EXPERTS.names()),
-                                         "mtl_fusion-no_handcrafted", "mtl_fusion-no_ranking"}
+                                         "mtl_fusion-no_handcrafted", "mtl_fusion-no_scalars", "mtl_fusion-no_ranking"}
     for name, block in results["strategies"].items():
         for dim in DIMENSION_NAMES:
             srcc = block[dim]["srcc"]

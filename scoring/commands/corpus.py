@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from ..cli_app import app, friendly
+from ..cli_app import SetOpt, app, friendly
 from ..console import err, out, progress_bar
 
 
@@ -73,3 +73,27 @@ def degrade(
         out.print(f"contact sheet: {contact_sheet(out_dir)}")
     splits = ", ".join(f"{k}: {v}" for k, v in result["split"].value_counts().items())
     out.print(f"wrote {len(result)} labelled variants ({splits}) to {Path(out_dir) / 'manifest.csv'}")
+
+
+@app.command("build-corpus")
+@friendly
+def build_corpus_command(
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the corpora, manifest.csv and store/ (reused across runs)."),
+    recipe: str = typer.Option("large", "--recipe", "-r", help="Corpus recipe: a name in configs/corpus/ or a YAML path."),
+    set_: Optional[list[str]] = SetOpt,
+    stages: str = typer.Option("real,synth,labels,extract,embed", "--stages", help="Comma-separated stages to run."),
+):
+    """Build a large labelled corpus in one go: degrade the real training clips of the shared data with
+    many variants, render and degrade synthetic talking heads, then extract and embed everything into
+    one store. Every stage resumes where a previous run stopped.
+
+    Example (a ~300-clip slice, to time it): talkqa build-corpus --out build/corpus --set real.max_sources=20
+    --set real.variants=10 --set synth.n=20 --set synth.variants=5
+    """
+    from talkqa.scoring.corpus_build import build_corpus, load_recipe
+
+    rec = load_recipe(recipe, list(set_ or []))
+    wanted = tuple(s.strip() for s in stages.split(",") if s.strip())
+    report = build_corpus(rec, out_dir, log=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False), stages=wanted)
+    out.print(f"{report.get('labelled_clips', '?')} labelled clips ({report.get('speakers', '?')} speakers) in "
+              f"{Path(out_dir) / 'manifest.csv'}; store {Path(out_dir) / 'store'}; timings in {Path(out_dir) / 'build.json'}")

@@ -40,7 +40,7 @@ def train(
     cfg = load_config(BundleConfig, path, overrides)
 
     def log(msg: str) -> None:
-        if not (quiet and msg.startswith("fusion epoch")):
+        if not (quiet and msg.startswith(("fusion epoch", "fusion pretrain"))):
             err.print(f"[dim]{escape(msg)}[/]", highlight=False)
 
     folder = train_bundle(store, labels, out_dir, cfg, log=log)
