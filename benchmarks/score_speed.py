@@ -49,7 +49,7 @@ def load_time(model: str | None) -> dict:
     the same process (reading the bundle, checking and loading the experts)."""
     code = (
         "import time, json; t0 = time.perf_counter()\n"
-        "from talkqa.scoring import Scorer; t1 = time.perf_counter()\n"
+        "from talkqa.scoring.scorer import Scorer; t1 = time.perf_counter()\n"
         f"Scorer({model!r}, threads=2); t2 = time.perf_counter()\n"
         f"Scorer({model!r}, threads=2); t3 = time.perf_counter()\n"
         "print(json.dumps({'import_s': t1 - t0, 'load_s': t2 - t1, 'model_only_s': t3 - t2}))\n"
@@ -60,7 +60,7 @@ def load_time(model: str | None) -> dict:
 def peak_rss(model: str | None, clip: Path) -> dict:
     code = (
         "import json\n"
-        "from talkqa.scoring import Scorer\n"
+        "from talkqa.scoring.scorer import Scorer\n"
         f"r = Scorer({model!r}, threads=2).score({str(clip)!r})\n"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
         "print(json.dumps({'peak_rss_mb': int(hwm.split()[1]) / 1024, 'error': r.error, 'elapsed_s': r.elapsed_s}))\n"
