@@ -236,9 +236,12 @@ def print_faults(check: CheckReport, config, scorer: _ReportingScorer) -> None:
                 more = f" (+{len(r.diagnostics) - 2} more)" if len(r.diagnostics) > 2 else ""
                 line += f" Diagnostics: {shown}{more}."
         out.print(line, highlight=False, soft_wrap=False)
-    n_ok = sum(row["verdict"] in ("yes", "not scored") for row in rows)
-    out.print(f"{n_ok} of {len(rows)} as a viewer would say (`talkqa check` runs the full list). One HTML report per "
-              f"clip (scores, diagnostics on a timeline, why): {scorer.folder}/", highlight=False, soft_wrap=True)
+    count = {v: sum(row["verdict"] == v for row in rows) for v in ("yes", "no", "not scored", "error")}
+    tally = ", ".join(f"{n} {what}" for what, n in (("missed", count["no"]), ("not scored by this model", count["not scored"]),
+                                                     ("could not be scored", count["error"])) if n)
+    out.print(f"{count['yes']} of {len(rows)} as a viewer would say{' (' + tally + ')' if tally else ''}; "
+              f"`talkqa check` runs the full list. One HTML report per clip (scores, diagnostics on a timeline, why): "
+              f"{scorer.folder}/", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------- benchmark
