@@ -1,4 +1,5 @@
-"""The demo (what `make demo` runs), offline, with no ../shared, in about 5 minutes on 2 cores:
+"""The demo (what `make demo` runs), offline, with no ../shared, sized for about 5 minutes on 2 idle cores
+(7 minutes, 315 CPU-seconds, measured on 2 cores shared with other jobs at load average ~9):
 
 1. faults: one synthetic talking head and versions of it with a planted fault (audio half a second
    late, a still photo, heavy noise, a blurred face; configs/check/demo.yaml), scored with the shipped
