@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from talkqa.features.clip import PreprocessedClip
+from talkqa.features.mel import mel_filterbank
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens
 
@@ -60,9 +61,7 @@ class SyncConfig(ExpertConfig):
 
 # ---------------------------------------------------------------------------------------- inputs
 def mel_filters(n_mels: int) -> np.ndarray:
-    import librosa  # lazy: slow import, only on this path
-
-    return librosa.filters.mel(sr=SR, n_fft=512, n_mels=n_mels, fmin=50, fmax=7600).astype(np.float32)
+    return mel_filterbank(SR, 512, n_mels, fmin=50, fmax=7600).copy()
 
 
 def mel_power(audio: np.ndarray, n_frames: int, fb: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from torch import nn
 from talkqa.errors import TalkqaError
 from talkqa.features.clip import PreprocessedClip
 from talkqa.features.dnsmos import dnsmos_scores
+from talkqa.features.mel import mel_filterbank
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens, steps_from_epochs
 from .checkpoint import load_checkpoint
@@ -54,9 +55,7 @@ class LogMelCNN(nn.Module):
 
     def __init__(self, n_mels: int, hidden: int):
         super().__init__()
-        import librosa  # lazy: slow import, only on this path
-
-        self.register_buffer("mel", torch.tensor(librosa.filters.mel(sr=SR, n_fft=512, n_mels=n_mels), dtype=torch.float32))
+        self.register_buffer("mel", torch.tensor(mel_filterbank(SR, 512, n_mels), dtype=torch.float32))
         self.register_buffer("window", torch.hann_window(512))
         ch = 32
         self.conv = nn.Sequential(

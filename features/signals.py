@@ -9,11 +9,12 @@ so a face lost for a few frames or a silent stretch degrades to NaN, never to an
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
+
+from .mel import mel_filterbank
 
 EPS = 1e-12
 
@@ -186,18 +187,11 @@ def frame_spectra(audio: np.ndarray, n_frames: int, hop: int, n_fft: int = 1024)
     return spec.real**2 + spec.imag**2
 
 
-@lru_cache(maxsize=8)
-def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    import librosa  # lazy: slow import, only on this path
-
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
-
-
 def onset_strength(spectra: np.ndarray, sr: int, n_mels: int = 40) -> np.ndarray:
     """(T,) spectral flux: mean positive rise of the log-mel spectrum (dB) into each frame, so an
     onset is credited to the frame it starts in. Flux within 80 dB of silence is ignored."""
     n_fft = 2 * (spectra.shape[1] - 1)
-    mel = to_db(spectra @ _mel_basis(sr, n_fft, n_mels).T)
+    mel = to_db(spectra @ mel_filterbank(sr, n_fft, n_mels).T)
     mel = np.maximum(mel, mel.max() - 80.0)
     return np.maximum(np.diff(mel, axis=0, prepend=mel[:1]), 0.0).mean(axis=1)
 

@@ -333,7 +333,10 @@ class CachedFitPredict:
         return pred, info
 
 
-def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[str], None] | None = None) -> dict:
+def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[str], None] | None = None,
+                  progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """Cross-validate every strategy (and ablation) into `out_dir`. `log(message)` after each fit and
+    analysis step; `progress(done, total, label)` after each strategy x fold fit."""
     log = log or (lambda msg: None)
     if not config.store or not config.labels:
         raise UsageError("benchmark needs a store and labels (set them in the config or pass --store/--labels)")
@@ -355,14 +358,17 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[s
                  for label, c in ablation_configs(config, data.expert_names).items()]
     y_all = labels.table.reindex(ids)[[c for c in LABEL_COLUMNS if c in labels.table]]
     rows, timings, details = [], {label: 0.0 for label, *_ in runs}, {label: [] for label, *_ in runs}
+    n_fits = len(folds) * len(runs)
     for f, (tr, te) in enumerate(folds):
         train_ids, test_ids = [ids[i] for i in tr], [ids[i] for i in te]
-        for label, name, kind, cfg in runs:
+        for i, (label, name, kind, cfg) in enumerate(runs):
             t0 = time.time()
             pred, info = fit_predict_cached(name, cfg, data, labels, train_ids, test_ids, unlabelled)
             timings[label] += time.time() - t0
             details[label].append(info)
             log(f"fold {f + 1}/{len(folds)} {label}: {time.time() - t0:.1f} s")
+            if progress:
+                progress(f * len(runs) + i + 1, n_fits, f"{label} fold {f + 1}/{len(folds)}")
             block = pd.DataFrame({"clip_id": test_ids, "speaker": groups[te], "fold": f, "strategy": label,
                                   "kind": kind})
             for dim in DIMENSION_NAMES:

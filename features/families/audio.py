@@ -78,6 +78,12 @@ _EGEMAPS_WHOLE = {  # temporal features named as a whole
 def smile():
     """The eGeMAPS v02 functionals extractor, built once per process."""
     import opensmile  # lazy: slow import, only on this path
+    from audobject.core import utils as audobject_utils  # lazy: opensmile's own dependency, needed only here
+
+    # Smile() records its parameters through audobject, which looks up the distribution that provides
+    # the `opensmile` module in importlib.metadata.packages_distributions(): a scan of every installed
+    # package (0.6-4 s of a cold `talkqa score`). Its answer is known; audobject keeps it in this cache.
+    audobject_utils.PACKAGES_DISTRIBUTIONS.setdefault("opensmile", ["opensmile"])
 
     return opensmile.Smile(
         feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals
