@@ -310,8 +310,8 @@ class CachedFitPredict:
 
     MODEL_FIELDS = {"fusion", "stacking", "scalar_map", "scalar_for", "device", "tuned_trials"}
 
-    def __init__(self, folder: Path, data, labels, enabled: bool = True):
-        self.folder, self.enabled = folder, enabled
+    def __init__(self, folder: Path, data, labels, enabled: bool = True, log: Callable[[str], None] | None = None):
+        self.folder, self.enabled, self.log, self.fitted = folder, enabled, log or (lambda msg: None), 0
         self.context = stable_hash({"store": str(data.root), "experts": data.schema(),
                                     "labels": labels.table.to_csv()})
 
@@ -320,11 +320,16 @@ class CachedFitPredict:
                             "train": stable_hash(list(train_ids)), "test": stable_hash(list(test_ids)),
                             "unlabelled": stable_hash(list(unlabelled_ids)), "context": self.context}, 24)
 
-    def __call__(self, name, cfg, data, labels, train_ids, test_ids, unlabelled_ids):
+    def __call__(self, name, cfg, data, labels, train_ids, test_ids, unlabelled_ids, note: str = ""):
+        """`note` names the fit in the progress line logged before a fit that is not cached (a fit can
+        take minutes; the caller logs when it is done)."""
         key = self.key(name, cfg, train_ids, test_ids, unlabelled_ids)
         pred_path, info_path = self.folder / f"{key}.parquet", self.folder / f"{key}.json"
         if self.enabled and pred_path.is_file() and info_path.is_file():
             return pd.read_parquet(pred_path).set_index("clip_id").reindex(test_ids), json.loads(info_path.read_text())
+        self.fitted += 1
+        self.log(f"{note or name}: fitting on {len(train_ids)} clips (fit {self.fitted} of this run, "
+                 f"{time.strftime('%H:%M:%S')}) ...")
         pred, info = fit_predict(name, cfg, data, labels, train_ids, test_ids, unlabelled_ids)
         if self.enabled:
             frame = pred.reindex(test_ids).rename_axis("clip_id").reset_index()
@@ -348,7 +353,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[s
     unlabelled = [c for c in data.clip_ids if c not in set(ids)]
     groups = labels.groups(ids)
     folds = group_folds(groups, config.folds, config.seed)
-    fit_predict_cached = CachedFitPredict(out_dir / "parts", data, labels, config.cache)
+    fit_predict_cached = CachedFitPredict(out_dir / "parts", data, labels, config.cache, log)
     runs = [(name, name, "strategy", config) for name in config.strategies]
     if config.ablations:
         runs += [(label, config.ablation_strategy, "ablation", c)
@@ -359,7 +364,8 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[s
         train_ids, test_ids = [ids[i] for i in tr], [ids[i] for i in te]
         for label, name, kind, cfg in runs:
             t0 = time.time()
-            pred, info = fit_predict_cached(name, cfg, data, labels, train_ids, test_ids, unlabelled)
+            pred, info = fit_predict_cached(name, cfg, data, labels, train_ids, test_ids, unlabelled,
+                                            note=f"fold {f + 1}/{len(folds)} {label}")
             timings[label] += time.time() - t0
             details[label].append(info)
             log(f"fold {f + 1}/{len(folds)} {label}: {time.time() - t0:.1f} s")
