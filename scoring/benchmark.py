@@ -286,8 +286,8 @@ def ablation_configs(config: BenchmarkConfig, expert_names: list[str]) -> dict[s
 def _metrics_for(pred: pd.DataFrame, y: pd.DataFrame, pairs, config: BenchmarkConfig) -> dict:
     res = {}
     for dim, col in zip(DIMENSION_NAMES, LABEL_COLUMNS):
-        if dim not in pred or col not in y or not y[col].notna().any():
-            continue
+        if dim not in pred or col not in y or y[col].dropna().nunique() < 2:
+            continue  # no labels, or constant ones (a corpus without such artifacts): nothing to rank, no SRCC
         m = dimension_metrics(pred[dim].to_numpy(float), y[col].to_numpy(float), config.bootstrap, config.seed)
         if pairs is not None:
             p = pairs[pairs["dimension"] == dim]

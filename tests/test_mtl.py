@@ -229,3 +229,15 @@ def test_benchmark_fusion_variants_differ_only_in_what_they_name():
     assert tuned.tune.n_trials == 3 and not tuned.pretrain.enabled
     assert pre.pretrain.enabled and pre.tune.n_trials == 0
     assert tuned.model == pre.model == cfg.fusion.model and not cfg.fusion.pretrain.enabled
+
+
+def test_benchmark_reports_no_srcc_for_constant_labels():
+    """A corpus without any visual artifact labels visual_quality 4.5 everywhere: no SRCC is defined, so the
+    strategy table shows none (not 0 [0, 0], which reads as a measured failure)."""
+    from talkqa.scoring.benchmark import BenchmarkConfig, _metrics_for
+
+    rng = np.random.default_rng(0)
+    y = pd.DataFrame({"mos_lip_sync": rng.uniform(1, 5, 20), "mos_visual_quality": np.full(20, 4.5)})
+    pred = pd.DataFrame({"lip_sync": y["mos_lip_sync"] + rng.normal(0, 0.1, 20), "visual_quality": rng.normal(size=20)})
+    res = _metrics_for(pred, y, None, BenchmarkConfig(bootstrap=20))
+    assert set(res) == {"lip_sync"} and res["lip_sync"]["srcc"]["value"] > 0.9
