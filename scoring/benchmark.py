@@ -309,6 +309,9 @@ class CachedFitPredict:
     same report folder, refits nothing it already has."""
 
     MODEL_FIELDS = {"fusion", "stacking", "scalar_map", "scalar_for", "device", "tuned_trials"}
+    # Settings added after fits were cached, at the value that reproduces the models made before them:
+    # left out of the key at that value, so those fits stay valid (path in the model_dump, value).
+    LEGACY_VALUES = [(("fusion", "model", "stats_tokens"), False)]
 
     def __init__(self, folder: Path, data, labels, enabled: bool = True, log: Callable[[str], None] | None = None):
         self.folder, self.enabled, self.log, self.fitted = folder, enabled, log or (lambda msg: None), 0
@@ -316,7 +319,15 @@ class CachedFitPredict:
                                     "labels": labels.table.to_csv()})
 
     def key(self, name, cfg, train_ids, test_ids, unlabelled_ids) -> str:
-        return stable_hash({"strategy": name, "config": cfg.model_dump(mode="json", include=self.MODEL_FIELDS),
+        settings = cfg.model_dump(mode="json", include=self.MODEL_FIELDS)
+        for path, value in self.LEGACY_VALUES:
+            *parents, leaf = path
+            block = settings
+            for k in parents:
+                block = block.get(k, {})
+            if leaf in block and block[leaf] == value:
+                del block[leaf]
+        return stable_hash({"strategy": name, "config": settings,
                             "train": stable_hash(list(train_ids)), "test": stable_hash(list(test_ids)),
                             "unlabelled": stable_hash(list(unlabelled_ids)), "context": self.context}, 24)
 

@@ -241,3 +241,20 @@ def test_benchmark_reports_no_srcc_for_constant_labels():
     pred = pd.DataFrame({"lip_sync": y["mos_lip_sync"] + rng.normal(0, 0.1, 20), "visual_quality": rng.normal(size=20)})
     res = _metrics_for(pred, y, None, BenchmarkConfig(bootstrap=20))
     assert set(res) == {"lip_sync"} and res["lip_sync"]["srcc"]["value"] > 0.9
+
+
+def test_fit_cache_key_ignores_a_later_setting_at_its_legacy_value():
+    """fusion.model.stats_tokens=false is the model as it was before the setting existed: fits cached then
+    keep their key; stats_tokens=true (the default) is another model, another key."""
+    from talkqa.config import stable_hash
+    from talkqa.scoring.benchmark import BenchmarkConfig, CachedFitPredict
+
+    cache = object.__new__(CachedFitPredict)
+    cache.context = "ctx"
+    legacy = BenchmarkConfig(fusion={"model": {"stats_tokens": False}})
+    settings = legacy.model_dump(mode="json", include=CachedFitPredict.MODEL_FIELDS)
+    del settings["fusion"]["model"]["stats_tokens"]  # the dump before the setting existed
+    before = stable_hash({"strategy": "mtl_fusion", "config": settings, "train": stable_hash(["a"]),
+                          "test": stable_hash(["b"]), "unlabelled": stable_hash([]), "context": "ctx"}, 24)
+    assert cache.key("mtl_fusion", legacy, ["a"], ["b"], []) == before
+    assert cache.key("mtl_fusion", BenchmarkConfig(), ["a"], ["b"], []) != before
