@@ -286,8 +286,8 @@ def ablation_configs(config: BenchmarkConfig, expert_names: list[str]) -> dict[s
 def _metrics_for(pred: pd.DataFrame, y: pd.DataFrame, pairs, config: BenchmarkConfig) -> dict:
     res = {}
     for dim, col in zip(DIMENSION_NAMES, LABEL_COLUMNS):
-        if dim not in pred or col not in y or not y[col].notna().any():
-            continue
+        if dim not in pred or col not in y or y[col].dropna().nunique() < 2:
+            continue  # no labels, or constant ones (a corpus without such artifacts): nothing to rank, no SRCC
         m = dimension_metrics(pred[dim].to_numpy(float), y[col].to_numpy(float), config.bootstrap, config.seed)
         if pairs is not None:
             p = pairs[pairs["dimension"] == dim]
@@ -309,22 +309,38 @@ class CachedFitPredict:
     same report folder, refits nothing it already has."""
 
     MODEL_FIELDS = {"fusion", "stacking", "scalar_map", "scalar_for", "device", "tuned_trials"}
+    # Settings added after fits were cached, at the value that reproduces the models made before them:
+    # left out of the key at that value, so those fits stay valid (path in the model_dump, value).
+    LEGACY_VALUES = [(("fusion", "model", "stats_tokens"), False)]
 
-    def __init__(self, folder: Path, data, labels, enabled: bool = True):
-        self.folder, self.enabled = folder, enabled
+    def __init__(self, folder: Path, data, labels, enabled: bool = True, log: Callable[[str], None] | None = None):
+        self.folder, self.enabled, self.log, self.fitted = folder, enabled, log or (lambda msg: None), 0
         self.context = stable_hash({"store": str(data.root), "experts": data.schema(),
                                     "labels": labels.table.to_csv()})
 
     def key(self, name, cfg, train_ids, test_ids, unlabelled_ids) -> str:
-        return stable_hash({"strategy": name, "config": cfg.model_dump(mode="json", include=self.MODEL_FIELDS),
+        settings = cfg.model_dump(mode="json", include=self.MODEL_FIELDS)
+        for path, value in self.LEGACY_VALUES:
+            *parents, leaf = path
+            block = settings
+            for k in parents:
+                block = block.get(k, {})
+            if leaf in block and block[leaf] == value:
+                del block[leaf]
+        return stable_hash({"strategy": name, "config": settings,
                             "train": stable_hash(list(train_ids)), "test": stable_hash(list(test_ids)),
                             "unlabelled": stable_hash(list(unlabelled_ids)), "context": self.context}, 24)
 
-    def __call__(self, name, cfg, data, labels, train_ids, test_ids, unlabelled_ids):
+    def __call__(self, name, cfg, data, labels, train_ids, test_ids, unlabelled_ids, note: str = ""):
+        """`note` names the fit in the progress line logged before a fit that is not cached (a fit can
+        take minutes; the caller logs when it is done)."""
         key = self.key(name, cfg, train_ids, test_ids, unlabelled_ids)
         pred_path, info_path = self.folder / f"{key}.parquet", self.folder / f"{key}.json"
         if self.enabled and pred_path.is_file() and info_path.is_file():
             return pd.read_parquet(pred_path).set_index("clip_id").reindex(test_ids), json.loads(info_path.read_text())
+        self.fitted += 1
+        self.log(f"{note or name}: fitting on {len(train_ids)} clips (fit {self.fitted} of this run, "
+                 f"{time.strftime('%H:%M:%S')}) ...")
         pred, info = fit_predict(name, cfg, data, labels, train_ids, test_ids, unlabelled_ids)
         if self.enabled:
             frame = pred.reindex(test_ids).rename_axis("clip_id").reset_index()
@@ -351,7 +367,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[s
     unlabelled = [c for c in data.clip_ids if c not in set(ids)]
     groups = labels.groups(ids)
     folds = group_folds(groups, config.folds, config.seed)
-    fit_predict_cached = CachedFitPredict(out_dir / "parts", data, labels, config.cache)
+    fit_predict_cached = CachedFitPredict(out_dir / "parts", data, labels, config.cache, log)
     runs = [(name, name, "strategy", config) for name in config.strategies]
     if config.ablations:
         runs += [(label, config.ablation_strategy, "ablation", c)
@@ -363,7 +379,8 @@ def run_benchmark(config: BenchmarkConfig, out_dir: str | Path, log: Callable[[s
         train_ids, test_ids = [ids[i] for i in tr], [ids[i] for i in te]
         for i, (label, name, kind, cfg) in enumerate(runs):
             t0 = time.time()
-            pred, info = fit_predict_cached(name, cfg, data, labels, train_ids, test_ids, unlabelled)
+            pred, info = fit_predict_cached(name, cfg, data, labels, train_ids, test_ids, unlabelled,
+                                            note=f"fold {f + 1}/{len(folds)} {label}")
             timings[label] += time.time() - t0
             details[label].append(info)
             log(f"fold {f + 1}/{len(folds)} {label}: {time.time() - t0:.1f} s")

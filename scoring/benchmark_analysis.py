@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -108,7 +109,8 @@ def _source_order(sources: np.ndarray, speakers: np.ndarray, seed: int) -> list[
 
 def learning_curve(config, data, labels, ids: list[str], folds, unlabelled: list[str], predictions: pd.DataFrame,
                    fit_predict: Callable, log: Callable[[str], None]) -> dict:
-    """SRCC (95 % CI, pooled out-of-fold) per strategy, size and dimension, the trends and crossings."""
+    """SRCC (95 % CI, pooled out-of-fold) per strategy, size and dimension, the trends and crossings.
+    `fit_predict`: a CachedFitPredict (it takes note=, the progress line of a fit it has to run)."""
     lc = config.learning_curve
     sources, speakers = labels.sources(ids), labels.groups(ids)
     src_of = dict(zip(ids, sources))
@@ -128,12 +130,14 @@ def learning_curve(config, data, labels, ids: list[str], folds, unlabelled: list
                     pred = main.set_index("clip_id")[[f"pred_{d}" for d in DIMENSION_NAMES]].rename(
                         columns=lambda c: c[5:]).reindex(test_ids)
                 else:
+                    what = f"learning curve fold {f + 1}/{len(folds)} {strategy} n={n} sources ({len(subset)} clips)"
+                    t0 = time.time()
                     try:
-                        pred, _ = fit_predict(strategy, config, data, labels, subset, test_ids, unlabelled)
+                        pred, _ = fit_predict(strategy, config, data, labels, subset, test_ids, unlabelled, note=what)
                     except UsageError as exc:  # e.g. too few speakers for a strategy's inner folds
                         log(f"learning curve fold {f + 1} {strategy} n={n}: skipped ({exc})")
                         continue
-                    log(f"learning curve fold {f + 1}/{len(folds)} {strategy} n={n} sources ({len(subset)} clips)")
+                    log(f"{what}: {time.time() - t0:.1f} s")
                 block = pd.DataFrame({"clip_id": test_ids, "fold": f, "strategy": strategy, "size": label,
                                       "n_sources": n, "n_clips": len(subset)})
                 for d in DIMENSION_NAMES:

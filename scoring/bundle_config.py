@@ -37,7 +37,7 @@ class BundleConfig(StrictModel):
     version: str = Field("1", description="model version reported with every score")
     description: str = Field("", description="one paragraph for the model card")
     combine: Literal["fusion", "stacking", "mean", "auto"] = Field(
-        "mean", description="final per-dimension score: the fusion Transformer, the LightGBM stack, their mean, or "
+        "auto", description="final per-dimension score: the fusion Transformer, the LightGBM stack, their mean, or "
                             "auto: per dimension, whichever of the three ranks the validation speakers best")
     combine_margin: float = Field(0.02, ge=0, description="auto: the mean is kept unless fusion or stacking alone "
                                                           "beats its validation SRCC by more than this")

@@ -8,7 +8,8 @@ with the name and unit its family declares (`FeatureFamily.feature_label`). Cont
 points of the stacking prediction; `base_value` is that model's prediction for a typical training
 clip, so base_value + all contributions = the stacking prediction (before clipping to 1-5). When the
 model combines fusion and stacking (`combine: mean`), the fusion half is not explained, and the
-block says so.
+block says so. With `combine: auto` each dimension names what it ships (its own `combine`: fusion,
+stacking or mean, as chosen on validation), and its sentence follows that choice.
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ def factor_text(name: str, reading: str) -> str:
 
 
 def explain_scores(stacking, data, clip_id: str, scores: dict[str, float | None], experts: dict, families: dict,
-                   combine: str, top: int = 5) -> dict:
+                   combine: str, top: int = 5, per_dimension: dict[str, str] | None = None) -> dict:
     """The explain block of one scored clip: per scored dimension the stacking prediction, its base
     value, the `top` factors (name, reading, contribution in MOS points, text), the sum of the others,
-    and a sentence."""
+    what the shipped score is (`combine`: the model's, or `per_dimension`'s choice under auto) and a
+    sentence."""
     per_dim = clip_contributions(stacking, data, clip_id)
     group_of = stacking.featurizer_.group_of_
     readings = set(stacking.featurizer_.scalars_)
@@ -84,8 +86,9 @@ def explain_scores(stacking, data, clip_id: str, scores: dict[str, float | None]
             "factors": factors,
             "other": rounded(table["contribution"].iloc[top:].sum(), 4),
             "other_factors": max(0, len(table) - top),
+            "combine": (per_dimension or {}).get(dim, combine),
         }
-        d["sentence"] = _sentence(dim, d, combine)
+        d["sentence"] = _sentence(dim, d, d["combine"])
     return {"explains": "stacking", "combine": combine, "dimensions": dimensions}
 
 

@@ -197,10 +197,14 @@ def _why(result) -> str:
         return "<p>No explanation (the stacking model explains none of the scored dimensions).</p>"
     e = html.escape
     combine = explanation.get("combine")
-    note = "" if combine == "stacking" else \
-        (f"<p>The score combines the fusion and the stacking model ({e(str(combine))}); the factors explain the "
-         "stacking model's part, in MOS points from what it predicts for a typical clip. An expert is one factor "
-         "(its learned features and its readings together); every hand-crafted measurement is its own.</p>")
+    shipped = {dim: d.get("combine", combine) for dim, d in dims.items()}  # per dimension under combine: auto
+    others = {c for c in shipped.values() if c != "stacking"}
+    note = "" if not others else \
+        (f"<p>The score is not the stacking model's alone ({e(str(combine))}"
+         + (f": {e(', '.join(f'{k} {v}' for k, v in shipped.items()))}" if combine == "auto" else "")
+         + "); the factors explain the stacking model's part, in MOS points from what it predicts for a typical "
+         "clip. An expert is one factor (its learned features and its readings together); every hand-crafted "
+         "measurement is its own.</p>")
     parts = [note]
     for dim, d in dims.items():
         found = "".join(f"<li>{e(r)}</li>" for r in reasons(d)) or "<li>no single factor stands out</li>"
@@ -208,7 +212,7 @@ def _why(result) -> str:
                        for f in d["factors"])
         if d["other_factors"]:
             rows += f"<tr><td colspan=2>{d['other_factors']} other factors</td><td>{d['other']:+.3f}</td></tr>"
-        parts.append(f'<h3 style="font-size:15px">{e(headline(dim, d, combine))}</h3>'
+        parts.append(f'<h3 style="font-size:15px">{e(headline(dim, d, shipped[dim]))}</h3>'
                      f'<ul class="why">{found}</ul>'
                      f"{_factor_chart(dim, d)}<details><summary>factors and their readings</summary><table>"
                      f"<tr><th>factor</th><th>reading</th><th>contribution (MOS)</th></tr>{rows}"

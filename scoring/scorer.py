@@ -140,8 +140,9 @@ class Scorer:
 
     def explain(self, data, cid: str, scores: dict[str, float | None]) -> dict:
         """Why the clip got these scores: the named factors of the stacking model (scoring/explanation.py)."""
+        per_dim = {d: c["choice"] for d, c in self.bundle.meta.get("combine_per_dimension", {}).items()}
         return explain_scores(self.bundle.stacking, data, cid, scores, self.experts, self.families,
-                              self.bundle.meta["combine"], self.explain_top)
+                              self.bundle.meta["combine"], self.explain_top, per_dimension=per_dim)
 
     def score(self, path: str | Path, audio: str | Path | None = None, keep_details: bool = False,
               explain: bool = False) -> Result:

@@ -92,9 +92,17 @@ def test_a_rerun_reuses_finished_fits(report, tmp_path):
     cfg = BenchmarkConfig.model_validate({**yaml.safe_load((out / "config.yaml").read_text()),
                                           "strategies": ["mtl_fusion"], "ablations": False, "shap": False,
                                           "learning_curve": {"sizes": []}})
-    again = run_benchmark(cfg, tmp_path)
+    lines: list[str] = []
+    again = run_benchmark(cfg, tmp_path, log=lines.append)
     assert sorted(p.name for p in (tmp_path / "parts").glob("*.parquet")) == parts  # nothing refitted
     assert again["strategies"]["mtl_fusion"] == res["strategies"]["mtl_fusion"]
+    assert not any("fitting on" in m for m in lines)
+    # a fit that is not cached says so before it starts (fits take minutes on a real corpus)
+    fresh = cfg.model_copy(update={"strategies": ["expert_scalars"]})
+    lines.clear()
+    run_benchmark(fresh, tmp_path / "fresh", log=lines.append)
+    started = [m for m in lines if "fitting on" in m]
+    assert len(started) == fresh.folds and started[0].startswith("fold 1/2 expert_scalars: fitting on")
 
 
 def test_predictions_are_out_of_fold_and_speaker_grouped(report):

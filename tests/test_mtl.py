@@ -229,3 +229,32 @@ def test_benchmark_fusion_variants_differ_only_in_what_they_name():
     assert tuned.tune.n_trials == 3 and not tuned.pretrain.enabled
     assert pre.pretrain.enabled and pre.tune.n_trials == 0
     assert tuned.model == pre.model == cfg.fusion.model and not cfg.fusion.pretrain.enabled
+
+
+def test_benchmark_reports_no_srcc_for_constant_labels():
+    """A corpus without any visual artifact labels visual_quality 4.5 everywhere: no SRCC is defined, so the
+    strategy table shows none (not 0 [0, 0], which reads as a measured failure)."""
+    from talkqa.scoring.benchmark import BenchmarkConfig, _metrics_for
+
+    rng = np.random.default_rng(0)
+    y = pd.DataFrame({"mos_lip_sync": rng.uniform(1, 5, 20), "mos_visual_quality": np.full(20, 4.5)})
+    pred = pd.DataFrame({"lip_sync": y["mos_lip_sync"] + rng.normal(0, 0.1, 20), "visual_quality": rng.normal(size=20)})
+    res = _metrics_for(pred, y, None, BenchmarkConfig(bootstrap=20))
+    assert set(res) == {"lip_sync"} and res["lip_sync"]["srcc"]["value"] > 0.9
+
+
+def test_fit_cache_key_ignores_a_later_setting_at_its_legacy_value():
+    """fusion.model.stats_tokens=false is the model as it was before the setting existed: fits cached then
+    keep their key; stats_tokens=true (the default) is another model, another key."""
+    from talkqa.config import stable_hash
+    from talkqa.scoring.benchmark import BenchmarkConfig, CachedFitPredict
+
+    cache = object.__new__(CachedFitPredict)
+    cache.context = "ctx"
+    legacy = BenchmarkConfig(fusion={"model": {"stats_tokens": False}})
+    settings = legacy.model_dump(mode="json", include=CachedFitPredict.MODEL_FIELDS)
+    del settings["fusion"]["model"]["stats_tokens"]  # the dump before the setting existed
+    before = stable_hash({"strategy": "mtl_fusion", "config": settings, "train": stable_hash(["a"]),
+                          "test": stable_hash(["b"]), "unlabelled": stable_hash([]), "context": "ctx"}, 24)
+    assert cache.key("mtl_fusion", legacy, ["a"], ["b"], []) == before
+    assert cache.key("mtl_fusion", BenchmarkConfig(), ["a"], ["b"], []) != before

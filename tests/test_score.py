@@ -48,7 +48,11 @@ def test_train_writes_a_self_describing_loadable_bundle(bundle):
                  "stacking/state.json", "stacking/overall.txt"):
         assert (bundle / name).is_file(), name
     meta = json.loads((bundle / "model.json").read_text())
-    assert meta["name"] == "tiny-test" and meta["combine"] == "mean"
+    assert meta["name"] == "tiny-test" and meta["combine"] == "auto"  # configs/train/default.yaml
+    # auto: per dimension, chosen on the validation speakers, with the figures that decided it
+    assert set(meta["combine_per_dimension"]) == set(DIMENSION_NAMES)
+    for c in meta["combine_per_dimension"].values():
+        assert c["choice"] in ("mean", "fusion", "stacking") and c["why"]
     assert set(meta["experts"]) == {"motion", "voice"}
     for entry in meta["experts"].values():
         assert entry["version"] and entry["weights_hash"] and isinstance(entry["config"], dict)
@@ -58,7 +62,8 @@ def test_train_writes_a_self_describing_loadable_bundle(bundle):
     assert td["clips"] >= 8 and td["speakers"] == 4 and td["diagnostics_labels"] and td["val_clips"] > 0 and set(td["label_means"]) == set(DIMENSION_NAMES)
     assert set(meta["diagnostic_thresholds"]) == set(DIMENSION_NAMES)
     assert all(0 < t["threshold"] < 1 for t in meta["diagnostic_thresholds"].values())
-    assert meta["val_metrics"] and "combine: mean" in (bundle / "model_card.md").read_text()
+    card = (bundle / "model_card.md").read_text()
+    assert meta["val_metrics"] and "combine: auto" in card and "Which score is shipped, per dimension" in card
     b = load_bundle(bundle)
     assert b.name == "tiny-test" and set(b.expert_names) == {"motion", "voice"}
 
@@ -172,7 +177,9 @@ def test_explain_names_factors_never_embedding_dimensions(inputs, bundle):
     assert r.ok and list(r.to_dict()) == KEYS  # the documented keys stay exactly as they are
     block = r.to_dict(explain=True)["explain"]
     assert list(r.to_dict(explain=True)) == [*KEYS, "explain"] and "__emb_" not in json.dumps(block)
-    assert block["explains"] == "stacking" and block["combine"] == "mean"
+    assert block["explains"] == "stacking" and block["combine"] == scorer.bundle.meta["combine"] == "auto"
+    chosen = scorer.bundle.meta["combine_per_dimension"]
+    assert all(d["combine"] == chosen[dim]["choice"] for dim, d in block["dimensions"].items())
     assert list(block["dimensions"]) == [d for d in DIMENSION_NAMES if r.scores[d] is not None]
     for dim, d in block["dimensions"].items():
         factors = d["factors"]
