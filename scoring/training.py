@@ -146,7 +146,7 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
     fusion = FusionRegressor(config.fusion, config.device).fit(
         data, labels, train_ids, val_ids, log=lambda h: log(_fusion_log_line(h)), unlabelled_ids=unlabelled)
     log(f"fusion: best val loss {fusion.best_val_loss_:.4f} after {len(fusion.history_)} epochs")
-    stacking = StackingRegressor(config.stacking).fit(data, labels, ids)
+    stacking = StackingRegressor(config.stacking).fit(data, labels, ids, log=log)
     log("stacking: fitted on every labelled clip")
     metrics = _val_metrics(fusion.predict(data, val_ids) if val_ids else None, stacking.oof_, labels, val_ids)
     thresholds = diagnostic_thresholds(fusion, data, labels, val_ids, config.diagnostics)

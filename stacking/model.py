@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,9 @@ class StackingRegressor:
         study.optimize(objective, n_trials=c.n_trials)
         return dict(study.best_params)
 
-    def fit(self, data: StoreData, labels: Labels, clip_ids: list[str]) -> "StackingRegressor":
+    def fit(self, data: StoreData, labels: Labels, clip_ids: list[str],
+            log: Callable[[str], None] | None = None) -> "StackingRegressor":
+        """`log` gets one line per dimension as it is done (tuning makes each take minutes)."""
         logging.getLogger("lightgbm").setLevel(logging.ERROR)
         c = self.config
         data = self._view(data)
@@ -97,6 +100,9 @@ class StackingRegressor:
                 tr = tr[ok[tr]]
                 if len(tr) >= 3:
                     oof[te, k] = self._lgbm(self.params_[dim]).fit(X.iloc[tr], Y[tr, k]).predict(X.iloc[te])
+            if log:
+                log(f"stacking: {dim} done ({self.dimensions_.index(dim) + 1}/{len(self.dimensions_)}, "
+                    f"{X.shape[1]} features, {c.n_trials} tuning trials)")
         self.oof_ = pd.DataFrame(oof, index=pd.Index(clip_ids, name="clip_id"), columns=list(DIMENSION_NAMES))
         self.meta_ = {}
         if c.meta_learner == "ridge":
