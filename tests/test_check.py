@@ -266,15 +266,19 @@ def test_check_command_usage_errors_exit_2(sources, monkeypatch, tmp_path):
     assert res.exit_code == 2 and "min_spearman" in res.output
 
 
+# A ratchet: the checks the shipped model passes (README, "Does it move the way people do?") must stay
+# passed. The ones it still fails (talking photo, stall, other voice's consistency, heavy noise, blur,
+# compression) are in the README's table, not hidden here.
+SHIPPED_PASSES = ("clean", "audio_off_0.5s", "audio_off_0.2s", "audio_later_ladder", "audio_earlier_ladder", "mirror")
+
+
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="the shipped model (talkqa-default 2) does not move the way people do "
-                   "(issue #13): a still photo keeps expression ~3, a 0.5 s offset barely lowers lip_sync; it passes "
-                   "once the model is retrained")
-def test_quick_check_of_the_shipped_model(shared_data, monkeypatch):
+def test_the_shipped_model_keeps_passing_the_checks_it_passes(shared_data, monkeypatch):
     monkeypatch.setenv("TALKQA_SHARED_DATA", str(shared_data))
-    res = CliRunner().invoke(app, ["check", "--quick", "--json"])
+    res = CliRunner().invoke(app, ["check", "--quick", "--json", "--only", ",".join(SHIPPED_PASSES)])
     assert res.exit_code in (0, 1), res.output
     report = json.loads(res.stdout)
-    assert len(report["sources"]) == 1 and report["summary"]
-    assert res.exit_code == 0, [r["check"] for r in report["summary"] if r["status"] in ("fail", "error")]
+    assert len(report["sources"]) == 1 and {r["check"] for r in report["summary"]} == set(SHIPPED_PASSES)
+    assert res.exit_code == 0, [(r["check"], r["measure"], r["worst_value"]) for r in report["summary"]
+                                if r["status"] in ("fail", "error")]
