@@ -5,6 +5,7 @@ models are good (12 tiny clips); the verdict wording is checked on made-up resul
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -96,3 +97,25 @@ def test_verdicts_say_where_multi_task_fusion_loses():
     assert "single_task, lip_sync" in lines[0] and lines[0].endswith("wins")
     assert "lgbm_stacking, lip_sync" in lines[1] and "loses" in lines[1]
     assert "no clear difference (behind)" in lines[2]
+
+
+def test_faults_are_planted_in_a_rendered_head_without_shared_data(tmp_path, monkeypatch):
+    from talkqa.scoring import demo
+
+    monkeypatch.setattr(demo, "find_shared_data", lambda: None)
+    source = demo._fault_source(tmp_path, 1.0)
+    assert len(source) == 1 and (tmp_path / "source" / "manifest.csv").is_file()
+    assert source["video"].map(lambda p: Path(p).is_file()).all()
+
+
+@pytest.mark.integration
+def test_faults_are_planted_in_a_held_out_real_clip_when_shared_data_is_there(shared_data, monkeypatch, tmp_path):
+    from talkqa.scoring import demo
+    from talkqa.shared_data import load_shared_spec
+
+    monkeypatch.setenv("TALKQA_SHARED_DATA", str(shared_data))
+    source = demo._fault_source(tmp_path, 4.0)
+    spec = load_shared_spec()
+    clip = source["clip_id"].iloc[0]
+    assert len(source) == 1 and spec.split_of(spec.speaker_of(clip)) == "heldout"
+    assert not (tmp_path / "source").exists()  # nothing rendered

@@ -22,8 +22,8 @@ def demo(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model folder that scores the planted faults "
                                          "(default: the shipped model)."),
 ):
-    """Offline, no data needed, about 5 minutes on 2 cores. (1) Plants faults in a synthetic talking head
-    (sound half a second late, a still photo, heavy noise, a blurred face), scores each version with the
+    """Offline, no data needed, about 5 minutes on 2 cores. (1) Plants faults in a talking head — a
+    held-out real clip of ../shared/data when it is there, else a rendered one — (sound half a second late, a still photo, heavy noise, a blurred face), scores each version with the
     shipped model, writes its HTML report and prints the six scores side by side with what talkqa found.
     (2) A small benchmark: synthetic heads degraded with graded artifacts (the labels), features, every
     shipped expert, `talkqa benchmark` at demo size (speaker-grouped CV of the fusion strategies); prints
