@@ -1,5 +1,5 @@
-"""The demo (what `make demo` runs), offline, with no ../shared, sized for about 5 minutes on 2 idle cores
-(7 minutes, 315 CPU-seconds, measured on 2 cores shared with other jobs at load average ~9):
+"""The demo (what `make demo` runs), offline, needs no data, sized for at most 5 minutes on 2 cores
+(2 min 5 s wall, 3 CPU-minutes, measured on 2 cores at load average ~1.5; 7 minutes at load ~9):
 
 1. faults: one talking head (a held-out real clip of ../shared/data when present, else a rendered one) and versions of it with a planted fault (audio half a second
    late, a still photo, heavy noise, a blurred face; configs/check/demo.yaml), scored with the shipped
