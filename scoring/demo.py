@@ -1,7 +1,8 @@
 """The demo (what `make demo` runs), offline, needs no data, sized for at most 5 minutes on 2 cores
 (2 min 5 s wall, 3 CPU-minutes, measured on 2 cores at load average ~1.5; 7 minutes at load ~9):
 
-1. faults: one talking head (a held-out real clip of ../shared/data when present, else a rendered one) and versions of it with a planted fault (audio half a second
+1. faults: one talking head (a held-out real clip of ../shared/data when present, else a rendered
+   one) and versions of it with a planted fault (audio half a second
    late, a still photo, heavy noise, a blurred face; configs/check/demo.yaml), scored with the shipped
    model. Each clip gets its HTML report; a table puts the six scores side by side with the fault
    named, what talkqa's diagnostics found and whether the scores moved the way a viewer would say
