@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+
+from .loudness import integrated_loudness
 
 VAD_FRAME_S = 0.02  # WebRTC VAD accepts 10, 20 or 30 ms frames
 _VAD_RATES = (8000, 16000, 32000, 48000)  # the only rates WebRTC VAD accepts
@@ -45,17 +45,13 @@ def loudness_normalise(audio: np.ndarray, sr: int, target_lufs: float) -> tuple[
     """(normalised copy, measured integrated loudness in LUFS). Audio too short to measure or silent
     (loudness -inf) comes back as an unchanged copy. Peaks are kept within [-1, 1], so a very quiet
     recording may end a little under the target rather than clip."""
-    import pyloudnorm  # lazy: slow import, only on this path
-
     if len(audio) < int(MIN_LOUDNESS_S * sr):
         return audio.astype(np.float32, copy=True), float("nan")
     x = audio.astype(np.float64)
-    lufs = float(pyloudnorm.Meter(sr).integrated_loudness(x))
+    lufs = integrated_loudness(x, sr)
     if not np.isfinite(lufs):
         return audio.astype(np.float32, copy=True), lufs
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pyloudnorm warns about clipping; the peak guard below handles it
-        out = pyloudnorm.normalize.loudness(x, lufs, target_lufs)
+    out = x * 10.0 ** ((target_lufs - lufs) / 20.0)
     peak = float(np.max(np.abs(out))) if len(out) else 0.0
     if peak > 1.0:
         out = out / peak

@@ -17,8 +17,11 @@ by < 0.01).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import sys
 import threading
+import types
 from dataclasses import dataclass, field
 
 import cv2
@@ -32,6 +35,37 @@ MESH_INPUT = 256  # side of the square crop given to FaceMesh (its model runs at
 CROP_MARGIN = 1.9  # crop side / box side: the detector's box is tight around brows-to-chin
 BOX_SMOOTHING = 0.5  # weight of a new detection in a track's box: damps detector jitter
 DUPLICATE_IOU = 0.6  # two tracks overlapping this much follow the same face
+
+
+_import_lock = threading.Lock()
+
+
+class _PyplotOnFirstUse(types.ModuleType):
+    """Stands in for `matplotlib.pyplot` until an attribute of it is used; then the real module is
+    imported (and replaces this one in sys.modules) and the attribute comes from it."""
+
+    def __getattr__(self, name: str):
+        with _import_lock:
+            if sys.modules.get("matplotlib.pyplot") is self:
+                del sys.modules["matplotlib.pyplot"]
+        return getattr(importlib.import_module("matplotlib.pyplot"), name)
+
+
+def import_mediapipe():
+    """`mediapipe`, imported without loading `matplotlib.pyplot`. MediaPipe's drawing utilities import
+    pyplot when mediapipe is imported (0.2-0.5 s, a tenth of a cold `talkqa score`), and talkqa never
+    draws with them; a stand-in takes pyplot's place, so the first real use of pyplot still loads it.
+    (importlib's LazyLoader cannot do this: the import statement itself touches the module and loads it.)"""
+    with _import_lock:  # the decoding thread (detector) and the main thread (meshes) both get here
+        if "mediapipe" not in sys.modules and "matplotlib.pyplot" not in sys.modules:
+            spec = importlib.util.find_spec("matplotlib.pyplot")
+            if spec is not None:
+                stand_in = _PyplotOnFirstUse("matplotlib.pyplot")
+                stand_in.__spec__ = spec
+                sys.modules["matplotlib.pyplot"] = stand_in
+        import mediapipe  # lazy: slow import, only on this path
+
+    return mediapipe
 
 
 _quiet_lock = threading.Lock()
@@ -121,7 +155,7 @@ class FaceDetector:
 
     def detect(self, frame: np.ndarray) -> list[np.ndarray]:
         if self._detector is None:
-            import mediapipe as mp  # lazy: slow import, only on this path
+            mp = import_mediapipe()
 
             with quiet_native_stderr():
                 self._detector = mp.solutions.face_detection.FaceDetection(
@@ -231,7 +265,7 @@ class FaceTracker:
         crop = cv2.warpAffine(frame, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
         if tr.mesh is None:
-            import mediapipe as mp  # lazy: slow import, only on this path
+            mp = import_mediapipe()
 
             with quiet_native_stderr():
                 tr.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,

@@ -12,9 +12,9 @@ import warnings
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.signal import find_peaks
 
 from .mel import mel_filterbank
+from .peaks import find_peaks
 
 EPS = 1e-12
 
@@ -252,7 +252,7 @@ def count_peaks(x: np.ndarray, prominence: float, min_distance: int = 1) -> np.n
     ok = np.isfinite(filled)
     if ok.sum() < 3:
         return np.zeros(0, int)
-    peaks, _ = find_peaks(np.where(ok, filled, np.nanmin(filled)), prominence=prominence, distance=min_distance)
+    peaks = find_peaks(np.where(ok, filled, np.nanmin(filled)), prominence=prominence, distance=min_distance)
     return peaks[np.isfinite(np.asarray(x, np.float64)[peaks])]
 
 
@@ -313,7 +313,7 @@ def syllable_nuclei(
         return np.zeros(0)
     db = gaussian_filter1d(db, 2.0)  # ~20 ms: merge the ripple of single pitch periods
     distance = max(1, int(round(min_gap_s / (times[1] - times[0]))))
-    peaks, _ = find_peaks(db, prominence=prominence_db, height=np.percentile(db, 99) + silence_db, distance=distance)
+    peaks = find_peaks(db, prominence=prominence_db, height=np.percentile(db, 99) + silence_db, distance=distance)
     t = times[peaks]
     if voiced is not None and len(voiced):
         frame = np.clip((t * fps).astype(int), 0, len(voiced) - 1)

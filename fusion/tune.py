@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import stats
 
 from talkqa.labels import Labels
 from talkqa.splits import group_folds
@@ -45,6 +44,8 @@ def suggest(trial, base: FusionConfig) -> FusionConfig:
 
 def _score(pred, labels: Labels, ids: list[str], tasks: list[str], objective: str) -> float:
     """Lower is better: mean RMSE on the 1-5 scale, or 1 - mean SRCC, over the labelled tasks."""
+    from scipy.stats import spearmanr  # lazy: slow import (fusion models load this module to score)
+
     y = labels.y(ids)
     vals = []
     for t in tasks:
@@ -56,7 +57,7 @@ def _score(pred, labels: Labels, ids: list[str], tasks: list[str], objective: st
         if objective == "rmse":
             vals.append(float(np.sqrt(np.mean((p[ok] - yt[ok]) ** 2))))
         else:
-            r = stats.spearmanr(p[ok], yt[ok])[0] if np.ptp(p[ok]) > 0 and np.ptp(yt[ok]) > 0 else 0.0
+            r = spearmanr(p[ok], yt[ok])[0] if np.ptp(p[ok]) > 0 and np.ptp(yt[ok]) > 0 else 0.0
             vals.append(1.0 - float(np.nan_to_num(r)))
     return float(np.mean(vals)) if vals else float("inf")
 

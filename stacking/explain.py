@@ -47,7 +47,7 @@ def explain(model: StackingRegressor, data, clip_ids: list[str], dimension: str)
     import shap  # lazy: slow import, only on this path
 
     X = model.features(data, clip_ids)
-    explainer = shap.TreeExplainer(model.models_[dimension])
+    explainer = shap.TreeExplainer(getattr(model.models_[dimension], "booster_", model.models_[dimension]))
     values = np.asarray(explainer.shap_values(X))
     base = float(np.ravel(explainer.expected_value)[0])
     return Explanation(dimension, values, base, X)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
 from talkqa.store_data import StoreData
 
@@ -32,6 +31,8 @@ class PooledFeaturizer:
         self.experts_ = list(data.experts) if self.use_experts else []
         self.pca_ = {}
         if self.pca_components:
+            from sklearn.decomposition import PCA  # lazy: slow import, only when fitting
+
             for name in self.experts_:
                 toks = [data.experts[name].emb[c] for c in clip_ids if c in data.experts[name].emb]
                 if toks:

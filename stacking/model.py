@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from lightgbm import LGBMRegressor
-from sklearn.linear_model import RidgeCV
 
 from talkqa.config import load_config, save_config, stable_hash
 from talkqa.errors import TalkqaError
@@ -29,15 +27,36 @@ from talkqa.tasks import DIMENSION_NAMES, DIMENSIONS
 
 from .config import StackingConfig
 from .features import PooledFeaturizer
+from .trees import Linear, LoadedTrees, Projection
 
 _DIM = {d.name: d for d in DIMENSIONS}
+
+
+def _ridge_cv(**kwargs):
+    from sklearn.linear_model import RidgeCV  # lazy: slow import, only when fitting
+
+    return RidgeCV(**kwargs)
 
 
 class StackingRegressor:
     def __init__(self, config: StackingConfig | None = None):
         self.config = config or StackingConfig()
+        self._oof, self._oof_file = None, None
 
-    def _lgbm(self, params: dict) -> LGBMRegressor:
+    @property
+    def oof_(self) -> pd.DataFrame | None:
+        """Out-of-fold level-1 predictions of the training clips (None when not saved)."""
+        if self._oof is None and self._oof_file is not None and self._oof_file.is_file():
+            self._oof = pd.read_parquet(self._oof_file).set_index("clip_id")
+        return self._oof
+
+    @oof_.setter
+    def oof_(self, value: pd.DataFrame | None) -> None:
+        self._oof, self._oof_file = value, None
+
+    def _lgbm(self, params: dict):
+        from lightgbm import LGBMRegressor  # lazy: slow import, only when fitting
+
         c = self.config
         return LGBMRegressor(**{**c.params, **params, "random_state": c.seed, "n_jobs": c.n_jobs, "verbose": -1})
 
@@ -112,7 +131,7 @@ class StackingRegressor:
                 M = self.oof_[meta_cols].to_numpy()
                 ok = np.isfinite(Y[:, k]) & np.isfinite(M).all(1)
                 if ok.sum() >= 5:
-                    self.meta_[dim] = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(M[ok], Y[ok, k])
+                    self.meta_[dim] = _ridge_cv(alphas=np.logspace(-3, 3, 13)).fit(M[ok], Y[ok, k])
         return self
 
     def level1(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
@@ -157,17 +176,15 @@ class StackingRegressor:
         for dim, model in self.models_.items():
             booster = model.booster_ if hasattr(model, "booster_") else model
             atomic_write_text(folder / f"{dim}.txt", booster.model_to_string())
-        if getattr(self, "oof_", None) is not None:
+        if self.oof_ is not None:
             write_parquet(self.oof_.reset_index(), folder / "oof.parquet", "stacking.oof", stable_hash(state))
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> "StackingRegressor":
-        """The level-1 models come back as lightgbm Boosters (same predictions; SHAP reads them too)."""
-        import lightgbm as lgb  # lazy: slow import, only on this path
-        from sklearn.decomposition import PCA  # lazy: slow import, only on this path
-        from sklearn.linear_model import Ridge  # lazy: slow import, only on this path
-
+        """The level-1 models come back as `LoadedTrees` (NumPy predictions equal to LightGBM's; the
+        LightGBM booster, for SHAP, on first use), PCA and ridge as their NumPy transforms: loading and
+        predicting import neither lightgbm nor scikit-learn (start-up time of `talkqa score`)."""
         folder = Path(folder)
         for name in ("config.yaml", "state.json"):
             if not (folder / name).is_file():
@@ -178,15 +195,7 @@ class StackingRegressor:
         f = PooledFeaturizer(s["use_experts"], s["use_handcrafted"], s["include_scalars"], s["pca_components"], s["seed"])
         f.experts_, f.handcrafted_, f.scalars_, f.columns_ = s["experts"], s["handcrafted"], s["scalars"], s["columns"]
         f.group_of_ = {c: tuple(g) for c, g in s["group_of"].items()}
-        f.pca_ = {}
-        for name, p in s["pca"].items():
-            pca = PCA(len(p["components"]))
-            pca.components_ = np.asarray(p["components"])
-            pca.mean_ = np.asarray(p["mean"])
-            pca.n_components_ = len(p["components"])
-            pca.n_features_in_ = pca.components_.shape[1]
-            pca.explained_variance_ = np.ones(pca.n_components_)
-            f.pca_[name] = pca
+        f.pca_ = {name: Projection(np.asarray(p["components"]), np.asarray(p["mean"])) for name, p in s["pca"].items()}
         self.featurizer_ = f
         self.dimensions_ = state["dimensions"]
         self.params_ = state["params"]
@@ -195,14 +204,7 @@ class StackingRegressor:
             path = folder / f"{dim}.txt"
             if not path.is_file():
                 raise TalkqaError(f"{folder}: {path.name} missing; the stacking model folder is incomplete")
-            self.models_[dim] = lgb.Booster(model_str=path.read_text())
-        self.meta_ = {}
-        for dim, m in state["meta"].items():
-            ridge = Ridge()
-            ridge.coef_ = np.asarray(m["coef"])
-            ridge.intercept_ = m["intercept"]
-            ridge.n_features_in_ = len(ridge.coef_)
-            self.meta_[dim] = ridge
-        oof = folder / "oof.parquet"
-        self.oof_ = pd.read_parquet(oof).set_index("clip_id") if oof.is_file() else None
+            self.models_[dim] = LoadedTrees(path.read_text())
+        self.meta_ = {dim: Linear(np.asarray(m["coef"]), float(m["intercept"])) for dim, m in state["meta"].items()}
+        self._oof_file = folder / "oof.parquet"  # read on first use: scoring never needs it
         return self

@@ -27,7 +27,6 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import __version__
 from .errors import TalkqaError
@@ -103,6 +102,8 @@ def write_parquet(data: pd.DataFrame | pa.Table, path: str | Path, producer: str
     }
     table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+    import pyarrow.parquet as pq  # lazy: 0.15 s import; scoring a clip writes and reads no Parquet
+
     atomic_write(path, lambda fh: pq.write_table(table, fh, compression="zstd"))
 
 
@@ -110,10 +111,14 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise TalkqaError(f"{path} not found; run the stage that writes it first (e.g. `talkqa extract`)")
+    import pyarrow.parquet as pq  # lazy: 0.15 s import; scoring a clip writes and reads no Parquet
+
     return pq.read_table(path).to_pandas()
 
 
 def parquet_meta(path: str | Path) -> dict[str, Any]:
+    import pyarrow.parquet as pq  # lazy: 0.15 s import; scoring a clip writes and reads no Parquet
+
     raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
     return json.loads(raw) if raw else {}
 

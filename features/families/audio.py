@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import signals as S
 from ..dnsmos import dnsmos_scores
+from ..loudness import integrated_loudness
 from ..clip import PreprocessedClip
 from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
 
@@ -191,13 +192,9 @@ def praat_voice(x: np.ndarray, sr: int) -> dict[str, float]:
 
 
 def loudness_lufs(x: np.ndarray, sr: int) -> float:
-    import pyloudnorm  # lazy: slow import, only on this path
-
     if len(x) < int(0.5 * sr):
         return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = float(pyloudnorm.Meter(sr).integrated_loudness(np.asarray(x, np.float64)))
+    value = integrated_loudness(x, sr)
     return value if np.isfinite(value) else float("nan")
 
 
