@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from talkqa.features import landmarks as L
 
@@ -82,11 +81,15 @@ def jittered(a, p, rng):
 
 def over_smoothed(a, p, rng):
     s = rng.uniform(3.0, 6.0)
+    from scipy.ndimage import gaussian_filter1d  # lazy: training augmentation only; scoring skips SciPy
+
     return gaussian_filter1d(a, s, axis=0, mode="nearest"), gaussian_filter1d(p, s, axis=0, mode="nearest")
 
 
 def time_warped(a, p, rng):
     n = len(a)
+    from scipy.ndimage import gaussian_filter1d  # lazy: training augmentation only; scoring skips SciPy
+
     speed = np.exp(gaussian_filter1d(rng.normal(0, 1.0, n), 6.0) * rng.uniform(1.5, 3.0))
     t = np.cumsum(speed)
     t = (t - t[0]) / (t[-1] - t[0]) * (n - 1)

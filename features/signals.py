@@ -11,8 +11,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
+from .filters import gaussian_filter1d
+from .filters import otsu_threshold as _otsu
 from .mel import mel_filterbank
 from .peaks import find_peaks
 
@@ -118,8 +119,8 @@ def smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     ok = np.isfinite(x)
     if not ok.any() or sigma <= 0:
         return x.copy()
-    num = gaussian_filter1d(np.where(ok, x, 0.0), sigma, mode="nearest")
-    den = gaussian_filter1d(ok.astype(np.float64), sigma, mode="nearest")
+    num = gaussian_filter1d(np.where(ok, x, 0.0), sigma)
+    den = gaussian_filter1d(ok.astype(np.float64), sigma)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ok, num / np.maximum(den, EPS), np.nan)
 
@@ -132,13 +133,11 @@ def detrend(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def otsu_threshold(values: np.ndarray, bins: int = 128) -> float:
     """Otsu's threshold of a 1-D sample (scikit-image), ignoring NaN; the mean when there is nothing to split."""
-    from skimage.filters import threshold_otsu  # lazy: skimage.filters is slow to import
-
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
     if len(v) < 2 or v.max() - v.min() < EPS:
         return float(v.mean()) if len(v) else float("nan")
-    return float(threshold_otsu(v, nbins=bins))
+    return _otsu(v, bins)
 
 
 # ----------------------------------------------------------------------------- audio on the video clock

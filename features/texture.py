@@ -2,16 +2,21 @@
 
 Every function takes float32 grey values on the 0-255 scale, either one image (H, W) or a stack
 (N, H, W), and returns one number per image, so the visual family can run them over all frames of a
-clip at once. OpenCV, SciPy and scikit-image have the filters; what they lack (a band-energy share,
+clip at once. OpenCV and features/filters.py have the filters; what they lack (a band-energy share,
 phase-folded blockiness, GGD / AGGD moment fits of MSCN coefficients as in BRISQUE / NIQE) is here.
 """
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
-from scipy.ndimage import gaussian_filter
-from scipy.special import gammaln
+
+from .filters import gaussian_filter
+
+# log-Gamma elementwise (scipy.special.gammaln without importing SciPy: start-up time)
+gammaln = np.vectorize(math.lgamma, otypes=[np.float64])
 
 EPS = 1e-6
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as cv2.COLOR_RGB2GRAY
@@ -115,8 +120,8 @@ def _shape_from_ratio(rho: np.ndarray) -> np.ndarray:
 def mscn(g: np.ndarray) -> np.ndarray:
     """Mean-subtracted contrast-normalised coefficients of (N, H, W) grey images."""
     sig = (0, MSCN_SIGMA, MSCN_SIGMA) if g.ndim == 3 else MSCN_SIGMA
-    mu = gaussian_filter(g, sig, truncate=3 / MSCN_SIGMA, mode="nearest")
-    var = gaussian_filter(g * g, sig, truncate=3 / MSCN_SIGMA, mode="nearest") - mu * mu
+    mu = gaussian_filter(g, sig, truncate=3 / MSCN_SIGMA)
+    var = gaussian_filter(g * g, sig, truncate=3 / MSCN_SIGMA) - mu * mu
     return (g - mu) / (np.sqrt(np.abs(var)) + 1.0)
 
 

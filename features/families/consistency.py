@@ -11,11 +11,11 @@ correlation over the windows: an excited voice should come with a livelier face.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import binary_dilation
 
 from .. import geometry as G
 from .. import signals as S
 from ..clip import PreprocessedClip
+from ..filters import dilate1d
 from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
 
 
@@ -106,7 +106,7 @@ class Consistency(FeatureFamily):
         f0 = S.f0_track(audio, clip.sr, T, fps)
         voiced = np.isfinite(f0)
         # de Jong & Wempe keep voiced peaks; without any pitch (whisper, heavy noise) the VAD decides.
-        gate = binary_dilation(voiced, iterations=1) if voiced.any() else speech
+        gate = dilate1d(voiced) if voiced.any() else speech
         nuclei = S.syllable_nuclei(audio, clip.sr, gate, fps)
         nucleus_frames = np.clip((nuclei * fps).astype(int), 0, T - 1)
         speech_s, seen_s = speech.sum() / fps, (speech & valid).sum() / fps

@@ -12,12 +12,12 @@ blinking all the time.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import median_filter
 
 from .. import geometry as G
 from .. import landmarks as L
 from .. import signals as S
 from ..clip import PreprocessedClip
+from ..filters import median_filter1d
 from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
 
 _UPPER = np.array(sorted(set(L.UPPER_FACE)))
@@ -46,7 +46,7 @@ def detect_blinks(
     if ok.sum() < 5:
         return np.zeros((0, 2), int)
     size = max(3, int(round(baseline_s * fps)) | 1)
-    baseline = median_filter(np.where(ok, ear, np.nanmedian(ear)), size=size, mode="nearest")
+    baseline = median_filter1d(np.where(ok, ear, np.nanmedian(ear)), size)
     dev = np.where(ok, baseline - ear, 0.0)  # > 0 when the eye is closing
     noise = 1.4826 * np.median(np.abs(dev[ok] - np.median(dev[ok])))
     depth = max(drop * float(np.median(baseline[ok])), noise_k * noise)

@@ -14,11 +14,11 @@ from deciding alone. Both component estimates are reported too.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from .. import geometry as G
 from .. import signals as S
 from ..clip import PreprocessedClip
+from ..filters import maximum_filter1d, minimum_filter1d
 from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
 
 
@@ -40,7 +40,7 @@ def rolling_range(x: np.ndarray, size: int) -> np.ndarray:
     if bad.all():
         return np.full(len(x), np.nan)
     filled = np.where(bad, np.nanmedian(x), x)
-    out = maximum_filter1d(filled, size, mode="nearest") - minimum_filter1d(filled, size, mode="nearest")
+    out = maximum_filter1d(filled, size) - minimum_filter1d(filled, size)
     out[bad] = np.nan
     return out
 

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from skimage.measure import blur_effect
 
 from .. import geometry as G
 from .. import landmarks as L
 from .. import signals as S
 from ..align import mouth_zoom
 from ..clip import PreprocessedClip
+from ..filters import blur_effect
 from ..nss import INNER_FACE, crop_box, face_nss_features, load_model
 from ..texture import EPS, LUMA, gradient_energy, grey, laplacian, laplacian_var, second_difference_rms
 from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
