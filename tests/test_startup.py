@@ -14,7 +14,7 @@ import pytest
 # the audio libraries features/mel.py and features/dnsmos.py replace (librosa's numba kernels), and torch:
 # the shipped networks run from their ONNX exports (talkqa/onnx_model.py).
 NOT_ON_THE_SCORING_PATH = ["torch", "transformers", "optuna", "shap", "ray", "librosa", "numba", "speechmos", "sympy",
-                           "fastapi", "uvicorn", "talkqa.corpus", "talkqa.experts.nets"]
+                           "fastapi", "uvicorn", "talkqa.corpus"]
 
 
 @pytest.mark.slow  # a fresh process that loads the shipped model and scores a clip (~10-20 s on 2 cores)
