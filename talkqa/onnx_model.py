@@ -58,6 +58,8 @@ class OnnxModel:
         if not self.path.is_file():
             raise TalkqaError(f"ONNX graph {self.path} is missing; run `talkqa export-onnx` on its model folder")
         options = ort.SessionOptions()
+        # no busy-waiting between ops: scoring runs an audio and a visual lane side by side on few cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if _THREADS.get("intra_op"):
             options.intra_op_num_threads = _THREADS["intra_op"]
         try:
