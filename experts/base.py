@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from talkqa.config import stable_hash
 from talkqa.features.clip import PreprocessedClip
+from talkqa.onnx_model import Graph, export_graph, is_export_file, is_exportable, load_exports, run_module, \
+    write_exports_manifest
 from talkqa.registry import Registry
 from talkqa.splits import hold_out_groups
 from talkqa.store import Store, read_parquet
@@ -99,7 +101,8 @@ class Expert:
             config = self.config_cls.model_validate(config or {})
         self.config = config
         self.device = device
-        self.model_ = None  # set by load() / fit()
+        self.model_ = None  # the torch network: set by fit(), or by load() when there is no ONNX export
+        self.sessions_ = None  # ONNX Runtime sessions per graph: set by load() from a fresh export
 
     # ---- declared before running -------------------------------------------------------------
     @property
@@ -200,11 +203,13 @@ class Expert:
                         break
         if best_state is not None:
             model.load_state_dict(best_state)
-        self.model_ = model.eval()
+        self.model_, self.sessions_ = model.eval(), None
+        with torch.no_grad():
+            heldout = self.evaluate(test, seed + 1)
         self.metrics_ = {
             "train_clips": len(train), "val_clips": len(val), "heldout_clips": len(test), "heldout_groups": held,
             "train_seconds": round(time.perf_counter() - t0, 1), "steps": step, "stopped_by": stopped,
-            "final_loss": float(np.mean(losses[-50:])), "seed": seed, **self.evaluate(test, seed + 1),
+            "final_loss": float(np.mean(losses[-50:])), "seed": seed, **heldout,
         }
         return self.metrics_
 
@@ -217,11 +222,65 @@ class Expert:
     limits: ClassVar[str] = ""  # model card: known limits
     training_data: ClassVar[str] = ""  # model card: what fit() trains on
 
+    weights_file: ClassVar[str] = "model.pt"  # what experts/checkpoint.py writes; ONNX exports are tied to it
+
     def load(self) -> "Expert":
+        """Ready to embed: the weights folder's ONNX exports when they are fresh (and the device is the CPU),
+        else the torch network with the weights (a clear error when there are none)."""
+        folder = self.weights_dir()
+        if self.device == "cpu" and (folder / self.weights_file).is_file():
+            self.sessions_ = load_exports(folder, [self.weights_file])
+            if self.sessions_ is not None:
+                self.model_ = None
+                return self
+        self.model_ = self._load_network()
+        return self
+
+    def _load_network(self):
         model = self._new_model()
         load_checkpoint(self.weights_dir(), model, self.name)
-        self.model_ = model.to(self.device).eval()
-        return self
+        return model.to(self.device).eval()
+
+    def network(self):
+        """The torch network; after a load() that found ONNX exports, it is read from the weights now."""
+        if self.model_ is None:
+            self.model_ = self._load_network()
+        return self.model_
+
+    # ---- inference through ONNX Runtime or torch: the same graphs either way -------------------------
+    def onnx_graphs(self, model) -> dict[str, Graph]:
+        """The networks embed() runs (experts/nets/<name>.py), each a Graph: exported by save(), run by
+        run_graph() through ONNX Runtime or, without a fresh export, through torch. {} = no export."""
+        return {}
+
+    def run_graph(self, name: str, *inputs: np.ndarray) -> list[np.ndarray]:
+        """Run one of the expert's graphs on NumPy inputs; returns its outputs as NumPy arrays."""
+        if self.sessions_ is not None:
+            return self.sessions_[name].run(*inputs)
+        model = self.network()
+        built = getattr(self, "torch_graphs_", None)
+        if built is None or built[0] is not model:  # built once per network (fit() makes a new one)
+            self.torch_graphs_ = built = (model, self.onnx_graphs(model))
+        return run_module(built[1][name].module, *inputs, device=self.device)
+
+    def export_onnx(self, folder: str | Path | None = None) -> list[str]:
+        """Write the ONNX graphs of the weights in `folder` (default: the expert's weights) beside them, with
+        onnx.json tying them to the weights; returns the graph names ([] when the expert has none or the
+        `onnx` package is not installed). The network exported is the one load() reads back from the
+        weights file (float16 weights), so the ONNX and torch paths give the same numbers."""
+        folder = Path(folder) if folder is not None else self.weights_dir()
+        if not is_exportable():
+            return []
+        model = self._new_model()
+        load_checkpoint(folder, model, self.name)
+        graphs = self.onnx_graphs(model.eval())
+        if not graphs:
+            return []
+        for name, graph in graphs.items():
+            export_graph(graph, folder / f"{name}.onnx")
+        write_exports_manifest(folder, [self.weights_file], {name: f"{name}.onnx" for name in graphs},
+                               {"expert": self.name, "version": self.version})
+        return list(graphs)
 
     def card_extras(self) -> dict[str, Any]:
         """Expert-specific model-card fields (e.g. the voice expert's backbone)."""
@@ -232,13 +291,15 @@ class Expert:
         return {}
 
     def save(self, folder: str | Path) -> None:
+        """Weights, config, model card and (when `onnx` is installed) the ONNX exports."""
         metrics = getattr(self, "metrics_", {})
-        save_checkpoint(folder, self.model_, self.config, {
+        save_checkpoint(folder, self.network(), self.config, {
             "name": self.name, "version": self.version, "metrics": metrics, "summary": self.summary,
             "limits": self.limits, "seed": metrics.get("seed"), **self.card_extras(),
             "training_data": self.training_data,
             "command": metrics.get("command", f"talkqa train-expert {self.name} --store STORE"),
         })
+        self.export_onnx(folder)
 
     # ---- shared ---------------------------------------------------------------------------------
     def weights_dir(self) -> Path:
@@ -249,7 +310,7 @@ class Expert:
         h = hashlib.blake2b(digest_size=8)
         if folder.is_dir():
             for p in sorted(folder.rglob("*")):
-                if p.is_file():
+                if p.is_file() and not is_export_file(p):  # exports derive from the weights
                     h.update(p.name.encode())
                     h.update(p.read_bytes())
         return h.hexdigest()

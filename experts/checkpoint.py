@@ -7,15 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from talkqa import __version__
 from talkqa.config import save_config
 from talkqa.errors import TalkqaError
 from talkqa.store import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
-def save_checkpoint(folder: str | Path, model: torch.nn.Module, config, meta: dict[str, Any]) -> None:
+def save_checkpoint(folder: str | Path, model, config, meta: dict[str, Any]) -> None:
+    """model.pt (the state dict of the torch.nn.Module `model`), config.yaml, meta.json, model_card.md."""
+    import torch  # lazy: saving weights is training; scoring reads ONNX exports when they are there
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -28,7 +29,7 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module, config, meta: di
     write_model_card(folder, meta, model)
 
 
-def write_model_card(folder: Path, meta: dict[str, Any], model: torch.nn.Module) -> None:
+def write_model_card(folder: Path, meta: dict[str, Any], model) -> None:
     """model_card.md from what training recorded: data, command, seed, metrics, limits."""
 
     n_params = sum(p.numel() for p in model.parameters())
@@ -57,12 +58,15 @@ def write_model_card(folder: Path, meta: dict[str, Any], model: torch.nn.Module)
     atomic_write_text(folder / "model_card.md", "\n".join(lines))
 
 
-def load_checkpoint(folder: str | Path, model: torch.nn.Module, name: str) -> dict[str, Any]:
+def load_checkpoint(folder: str | Path, model, name: str) -> dict[str, Any]:
+    """Fill the torch.nn.Module `model` with the weights in `folder`; returns meta.json."""
     folder = Path(folder)
     path = folder / "model.pt"
     if not path.is_file():
         raise TalkqaError(f"{name}: no weights at {path}; train them with `talkqa train-expert {name} --store STORE` "
                           f"or set `weights:` in configs/experts/{name}.yaml")
+    import torch  # lazy: the torch path (training, or weights without a fresh ONNX export)
+
     state = torch.load(path, map_location="cpu", weights_only=True)
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})

@@ -11,9 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from pydantic import model_validator
-from torch import nn
 
 from talkqa.features.clip import PreprocessedClip
 
@@ -28,27 +26,6 @@ class MotionConfig(ExpertConfig):
     min_valid_share: float = 0.5
 
     _legacy = model_validator(mode="before")(steps_from_epochs)
-
-
-class MotionCNN(nn.Module):
-    def __init__(self, in_dim: int, hidden: int):
-        super().__init__()
-        self.inp = nn.Sequential(nn.Conv1d(in_dim, hidden, 1), nn.GELU())
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Conv1d(hidden, hidden, 5, padding=2 * d, dilation=d), nn.GroupNorm(8, hidden), nn.GELU())
-            for d in (1, 2, 4)
-        )
-        self.head = nn.Linear(2 * hidden, 1)
-
-    def frames(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) -> (B, T, hidden) per-frame features."""
-        h = self.inp(x.transpose(1, 2))
-        for block in self.blocks:
-            h = h + block(h)  # residual: keeps frame-level detail for the tokens
-        return h.transpose(1, 2)
-
-    def logit(self, h: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([h.mean(1), h.amax(1)], dim=-1)).squeeze(-1)
 
 
 @EXPERTS.register
@@ -73,8 +50,15 @@ class MotionExpert(Expert):
     def dim(self) -> int:
         return self.config.hidden
 
-    def _new_model(self) -> MotionCNN:
+    def _new_model(self):
+        from .nets.motion import MotionCNN  # lazy: torch, only to train, export or run without an ONNX export
+
         return MotionCNN(FEATURE_DIM, self.config.hidden)
+
+    def onnx_graphs(self, model) -> dict:
+        from .nets.motion import graphs  # lazy: torch, only to export or run without an ONNX export
+
+        return graphs(model, FEATURE_DIM)
 
     training_data = ("real clips of the given stores (positives) and on-the-fly perturbations (negatives); "
                      "held-out source folders listed in the metrics")
@@ -95,16 +79,13 @@ class MotionExpert(Expert):
         pose = fill_invalid(clip.head_pose, valid)
         return motion_features(aligned, pose, clip.face_crops.shape[1] if clip.face_crops.ndim == 4 else 96)
 
-    @torch.no_grad()
     def embed(self, clip: PreprocessedClip) -> Tokens:
-        x = torch.from_numpy(self._inputs(clip))[None].to(self.device)
-        h = self.model_.frames(x)
-        logit = float(self.model_.logit(h)[0])
+        h, logit = self.run_graph("motion", self._inputs(clip)[None].astype(np.float32))
         step = max(1, int(round(self.config.token_s * clip.fps)))
         starts = np.arange(0, clip.n_frames, step)
-        emb = np.stack([h[0, s : s + step].mean(0).cpu().numpy() for s in starts])
+        emb = np.stack([h[0, s : s + step].mean(0) for s in starts])
         return Tokens(starts / clip.fps, np.minimum(starts + step, clip.n_frames) / clip.fps, emb,
-                      {"naturalness_logit": logit})
+                      {"naturalness_logit": float(logit[0])})
 
     # ------------------------------------------------------------------------------------ training
     training_requirement = "clips with a face in half their frames and one training window of frames"
@@ -116,6 +97,8 @@ class MotionExpert(Expert):
 
     def training_batch(self, items, rng, n: int):
         """Half real windows, half perturbed windows (a random perturbation family each)."""
+        import torch  # lazy: training only
+
         w = self.config.window_frames
         xs, ys = [], []
         for i in range(n):
@@ -132,10 +115,11 @@ class MotionExpert(Expert):
         return torch.from_numpy(np.stack(xs)), torch.tensor(ys)
 
     def training_loss(self, model, batch):
-        x, y = batch
-        return nn.functional.binary_cross_entropy_with_logits(model.logit(model.frames(x)), y)
+        from torch.nn.functional import binary_cross_entropy_with_logits  # lazy: torch, training only
 
-    @torch.no_grad()
+        x, y = batch
+        return binary_cross_entropy_with_logits(model.logit(model.frames(x)), y)
+
     def evaluate(self, items, seed: int = 1, per_clip: int = 8) -> dict[str, Any]:
         """ROC-AUC, real windows vs each perturbation family, on the given (held-out) sequences."""
         from sklearn.metrics import roc_auc_score  # lazy: slow import, only on this path
@@ -154,5 +138,4 @@ class MotionExpert(Expert):
                                 for fam, v in fake.items()}}
 
     def _score(self, a, p) -> float:
-        x = torch.from_numpy(motion_features(a, p))[None].to(self.device)
-        return float(self.model_.logit(self.model_.frames(x))[0])
+        return float(self.run_graph("motion", motion_features(a, p)[None].astype(np.float32))[1][0])

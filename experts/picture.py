@@ -23,10 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from pydantic import Field
-from torch import nn
-from torch.nn import functional as F
 
 from talkqa.features.clip import PreprocessedClip
 
@@ -61,69 +58,6 @@ class PictureConfig(ExpertConfig):
     lr: float = 3e-3
 
 
-class CropBranch(nn.Module):
-    """(N, 6, H, W) frame + difference to the frame before -> (N, 5 C) per-frame features: the mean of
-    the last feature map over the 2 x 2 quadrants (where: upper vs lower face) and its maximum (a local
-    seam or smear anywhere)."""
-
-    def __init__(self, channels: list[int]):
-        super().__init__()
-        layers, c_in = [], 6
-        for i, c in enumerate(channels):
-            layers += [nn.Conv2d(c_in, c, 4 if i == 0 else 3, 2, 1), nn.GELU()]
-            c_in = c
-        self.conv = nn.Sequential(*layers)
-        self.out_dim = 5 * c_in
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv(x)
-        return torch.cat([F.adaptive_avg_pool2d(h, 2).flatten(1), h.amax((2, 3))], 1)
-
-
-def crop_inputs(cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W, 3) crops and the crops of the frame before -> (N, 6, H, W) float: the picture as
-    it is (a fixed scale, no per-image normalisation that would hide colour offsets) and the change."""
-    cur = cur.permute(0, 3, 1, 2).float() / 255.0
-    prev = prev.permute(0, 3, 1, 2).float() / 255.0
-    return torch.cat([cur - 0.5, 4.0 * (cur - prev)], 1)
-
-
-class PictureModel(nn.Module):
-    def __init__(self, channels: list[int], hidden: int):
-        super().__init__()
-        self.face = CropBranch(channels)
-        self.mouth = CropBranch(channels)
-        self.face_head = nn.Linear(self.face.out_dim, 1)
-        self.mouth_head = nn.Linear(self.mouth.out_dim, 1)
-        self.proj = nn.Sequential(nn.Linear(self.face.out_dim + self.mouth.out_dim, hidden), nn.GELU())
-        self.temporal = nn.ModuleList(nn.Conv1d(hidden, hidden, 3, dilation=d) for d in (1, 2))
-        self.head = nn.Linear(hidden, 2)  # quality, artifact
-
-    def encode(self, face_cur, face_prev, mouth_cur, mouth_prev) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 crops of N frames (and of the frame before each) -> face and mouth features (N, D)."""
-        return self.face(crop_inputs(face_cur, face_prev)), self.mouth(crop_inputs(mouth_cur, mouth_prev))
-
-    def sequence(self, f: torch.Tensor, m: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B, P, D) face and mouth features of P frames -> per-frame hidden features (B, P, hidden) and
-        per-frame logits (B, P): quality, artifact, face, mouth."""
-        h = self.proj(torch.cat([f, m], -1)).transpose(1, 2)
-        for conv in self.temporal:
-            d = conv.dilation[0]
-            h = h + F.gelu(conv(F.pad(h, (d, d), mode="replicate")))
-        h = h.transpose(1, 2)
-        q = self.head(h)
-        return {"hidden": h, "quality": q[..., 0], "artifact": q[..., 1], "face": self.face_head(f).squeeze(-1),
-                "mouth": self.mouth_head(m).squeeze(-1)}
-
-    def forward(self, face_cur, face_prev, mouth_cur, mouth_prev) -> dict[str, torch.Tensor]:
-        """uint8 (B, P, H, W, 3) windows -> window logits (B,) per head (means over the P frames)."""
-        b, p = face_cur.shape[:2]
-        f, m = self.encode(face_cur.flatten(0, 1), face_prev.flatten(0, 1), mouth_cur.flatten(0, 1),
-                           mouth_prev.flatten(0, 1))
-        out = self.sequence(f.view(b, p, -1), m.view(b, p, -1))
-        return {k: out[k].mean(1) for k in HEADS}
-
-
 @EXPERTS.register
 class PictureExpert(Expert):
     name = "picture"
@@ -155,8 +89,15 @@ class PictureExpert(Expert):
     def dim(self) -> int:
         return self.config.hidden
 
-    def _new_model(self) -> PictureModel:
+    def _new_model(self):
+        from .nets.picture import PictureModel  # lazy: torch, only to train, export or run without an ONNX export
+
         return PictureModel(list(self.config.channels), self.config.hidden)
+
+    def onnx_graphs(self, model) -> dict:
+        from .nets.picture import graphs  # lazy: torch, only to export or run without an ONNX export
+
+        return graphs(model)
 
     # ------------------------------------------------------------------------------------ inference
     def _frames(self, clip: PreprocessedClip) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +115,6 @@ class PictureExpert(Expert):
                           before, nearest)
         return np.where(valid, np.arange(clip.n_frames), closer), valid
 
-    @torch.no_grad()
     def frame_outputs(self, clip: PreprocessedClip) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """(frame indices read, per-frame outputs as numpy, whether each read frame has a face)."""
         source, valid = self._frames(clip)
@@ -183,16 +123,15 @@ class PictureExpert(Expert):
         phase = max(range(min(stride, clip.n_frames)), key=lambda p: int(valid[p::stride].sum()))
         picks = np.arange(phase, clip.n_frames, stride)
         cur, prev = source[picks], source[np.maximum(picks - 1, 0)]
-        model = self.model_
         feats = []
         for s in range(0, len(picks), self.config.chunk_frames):
             c, p = cur[s : s + self.config.chunk_frames], prev[s : s + self.config.chunk_frames]
-            tensors = [torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-                       for a in (clip.face_crops[c], clip.face_crops[p], clip.mouth_crops[c], clip.mouth_crops[p])]
-            feats.append(model.encode(*tensors))
-        f = torch.cat([x[0] for x in feats])[None]
-        m = torch.cat([x[1] for x in feats])[None]
-        out = {k: v[0].cpu().numpy() for k, v in model.sequence(f, m).items()}
+            feats.append(self.run_graph("encode", clip.face_crops[c], clip.face_crops[p], clip.mouth_crops[c],
+                                        clip.mouth_crops[p]))
+        f = np.concatenate([x[0] for x in feats])[None]
+        m = np.concatenate([x[1] for x in feats])[None]
+        outputs = self.run_graph("sequence", f, m)
+        out = {k: v[0] for k, v in zip(("hidden", *HEADS), outputs)}
         return picks, out, valid[picks]
 
     def embed(self, clip: PreprocessedClip) -> Tokens:
@@ -277,36 +216,29 @@ class PictureExpert(Expert):
                 f, m = deg(face, mouth, min(sev, 1.0), np.random.default_rng(seed))
                 rows.append((*self._read(f, m, phase), 0.0, 1.0 - generation, clean * ("face" not in deg.regions),
                              clean * ("mouth" not in deg.regions), generation))
+        import torch  # lazy: training only
+
         cols = list(zip(*rows))
         crops = [torch.from_numpy(np.stack(c)) for c in cols[:4]]
         return (*crops, *(torch.tensor(c, dtype=torch.float32) for c in cols[4:]))
 
     def training_loss(self, model, batch):
-        *crops, y_quality, y_artifact, y_face, y_mouth, generation = batch
-        out = model(*crops)
-        bce = sum(_balanced_bce(out[h], y) for h, y in (("quality", y_quality), ("artifact", y_artifact)))
-        branch = _balanced_bce(out["face"], y_face) + _balanced_bce(out["mouth"], y_mouth)
-        # rows come in groups: the clean window first, then its copies in increasing severity
-        k1 = self.config.severities + 1
-        i, j = torch.triu_indices(k1, k1, 1)
-        gap = self.config.rank_margin
+        from .nets.picture import picture_loss  # lazy: torch, training only
 
-        def rank(logits, weight):
-            pairs = F.relu(gap - (logits.view(-1, k1)[:, i] - logits.view(-1, k1)[:, j]))
-            return (pairs * weight[:, None]).sum() / (weight.sum() * len(i)).clamp(min=1)
+        cfg = self.config
+        return picture_loss(model, batch, cfg.severities, cfg.rank_margin, cfg.rank_weight, cfg.branch_weight)
 
-        ranked = rank(out["quality"], torch.ones_like(generation[::k1])) + rank(out["artifact"], generation[::k1])
-        return bce + self.config.branch_weight * branch + self.config.rank_weight * ranked
-
-    @torch.no_grad()
     def _score_windows(self, windows: list[tuple[np.ndarray, ...]]) -> dict[str, np.ndarray]:
+        """Window logits per head (the means over each window's frames), through the torch network."""
+        import torch  # lazy: evaluation is part of training
+
         outs = []
+        model = self.network()
         for s in range(0, len(windows), 32):
             cols = list(zip(*windows[s : s + 32]))
-            outs.append(self.model_(*(torch.from_numpy(np.stack(c)).to(self.device) for c in cols)))
+            outs.append(model(*(torch.from_numpy(np.stack(c)).to(self.device) for c in cols)))
         return {k: torch.cat([o[k] for o in outs]).cpu().numpy() for k in HEADS}
 
-    @torch.no_grad()
     def evaluate(self, items, seed: int = 1) -> dict[str, Any]:
         """On held-out windows, half of them after a source degradation: ROC-AUC of quality_logit, clean
         vs each family (all severities pooled, and at the mildest), on windows without a source
@@ -366,13 +298,6 @@ class PictureExpert(Expert):
             "heldout_clip_ids": sorted(held),
             "train_clip_ids": sorted(c for c in seen if c not in held),
         }
-
-
-def _balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """BCE with both classes weighted equally, whatever their shares in the batch."""
-    pos = target.mean().clamp(1e-3, 1 - 1e-3)
-    weight = torch.where(target > 0.5, 0.5 / pos, 0.5 / (1 - pos))
-    return F.binary_cross_entropy_with_logits(logits, target, weight=weight)
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float:

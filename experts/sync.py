@@ -20,9 +20,6 @@ from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
 
 from talkqa.features.clip import PreprocessedClip
 from talkqa.features.mel import mel_filterbank
@@ -67,13 +64,21 @@ def mel_filters(n_mels: int) -> np.ndarray:
 def mel_power(audio: np.ndarray, n_frames: int, fb: np.ndarray) -> np.ndarray:
     """(n_mels, 4 * n_frames) mel power at 100 Hz, aligned so that mel frames 4t..4t+3 sit
     symmetrically inside video frame t (their centres at 640t + 80, ..., + 560 samples). Audio past
-    the end is cut, missing audio is silence."""
+    the end is cut, missing audio is silence. As `torch.stft(x, 512, hop_length=160, win_length=400,
+    window=torch.hann_window(400), center=True)` (reflect padding, the periodic window centred in the
+    512-sample frame), in NumPy."""
     need = n_frames * MEL_PER_FRAME * MEL_HOP
     x = np.zeros(need + 512, np.float32)
     x[80 : 80 + min(len(audio), need)] = audio[:need]  # the 80-sample offset centres mel frames in video frames
-    spec = torch.stft(torch.from_numpy(x), 512, hop_length=MEL_HOP, win_length=400, window=torch.hann_window(400),
-                      center=True, return_complex=True).abs() ** 2
-    return fb @ spec.numpy()[:, : n_frames * MEL_PER_FRAME]
+    x = np.pad(x, 256, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(x, 512)[:: MEL_HOP][: n_frames * MEL_PER_FRAME]
+    spec = np.fft.rfft(frames * _STFT_WINDOW, axis=1)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)
+    return fb @ power.T
+
+
+# torch.hann_window(400) (periodic), zero-padded to the 512-sample frame as torch.stft does
+_STFT_WINDOW = np.pad(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400), 56).astype(np.float32)
 
 
 def log_mel(power: np.ndarray) -> np.ndarray:
@@ -119,62 +124,6 @@ def shifted_audio_clip(clip: PreprocessedClip, k: int) -> PreprocessedClip:
         else:
             vad[:k] = clip.vad[-k:]
     return replace(clip, audio=shift(clip.audio), audio_norm=shift(clip.audio_norm), vad=vad)
-
-
-# ---------------------------------------------------------------------------------------- model
-def temporal_head(dim: int, dropout: float) -> nn.Sequential:
-    """Two valid width-3 convolutions over per-frame features (5 frames in, 1 window out), then a
-    projection."""
-    return nn.Sequential(
-        nn.Dropout(dropout), nn.Conv1d(128, 128, 3), nn.BatchNorm1d(128), nn.GELU(),
-        nn.Dropout(dropout), nn.Conv1d(128, 128, 3), nn.BatchNorm1d(128), nn.GELU(),
-        nn.Conv1d(128, dim, 1),
-    )
-
-
-class VisualTower(nn.Module):
-    """(B, T, h, w) standardised mouth frames -> (B, T - 4, D): a per-frame CNN, then two valid
-    temporal convolutions of width 3, so output i sees exactly frames i..i+4."""
-
-    def __init__(self, dim: int, frame_hw: tuple[int, int], dropout: float):
-        super().__init__()
-
-        def block(cin, cout):
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.GELU())
-
-        self.frame = nn.Sequential(block(1, 16), block(16, 32), block(32, 64), block(64, 96))
-        h, w = (frame_hw[0] + 15) // 16, (frame_hw[1] + 15) // 16
-        self.proj = nn.Linear(96 * h * w, 128)  # flatten, not pool: where the lips are matters
-        self.time = temporal_head(dim, dropout)
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        b, t = frames.shape[:2]
-        h = self.frame(frames.reshape(b * t, 1, *frames.shape[2:])).flatten(1)
-        h = F.gelu(self.proj(h)).reshape(b, t, -1).transpose(1, 2)
-        return F.normalize(self.time(h).transpose(1, 2), dim=-1)
-
-
-class AudioTower(nn.Module):
-    """(B, n_mels, 4T) log-mel -> (B, T - 4, D): mel bands are mixed per mel frame, a stride-4
-    convolution turns 4 mel frames into one video frame, then two valid temporal convolutions of width 3 cover exactly 0.2 s."""
-
-    def __init__(self, dim: int, n_mels: int, dropout: float):
-        super().__init__()
-        self.mel = nn.Sequential(
-            nn.Conv1d(n_mels, 96, 1), nn.BatchNorm1d(96), nn.GELU(),
-            nn.Conv1d(96, 128, MEL_PER_FRAME, stride=MEL_PER_FRAME), nn.BatchNorm1d(128), nn.GELU(),
-        )
-        self.time = temporal_head(dim, dropout)
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.time(self.mel(mel)).transpose(1, 2), dim=-1)
-
-
-class SyncNetLite(nn.Module):
-    def __init__(self, dim: int, n_mels: int, frame_hw: tuple[int, int], dropout: float):
-        super().__init__()
-        self.visual = VisualTower(dim, frame_hw, dropout)
-        self.audio = AudioTower(dim, n_mels, dropout)
 
 
 def window_distances(v: np.ndarray, a: np.ndarray, lags: np.ndarray) -> np.ndarray:
@@ -245,9 +194,19 @@ class SyncExpert(Expert):
         # of each window is one linear read-out away
         return 3 * self.config.emb_dim
 
-    def _new_model(self) -> SyncNetLite:
+    def _frame_hw(self) -> tuple[int, int]:
         d = self.config.mouth_downsample
-        return SyncNetLite(self.config.emb_dim, self.config.n_mels, (48 // d, 96 // d), self.config.dropout)
+        return 48 // d, 96 // d
+
+    def _new_model(self):
+        from .nets.sync import SyncNetLite  # lazy: torch, only to train, export or run without an ONNX export
+
+        return SyncNetLite(self.config.emb_dim, self.config.n_mels, self._frame_hw(), self.config.dropout)
+
+    def onnx_graphs(self, model) -> dict:
+        from .nets.sync import graphs  # lazy: torch, only to export or run without an ONNX export
+
+        return graphs(model, self.config.n_mels, self._frame_hw())
 
     # ------------------------------------------------------------------------------------ inference
     def _fb(self) -> np.ndarray:
@@ -255,7 +214,6 @@ class SyncExpert(Expert):
             self.fb_ = mel_filters(self.config.n_mels)
         return self.fb_
 
-    @torch.no_grad()
     def encode(self, clip: PreprocessedClip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Visual windows (T-4, D), audio windows (T-4, D) and which visual windows have a face in all
         5 frames. Row i of each is the window centred on frame i + 2."""
@@ -274,20 +232,20 @@ class SyncExpert(Expert):
         audio = clip.audio_norm if clip.audio_norm is not None else clip.audio
         mel = log_mel(mel_power(audio, clip.n_frames, self._fb()))
         frames = mouth_gray(clip.mouth_crops, self.config.mouth_downsample)
-        v = self._chunked(self.model_.visual, torch.from_numpy(frames), per_step=1)
-        a = self._chunked(self.model_.audio, torch.from_numpy(mel).T, per_step=MEL_PER_FRAME)
+        v = self._chunked("visual", frames, per_step=1)
+        a = self._chunked("audio", mel.T, per_step=MEL_PER_FRAME)
         return v, a, win_valid
 
-    def _chunked(self, tower: nn.Module, x: torch.Tensor, per_step: int, chunk: int = 256) -> np.ndarray:
-        """Run a temporal tower over (time, ...) input in overlapping chunks, bounding memory on long
-        clips; the 4-frame overlap makes the result identical to one pass."""
+    def _chunked(self, tower: str, x: np.ndarray, per_step: int, chunk: int = 256) -> np.ndarray:
+        """Run a temporal tower ("visual", "audio") over (time, ...) input in overlapping chunks, bounding
+        memory on long clips; the 4-frame overlap makes the result identical to one pass."""
         n = x.shape[0] // per_step
         outs = []
         for s in range(0, max(1, n - WINDOW + 1), chunk):
             e = min(n, s + chunk + WINDOW - 1)
-            piece = x[s * per_step : e * per_step].to(self.device)
+            piece = x[s * per_step : e * per_step]
             piece = piece[None] if per_step == 1 else piece.T[None]
-            outs.append(tower(piece)[0].cpu().numpy())
+            outs.append(self.run_graph(tower, piece.astype(np.float32))[0][0])
         return np.concatenate(outs)[: n - WINDOW + 1]
 
     def curve(self, v: np.ndarray, a: np.ndarray, win_valid: np.ndarray) -> np.ndarray:
@@ -349,6 +307,8 @@ class SyncExpert(Expert):
         return augment_visual(vis, rng), augment_audio(mel, rng)
 
     def training_batch(self, data, rng, n: int):
+        import torch  # lazy: training only
+
         vis, mel = [], []
         while len(vis) < n:
             got = self._sample(data[rng.integers(len(data))], rng)
@@ -357,43 +317,27 @@ class SyncExpert(Expert):
                 mel.append(got[1])
         return torch.from_numpy(np.stack(vis)), torch.from_numpy(np.stack(mel))
 
-    def training_loss(self, model: SyncNetLite, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """InfoNCE: each visual window against its in-sync audio window, the audio windows of the same
-        strip shifted by min_negative_lag..max_lag frames, and the in-sync audio of the other strips."""
-        vis, mel = batch
-        W, L = self.config.windows_per_sample, self.config.max_lag
-        v = model.visual(vis)  # (B, W, D)
-        a = model.audio(mel)  # (B, W + 2L, D); visual window i is in sync with audio window i + L
-        B = v.shape[0]
-        lags = torch.as_tensor(lags_for(L))
-        idx = torch.arange(W)[:, None] + L + lags[None]  # (W, n_lags)
-        keep = (lags == 0) | (lags.abs() >= self.config.min_negative_lag)
-        idx = idx[:, keep]
-        zero = int(torch.nonzero(lags[keep] == 0)[0])
-        cand = a[:, idx]  # (B, W, n, D)
-        same = (v[:, :, None] * cand).sum(-1)  # (B, W, n)
-        sync = a[:, L : L + W]  # (B, W, D) in-sync audio of each strip
-        other = torch.einsum("bwd,cwd->bwc", v, sync)  # (B, W, B): column b is the positive again
-        other = other.masked_fill(torch.eye(B, dtype=torch.bool)[:, None, :], float("-inf"))
-        logits = torch.cat([same, other], dim=-1) / self.config.temperature
-        target = torch.full((B * W,), zero, dtype=torch.long)
-        return F.cross_entropy(logits.reshape(B * W, -1), target)
+    def training_loss(self, model, batch: tuple) -> object:
+        from .nets.sync import info_nce_loss  # lazy: torch, training only
 
-    @torch.no_grad()
+        cfg = self.config
+        return info_nce_loss(model, *batch, cfg.windows_per_sample, cfg.max_lag, lags_for(cfg.max_lag),
+                             cfg.min_negative_lag, cfg.temperature)
+
     def evaluate(self, data, seed: int = 1, shifts=(-15, -10, -6, -3, 0, 3, 6, 10, 15)) -> dict[str, Any]:
         """Share of (held-out clip, injected shift) pairs whose offset is recovered within +-1 frame,
         and each clip's offset as it comes (real footage may itself be off by a frame or two).
         Shifting the mel power by whole frames is the same as shifting the waveform."""
         hits, zero_hits, as_is = [], [], {}
         for _, clip_id, frames, power, valid, _ in data:
-            v = self._chunked(self.model_.visual, torch.from_numpy(frames), 1)
+            v = self._chunked("visual", frames, 1)
             for k in shifts:
                 shifted = np.roll(power, k * MEL_PER_FRAME, axis=1)
                 if k > 0:
                     shifted[:, : k * MEL_PER_FRAME] = 0
                 elif k < 0:
                     shifted[:, k * MEL_PER_FRAME :] = 0
-                a = self._chunked(self.model_.audio, torch.from_numpy(log_mel(shifted)).T, MEL_PER_FRAME)
+                a = self._chunked("audio", log_mel(shifted).T, MEL_PER_FRAME)
                 off = curve_scalars(self.curve(v, a, valid), self.config.max_lag)["offset_frames"]
                 hits.append(abs(off - k) <= 1)
                 if k == 0:

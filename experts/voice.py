@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from pydantic import model_validator
-from torch import nn
 
 from talkqa.errors import TalkqaError
 from talkqa.features.clip import PreprocessedClip
 from talkqa.features.dnsmos import dnsmos_scores
-from talkqa.features.mel import mel_filterbank
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens, steps_from_epochs
 from .checkpoint import load_checkpoint
@@ -30,7 +27,15 @@ from .voice_degradations import DEGRADATIONS
 
 SR = 16000
 FRAME_HOP = 640  # 25 Hz frame features
+N_FFT, STFT_HOP = 512, 160  # the log-mel CNN's 100 Hz spectrum
 LLD = ("Loudness_sma3", "HNRdBACF_sma3nz", "jitterLocal_sma3nz", "shimmerLocaldB_sma3nz", "spectralFlux_sma3")
+
+
+def frame_signal(wav: np.ndarray) -> np.ndarray:
+    """(N,) -> (1 + N // 160, 512): the reflect-padded frames torch.stft(center=True) cuts, what the log-mel
+    CNN's graph reads (experts/nets/voice.py)."""
+    x = np.pad(np.asarray(wav, np.float32), N_FFT // 2, mode="reflect")
+    return np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::STFT_HOP])
 
 
 class VoiceConfig(ExpertConfig):
@@ -48,70 +53,6 @@ class VoiceConfig(ExpertConfig):
     eval_max_clips: int = 16  # evaluation runs DNSMOS on 19 variants per clip: keep it bounded
 
     _legacy = model_validator(mode="before")(steps_from_epochs)
-
-
-class LogMelCNN(nn.Module):
-    """(B, N) waveform -> (B, T25, hidden) frame features at 25 Hz."""
-
-    def __init__(self, n_mels: int, hidden: int):
-        super().__init__()
-        self.register_buffer("mel", torch.tensor(mel_filterbank(SR, 512, n_mels), dtype=torch.float32))
-        self.register_buffer("window", torch.hann_window(512))
-        ch = 32
-        self.conv = nn.Sequential(
-            nn.Conv2d(1, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.GELU(), nn.MaxPool2d((2, 2)),
-            nn.Conv2d(ch, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.GELU(), nn.MaxPool2d((2, 2)),
-            nn.Conv2d(ch, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.GELU(),
-        )
-        self.proj = nn.Linear(ch * (n_mels // 4), hidden)
-
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(wav, 512, hop_length=160, window=self.window, return_complex=True).abs() ** 2
-        logmel = torch.log(self.mel @ spec + 1e-6)  # (B, mels, frames at 100 Hz)
-        logmel = (logmel - logmel.mean(dim=(1, 2), keepdim=True)) / 4.0
-        h = self.conv(logmel[:, None])  # (B, C, mels/4, frames/4) -> 25 Hz
-        h = h.flatten(1, 2).transpose(1, 2)
-        return self.proj(h)
-
-
-class HubertBackbone(nn.Module):
-    """HuBERT hidden states of one layer, pooled from 50 Hz to 25 Hz."""
-
-    def __init__(self, path: str, layer: int):
-        super().__init__()
-        from transformers import HubertModel  # lazy: optional dependency
-
-        try:
-            self.model = HubertModel.from_pretrained(path)
-        except Exception as exc:
-            raise TalkqaError(f"voice expert: cannot load HuBERT from {path!r} ({type(exc).__name__}); give a local "
-                              "folder with config.json and weights (hubert_path), or set backbone: logmel_cnn") from None
-        self.layer = layer
-        self.model.eval()
-
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        wav = (wav - wav.mean(1, keepdim=True)) / (wav.std(1, keepdim=True) + 1e-6)
-        out = self.model(wav, output_hidden_states=True)
-        h = out.hidden_states[min(self.layer, len(out.hidden_states) - 1)]
-        t = h.shape[1] // 2 * 2
-        return h[:, :t].reshape(h.shape[0], t // 2, 2, h.shape[2]).mean(2)
-
-
-class AudioQualityModel(nn.Module):
-    def __init__(self, backbone: nn.Module, feat_dim: int, train_backbone: bool):
-        super().__init__()
-        self.backbone = backbone
-        self.train_backbone = train_backbone
-        self.head = nn.Sequential(nn.Linear(2 * feat_dim, 64), nn.GELU(), nn.Linear(64, 1))
-
-    def frames(self, wav: torch.Tensor) -> torch.Tensor:
-        if self.train_backbone:
-            return self.backbone(wav)
-        with torch.no_grad():
-            return self.backbone(wav)
-
-    def logit(self, h: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([h.mean(1), h.std(1)], dim=-1)).squeeze(-1)
 
 
 @EXPERTS.register
@@ -174,7 +115,9 @@ class VoiceExpert(Expert):
             return f"hubert:{self.config.hubert_path}:layer{self.config.hubert_layer}"
         return "logmel_cnn"
 
-    def _new_model(self) -> AudioQualityModel:
+    def _new_model(self):
+        from .nets.voice import AudioQualityModel, HubertBackbone, LogMelCNN  # lazy: torch (train, export, fallback)
+
         if self.config.backbone == "hubert":
             if not self.config.hubert_path:
                 raise TalkqaError("audio expert: backbone is hubert but hubert_path is not set")
@@ -187,35 +130,49 @@ class VoiceExpert(Expert):
     def store_metadata(self) -> dict:
         return {"backbone": self.backbone_name()}
 
+    def onnx_graphs(self, model) -> dict:
+        from .nets.voice import graphs  # lazy: torch, only to export or run without an ONNX export
+
+        return graphs(model)
+
+    def export_onnx(self, folder: str | Path | None = None) -> list[str]:
+        # a HuBERT backbone comes from hubert_path, not from these weights: it runs through torch
+        return [] if self.config.backbone == "hubert" else super().export_onnx(folder)
+
     def load(self) -> "VoiceExpert":
-        model = self._new_model()
         self.head_trained_ = True
-        if self.config.backbone == "hubert":
-            # The HuBERT part comes from hubert_path; the quality head must have been trained on top of
-            # that backbone (`weights:` pointing at its folder). Without one, tokens are still HuBERT
-            # features but quality_logit is NaN rather than the output of an untrained head.
-            if self.config.weights:
-                state = torch.load(Path(self.config.weights) / "model.pt", map_location="cpu", weights_only=True)
-                model.head.load_state_dict({k.removeprefix("head."): v.float() for k, v in state.items()
-                                            if k.startswith("head.")})
-            else:
-                self.head_trained_ = False
+        if self.config.backbone != "hubert":
+            return super().load()
+        # The HuBERT part comes from hubert_path; the quality head must have been trained on top of
+        # that backbone (`weights:` pointing at its folder). Without one, tokens are still HuBERT
+        # features but quality_logit is NaN rather than the output of an untrained head.
+        import torch  # lazy: the HuBERT backbone runs through torch
+
+        model = self._new_model()
+        if self.config.weights:
+            state = torch.load(Path(self.config.weights) / "model.pt", map_location="cpu", weights_only=True)
+            model.head.load_state_dict({k.removeprefix("head."): v.float() for k, v in state.items()
+                                        if k.startswith("head.")})
         else:
-            load_checkpoint(self.weights_dir(), model, self.name)
+            self.head_trained_ = False
         self.model_ = model.to(self.device).eval()
         return self
 
     # ------------------------------------------------------------------------------------ inference
-    @torch.no_grad()
+    def _frames_and_logit(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, T25, dim) backbone features and (B,) quality logits of (B, N) waveforms."""
+        if self.config.backbone == "hubert":
+            return tuple(self.run_graph("voice", np.asarray(x, np.float32)))
+        return tuple(self.run_graph("voice", np.stack([frame_signal(w) for w in x])))
+
     def embed(self, clip: PreprocessedClip) -> Tokens:
         if clip.audio is None:
             raise ValueError("no audio track")
         x = clip.audio_norm if clip.audio_norm is not None else clip.audio
-        wav = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None].to(self.device)
-        h = self.model_.frames(wav)
+        h, logit = self._frames_and_logit(np.ascontiguousarray(x, dtype=np.float32)[None])
         trained = getattr(self, "head_trained_", True)
-        scalars = {"quality_logit": float(self.model_.logit(h)[0]) if trained else float("nan")}
-        h = h[0].cpu().numpy()
+        scalars = {"quality_logit": float(logit[0]) if trained else float("nan")}
+        h = h[0]
         step = max(1, int(round(self.config.token_s * 25)))
         starts = np.arange(0, len(h), step)
         emb = np.stack([h[s : s + step].mean(0) for s in starts])
@@ -235,6 +192,8 @@ class VoiceExpert(Expert):
 
     def training_batch(self, items, rng, n: int):
         """Half clean segments, half degraded ones (a random degradation at a random severity each)."""
+        import torch  # lazy: training only
+
         seg = int(self.config.segment_s * SR)
         xs, ys = [], []
         for i in range(n):
@@ -251,15 +210,16 @@ class VoiceExpert(Expert):
         return torch.from_numpy(np.stack(xs).astype(np.float32)), torch.tensor(ys)
 
     def training_loss(self, model, batch):
+        from torch.nn.functional import binary_cross_entropy_with_logits  # lazy: torch, training only
+
         x, y = batch
-        return nn.functional.binary_cross_entropy_with_logits(model.logit(model.frames(x)), y)
+        return binary_cross_entropy_with_logits(model.logit(model.frames(x)), y)
 
     def trainable_parameters(self, model) -> list:
         """The head, and the backbone too unless it is a pretrained HuBERT kept frozen."""
         head = set(model.head.parameters())
         return [p for p in model.parameters() if p.requires_grad and (model.train_backbone or p in head)]
 
-    @torch.no_grad()
     def evaluate(self, data, seed: int = 1) -> dict[str, Any]:
         """Spearman of the quality score with degradation severity (per family and pooled) and with
         DNSMOS OVRL, on held-out speech cut into segments."""
@@ -276,7 +236,7 @@ class VoiceExpert(Expert):
             variants = [("clean", 0.0, clean)] + [(f, sev, fn(clean, sev, rng)) for f, fn in DEGRADATIONS.items()
                                                   for sev in (0.3, 0.6, 0.9)]
             for fam, sev, y in variants:
-                score = float(self.model_.logit(self.model_.frames(torch.from_numpy(y.astype(np.float32))[None])))
+                score = float(self._frames_and_logit(y.astype(np.float32)[None])[1][0])
                 rows.append((fam, sev, score, _dnsmos(y).get("dnsmos_ovrl", np.nan)))
         fam = np.array([r[0] for r in rows])
         sev, score, dns = (np.array([r[i] for r in rows], float) for i in (1, 2, 3))

@@ -1,13 +1,14 @@
-"""Turning StoreData rows into padded tensors: per-expert token sequences with masks, the
-standardised hand-crafted vector with its missing mask, the 1 s window grid and diagnostic targets."""
+"""Turning StoreData rows into padded arrays: per-expert token sequences with masks, the
+standardised hand-crafted vector with its missing mask, the 1 s window grid and diagnostic targets.
+NumPy arrays (`Featurizer.arrays`, what the ONNX graph reads) or torch tensors (`Featurizer.batch`)."""
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import torch
 
 from talkqa.tasks import DIMENSION_NAMES
 
@@ -16,20 +17,44 @@ from talkqa.store_data import StoreData
 
 @dataclass
 class Batch:
-    tokens: dict[str, torch.Tensor]  # expert -> (B, T, dim)
-    token_mask: dict[str, torch.Tensor]  # expert -> (B, T) bool, True = real token
-    token_time: dict[str, torch.Tensor]  # expert -> (B, T) token centre (s)
-    handcrafted: torch.Tensor  # (B, 2F): standardised values (NaN -> 0) and missing mask
-    scalars: torch.Tensor  # (B, S, 2): the experts' standardised scalar outputs (NaN -> 0) and missing flag
-    windows: torch.Tensor  # (B, W, 2) [t_start, t_end]
-    window_mask: torch.Tensor  # (B, W) bool, True = real window
-    window_target: torch.Tensor  # (B, W, n_dims)
-    window_supervised: torch.Tensor  # (B, W) bool, real window of a clip with diagnostics
-    target: torch.Tensor  # (B, n_tasks) scaled to [-1, 1], NaN = unlabelled
+    """Every field a NumPy array (Featurizer.arrays) or a torch tensor (Featurizer.batch, `tensors()`)."""
+
+    tokens: dict  # expert -> (B, T, dim)
+    token_mask: dict  # expert -> (B, T) bool, True = real token
+    token_time: dict  # expert -> (B, T) token centre (s)
+    handcrafted: Any  # (B, 2F): standardised values (NaN -> 0) and missing mask
+    scalars: Any  # (B, S, 2): the experts' standardised scalar outputs (NaN -> 0) and missing flag
+    windows: Any  # (B, W, 2) [t_start, t_end]
+    window_mask: Any  # (B, W) bool, True = real window
+    window_target: Any  # (B, W, n_dims)
+    window_supervised: Any  # (B, W) bool, real window of a clip with diagnostics
+    target: Any  # (B, n_tasks) scaled to [-1, 1], NaN = unlabelled
+
+    def _map(self, fn) -> "Batch":
+        return Batch(**{k: {n: fn(t) for n, t in v.items()} if isinstance(v, dict) else fn(v)
+                        for k, v in self.__dict__.items()})
+
+    def tensors(self) -> "Batch":
+        """The same batch as torch tensors (sharing memory with the arrays)."""
+        import torch  # lazy: the torch model (training, or a model without an ONNX export)
+
+        return self._map(lambda x: torch.from_numpy(x) if isinstance(x, np.ndarray) else x)
 
     def to(self, device) -> "Batch":
-        move = lambda x: x.to(device) if isinstance(x, torch.Tensor) else {k: v.to(device) for k, v in x.items()}
-        return Batch(**{k: move(v) for k, v in self.__dict__.items()})
+        return self._map(lambda x: x.to(device))
+
+
+def input_names(experts: list[str]) -> list[str]:
+    """The fusion graph's inputs (fusion/export.py): a Batch's arrays, flat."""
+    return ([f"tokens.{e}" for e in experts] + [f"mask.{e}" for e in experts] + [f"time.{e}" for e in experts]
+            + ["handcrafted", "scalars", "windows"])
+
+
+def graph_inputs(batch: Batch, experts: list[str]) -> dict[str, np.ndarray]:
+    """A Batch of NumPy arrays (Featurizer.arrays) as the fusion graph's named inputs."""
+    flat = [batch.tokens[e] for e in experts] + [batch.token_mask[e] for e in experts] \
+        + [batch.token_time[e] for e in experts] + [batch.handcrafted, batch.scalars, batch.windows]
+    return dict(zip(input_names(experts), flat))
 
 
 def _standardiser(x: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,6 +112,11 @@ class Featurizer:
 
     def batch(self, data: StoreData, clip_ids: list[str], target: np.ndarray | None = None,
               window_targets: dict[str, np.ndarray] | None = None, n_window_dims: int = len(DIMENSION_NAMES)) -> Batch:
+        """`arrays` as torch tensors."""
+        return self.arrays(data, clip_ids, target, window_targets, n_window_dims).tensors()
+
+    def arrays(self, data: StoreData, clip_ids: list[str], target: np.ndarray | None = None,
+               window_targets: dict[str, np.ndarray] | None = None, n_window_dims: int = len(DIMENSION_NAMES)) -> Batch:
         B = len(clip_ids)
         tokens, masks, times = {}, {}, {}
         for name in self.experts:
@@ -103,15 +133,15 @@ class Featurizer:
                 emb[i, : len(idx)] = s[idx]
                 mask[i, : len(idx)] = True
                 tm[i, : len(idx)] = et.t_mid[c][idx]
-            tokens[name], masks[name], times[name] = map(torch.from_numpy, (emb, mask, tm))
+            tokens[name], masks[name], times[name] = emb, mask, tm
         x = data.handcrafted.reindex(clip_ids)[self.feature_columns].to_numpy(np.float64) if self.feature_columns \
             else np.zeros((B, 0))
         z, missing = _standardised(x, self.mean_, self.std_)
-        hc = torch.from_numpy(np.concatenate([z, missing.astype(float)], 1).astype(np.float32))
+        hc = np.concatenate([z, missing.astype(float)], 1).astype(np.float32)
         s = data.scalars.reindex(clip_ids)[self.scalar_columns].to_numpy(np.float64) if self.scalar_columns \
             else np.zeros((B, 0))
         sz, s_missing = _standardised(s, self.scalar_mean_, self.scalar_std_)
-        scalars = torch.from_numpy(np.stack([sz, s_missing.astype(float)], -1).astype(np.float32))
+        scalars = np.stack([sz, s_missing.astype(float)], -1).astype(np.float32)
         wins = [data.windows.get(c, np.zeros((0, 2), np.float32)) for c in clip_ids]
         W = max([1] + [len(w) for w in wins])
         n_dims = n_window_dims
@@ -126,5 +156,4 @@ class Featurizer:
                 wtarget[i, : len(w)] = window_targets[c]
                 wsup[i, : len(w)] = True
         tgt = np.full((B, 1), np.nan, np.float32) if target is None else target.astype(np.float32)
-        return Batch(tokens, masks, times, hc, scalars, torch.from_numpy(win), torch.from_numpy(wmask),
-                     torch.from_numpy(wtarget), torch.from_numpy(wsup), torch.from_numpy(tgt))
+        return Batch(tokens, masks, times, hc, scalars, win, wmask, wtarget, wsup, tgt)

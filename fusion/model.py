@@ -59,7 +59,10 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def padding_mask(mask: torch.Tensor) -> torch.Tensor | None:
     """`key_padding_mask` for attention over tokens where `mask` is True: None when nothing is padded
     (one clip being scored), which gives the same attention and spares torch's mask checks, whose first
-    call imports torch.fx and sympy (~0.4 s of a cold `talkqa score`)."""
+    call imports torch.fx and sympy (~0.4 s of a cold `talkqa score`). A traced graph (the ONNX export)
+    always takes the mask: the example batch must not decide whether later batches are padded."""
+    if torch.jit.is_tracing():
+        return ~mask
     return None if bool(mask.all()) else ~mask
 
 
@@ -84,7 +87,7 @@ class AttentionPool(nn.Module):
         self.norm = nn.LayerNorm(d)
 
     def forward(self, x, mask):
-        q = self.query.expand(len(x), -1, -1)
+        q = self.query.expand(x.shape[0], -1, -1)
         return self.norm(self.attn(q, x, x, key_padding_mask=padding_mask(mask), need_weights=False)[0][:, 0])
 
 
@@ -95,7 +98,7 @@ class HandcraftedToken(nn.Module):
         self.const = nn.Parameter(torch.zeros(d))
 
     def forward(self, hc: torch.Tensor) -> torch.Tensor:
-        out = self.const.expand(len(hc), -1)
+        out = self.const.expand(hc.shape[0], -1)
         return out + self.proj(hc) if self.proj is not None else out
 
 
@@ -172,7 +175,7 @@ class CrossAttentionFusion(nn.Module):
         self.align = nn.ModuleDict({s: nn.Linear(d, d) for s in ("audio", "visual")})
 
     def _side(self, batch: Batch, side: str, replace: dict[str, tuple[torch.Tensor, torch.Tensor]] | None):
-        B = len(batch.handcrafted)
+        B = batch.handcrafted.shape[0]
         dev = batch.handcrafted.device
         xs = [self.side_token[side].expand(B, 1, -1)]
         masks = [torch.ones(B, 1, dtype=torch.bool, device=dev)]

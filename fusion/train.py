@@ -5,13 +5,17 @@
 
 A saved model folder holds:
     weights.pt      model + task-weighting state
+    fusion.onnx     the network as one ONNX graph (fusion/export.py), with onnx.json tying it to weights.pt,
+                    config.yaml and schema.json; written when the `onnx` package is installed
     config.yaml     the FusionConfig
     schema.json     hand-crafted feature and expert-scalar columns (+ their training mean/std), experts
                     (name, dim, modality, version, weights hash), tasks, architecture
     versions.json   talkqa / torch / python versions
     training.json   the epoch history, the pre-training history (when pre-trained) and the Optuna
                     trials (when tuned; config.yaml then holds the chosen settings)
-`FusionRegressor.load(folder)` + `predict(store_data)` refuses a store whose schema differs.
+`FusionRegressor.load(folder)` + `predict(store_data)` refuses a store whose schema differs. A loaded model
+predicts through ONNX Runtime when the folder has a fresh export (and the device is the CPU), else through
+torch; training, and everything here that needs torch, imports it when it runs.
 """
 
 from __future__ import annotations
@@ -25,28 +29,25 @@ from pathlib import Path
 import numpy as np
 import yaml
 import pandas as pd
-import torch
 
 from talkqa import __version__
 from talkqa.config import load_config, save_config
 from talkqa.errors import TalkqaError
+from talkqa.onnx_model import export_graph, is_exportable, load_exports, write_exports_manifest
 from talkqa.store import atomic_write, atomic_write_json
 from talkqa.tasks import DIMENSIONS, DIMENSION_NAMES
 
-from .batch import Featurizer
+from .batch import Featurizer, graph_inputs
 from .config import FusionConfig
 from talkqa.labels import Labels, window_targets
 from talkqa.splits import hold_out_groups
 from talkqa.store_data import StoreData
-from .losses import contrastive_alignment_loss, diagnostic_loss, pairwise_ranking_loss, regression_losses
-from .model import build_model
-from .pretrain import pretrain
-from .tune import tune_fusion
-from .weighting import create_weighting
 
 _DIM = {d.name: d for d in DIMENSIONS}
 # Models saved before schema.json recorded the window head's dimensions (talkqa <= 0.2) predict these.
 LEGACY_WINDOW_DIMENSIONS = ("lip_sync", "expression", "audio_quality", "consistency", "overall")
+# The files an ONNX export of a saved model is tied to: it counts only while they are as it was made from.
+EXPORT_SOURCES = ("weights.pt", "config.yaml", "schema.json")
 
 
 def scale_targets(y: np.ndarray, tasks: list[str]) -> np.ndarray:
@@ -98,6 +99,7 @@ class FusionRegressor:
     def __init__(self, config: FusionConfig | None = None, device: str = "cpu"):
         self.config = config or FusionConfig()
         self.device = device
+        self.session_ = None  # an ONNX Runtime session, set by load() from a fresh export
 
     # ------------------------------------------------------------------------------------- fit
     def _data(self, data: StoreData) -> StoreData:
@@ -107,6 +109,13 @@ class FusionRegressor:
             log=None, unlabelled_ids: list[str] | None = None) -> "FusionRegressor":
         """`unlabelled_ids`: more clips of the store for self-supervised pre-training (when enabled); the
         caller keeps evaluation clips out of them."""
+        import torch  # lazy: training only; a saved model predicts through its ONNX export
+
+        from .model import build_model  # lazy: torch
+        from .pretrain import pretrain  # lazy: torch
+        from .tune import tune_fusion  # lazy: torch (the weighting schemes)
+        from .weighting import create_weighting  # lazy: torch
+
         if self.config.tune.n_trials:
             trial_fit = lambda cfg, ids: FusionRegressor(cfg, self.device).fit(data, labels, ids)
             self.config, self.tuning_ = tune_fusion(self.config, data, labels, list(clip_ids), trial_fit, log)
@@ -193,13 +202,17 @@ class FusionRegressor:
             self.model_.load_state_dict(best_state)
         self.best_val_loss_ = float(best)
         self.model_.eval()
+        self.session_ = None
         return self
 
     def _aux_weights(self) -> dict[str, float]:
         l = self.config.loss
         return {"ranking": l.ranking_weight, "contrastive": l.contrastive_weight, "diagnostic": l.diagnostic_weight}
 
-    def _losses(self, out: dict, batch) -> dict[str, torch.Tensor]:
+    def _losses(self, out: dict, batch) -> dict:
+        from .losses import contrastive_alignment_loss, diagnostic_loss  # lazy: torch, training only
+        from .losses import pairwise_ranking_loss, regression_losses  # lazy: torch, training only
+
         l = self.config.loss
         pred = out["pred"].float()
         parts = regression_losses(pred, batch.target, self.tasks_, l.smooth_l1_beta)
@@ -213,33 +226,49 @@ class FusionRegressor:
                                if l.diagnostic_weight and out["diag"] is not None else zero)
         return parts
 
-    @torch.no_grad()
     def _val_loss(self, data, ids, targets, tasks) -> float:
+        import torch  # lazy: training only
+
+        from .losses import regression_losses  # lazy: torch, training only
+
         self.model_.eval()
         total, n = 0.0, 0
-        for i in range(0, len(ids), 64):
-            chunk = ids[i:i + 64]
-            batch = self.featurizer_.batch(data, chunk, np.stack([targets[c] for c in chunk]),
-                                           n_window_dims=len(self.window_dims_)).to(self.device)
-            parts = regression_losses(self.model_(batch)["pred"].float(), batch.target, tasks,
-                                      self.config.loss.smooth_l1_beta)
-            total += float(sum(parts.values())) * len(chunk)
-            n += len(chunk)
+        with torch.no_grad():
+            for i in range(0, len(ids), 64):
+                chunk = ids[i:i + 64]
+                batch = self.featurizer_.batch(data, chunk, np.stack([targets[c] for c in chunk]),
+                                               n_window_dims=len(self.window_dims_)).to(self.device)
+                parts = regression_losses(self.model_(batch)["pred"].float(), batch.target, tasks,
+                                          self.config.loss.smooth_l1_beta)
+                total += float(sum(parts.values())) * len(chunk)
+                n += len(chunk)
         return total / max(n, 1)
 
     # ------------------------------------------------------------------------------------- predict
-    @torch.no_grad()
     def _forward(self, data: StoreData, clip_ids: list[str], batch_size: int = 64):
+        """(clip ids, {"pred": (B, n_tasks), "diag": (B, W, n_window_dims) or None}) per batch, as NumPy."""
         check_schema(self.schema(), data)
-        self.model_.eval()
         data = data.view([e for e in data.experts if e not in self.experts_], True)
         for i in range(0, len(clip_ids), batch_size):
             chunk = list(clip_ids[i:i + batch_size])
-            yield chunk, self.model_(self.featurizer_.batch(data, chunk, n_window_dims=len(self.window_dims_)).to(self.device))
+            batch = self.featurizer_.arrays(data, chunk, n_window_dims=len(self.window_dims_))
+            yield chunk, (self._run_onnx(batch) if self.session_ is not None else self._run_torch(batch))
+
+    def _run_onnx(self, batch) -> dict:
+        out = self.session_.run(**graph_inputs(batch, list(self.experts_)))
+        return {"pred": out[0], "diag": out[1] if len(out) > 1 else None}
+
+    def _run_torch(self, batch) -> dict:
+        import torch  # lazy: a model trained here, or saved without an ONNX export
+
+        self.model_.eval()
+        with torch.no_grad():
+            out = self.model_(batch.tensors().to(self.device))
+        return {k: None if out[k] is None else out[k].float().cpu().numpy() for k in ("pred", "diag")}
 
     def predict(self, data: StoreData, clip_ids: list[str] | None = None) -> pd.DataFrame:
         clip_ids = list(data.clip_ids if clip_ids is None else clip_ids)
-        rows = [unscale(out["pred"].float().cpu().numpy(), self.tasks_) for _, out in self._forward(data, clip_ids)]
+        rows = [unscale(out["pred"], self.tasks_) for _, out in self._forward(data, clip_ids)]
         pred = np.concatenate(rows) if rows else np.zeros((0, len(self.tasks_)))
         return pd.DataFrame(pred, index=pd.Index(clip_ids, name="clip_id"), columns=self.tasks_)
 
@@ -250,7 +279,7 @@ class FusionRegressor:
         for chunk, out in self._forward(data, clip_ids):
             if out["diag"] is None:
                 continue
-            prob = torch.sigmoid(out["diag"].float()).cpu().numpy()
+            prob = 1.0 / (1.0 + np.exp(-out["diag"].astype(np.float64)))
             for i, c in enumerate(chunk):
                 w = data.windows.get(c, np.zeros((0, 2)))
                 df = pd.DataFrame(prob[i, : len(w)], columns=self.window_dims_)
@@ -265,6 +294,8 @@ class FusionRegressor:
                 "window_dimensions": self.window_dims_, "scalar_columns": self.featurizer_.scalar_columns}
 
     def save(self, folder: str | Path) -> Path:
+        import torch  # lazy: saving is part of training
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {"model": self.model_.state_dict(), "weighting": self.weighting_.state_dict()}
@@ -279,10 +310,29 @@ class FusionRegressor:
         atomic_write_json(folder / "versions.json", {"talkqa": __version__, "torch": torch.__version__,
                                                      "python": platform.python_version(),
                                                      "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        self.export_onnx(folder)
         return folder
 
+    def export_onnx(self, folder: str | Path) -> bool:
+        """fusion.onnx and onnx.json beside the saved model in `folder` (False when the `onnx` package is not
+        installed). The network exported is the saved one, read back from weights.pt."""
+        folder = Path(folder)
+        if not is_exportable():
+            return False
+        from .export import fusion_graph  # lazy: torch, exporting only
+
+        saved = FusionRegressor.load(folder, "cpu", onnx=False)
+        graph = fusion_graph(saved.model_, saved.experts_, 2 * len(saved.featurizer_.feature_columns),
+                             len(saved.featurizer_.scalar_columns))
+        export_graph(graph, folder / "fusion.onnx")
+        write_exports_manifest(folder, list(EXPORT_SOURCES), {"fusion": "fusion.onnx"},
+                               {"architecture": saved.config.model.architecture})
+        return True
+
     @classmethod
-    def load(cls, folder: str | Path, device: str = "cpu") -> "FusionRegressor":
+    def load(cls, folder: str | Path, device: str = "cpu", onnx: bool = True) -> "FusionRegressor":
+        """The model saved in `folder`: its ONNX export when fresh, `onnx` is on and the device is the CPU
+        (no torch, and no task-weighting state: that is for training), else the torch network."""
         folder = Path(folder)
         for name in ("weights.pt", "config.yaml", "schema.json"):
             if not (folder / name).is_file():
@@ -296,6 +346,15 @@ class FusionRegressor:
         self.experts_ = schema["experts"]
         self.featurizer_ = Featurizer.from_state(schema["featurizer"])
         self.window_dims_ = schema.get("window_dimensions", list(LEGACY_WINDOW_DIMENSIONS))
+        sessions = load_exports(folder, EXPORT_SOURCES) if onnx and device == "cpu" else None
+        if sessions is not None:
+            self.session_, self.model_ = sessions["fusion"], None
+            return self
+        import torch  # lazy: a model folder without a fresh ONNX export
+
+        from .model import build_model  # lazy: torch
+        from .weighting import create_weighting  # lazy: torch
+
         self.model_ = build_model(self.config.model, self.experts_, 2 * len(self.featurizer_.feature_columns),
                                   self.tasks_, self.window_dims_, len(self.featurizer_.scalar_columns)).to(device)
         self.weighting_ = create_weighting(self.config.train.weighting, self.tasks_, self.config.train.dwa_temperature)

@@ -8,7 +8,7 @@
     model_card.md   the same for people (scoring/model_card.py)
     train.yaml      the BundleConfig used (scoring/bundle_config.py)
     extract.yaml    the ExtractConfig of the training store: scoring extracts with exactly this
-    fusion/         FusionRegressor.save (weights, config, schema, versions)
+    fusion/         FusionRegressor.save (weights, config, schema, versions, and fusion.onnx + onnx.json)
     stacking/       StackingRegressor.save (LightGBM boosters, featurizer state, ridge meta-learners)
 
 `train_bundle` (scoring/training.py) writes one from a store + labels; `load_bundle` reads it back and
@@ -30,7 +30,8 @@ from talkqa.config import ExtractConfig
 from talkqa.errors import TalkqaError, UsageError
 from talkqa.experts import EXPERTS
 from talkqa.features.families import FAMILIES
-from talkqa.fusion.train import FusionRegressor
+from talkqa.fusion.train import EXPORT_SOURCES, FusionRegressor
+from talkqa.onnx_model import fresh_exports, is_exportable
 from talkqa.stacking.model import StackingRegressor
 
 from .bundle_config import FORMAT, BundleConfig
@@ -157,10 +158,39 @@ def load_bundle(folder: str | Path | None = None, device: str = "cpu") -> Bundle
     return Bundle(folder, meta, config, extract_config, fusion, stacking)
 
 
+def export_onnx(folder: str | Path | None = None) -> list[str]:
+    """Add ONNX exports to a model folder (default: the shipped model) and to the expert weights it lists,
+    where they are missing or stale; returns one line per part saying what was done. Scoring then runs
+    without torch. Idempotent: fresh exports are left as they are."""
+    folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
+    meta = read_meta(folder)
+    if not is_exportable():
+        raise UsageError("exporting needs the `onnx` package (pip install onnx); nothing was written")
+    lines = []
+    for name, entry in meta["experts"].items():
+        cls = EXPERTS.get(name)
+        expert = cls(cls.config_cls.model_validate(entry["config"]))
+        weights = expert.weights_dir()
+        if fresh_exports(weights, [expert.weights_file]) is not None:
+            lines.append(f"expert {name}: {weights} already has fresh ONNX exports")
+        elif graphs := expert.export_onnx(weights):
+            lines.append(f"expert {name}: exported {', '.join(graphs)} to {weights}")
+        else:
+            lines.append(f"expert {name}: nothing to export (it runs through torch)")
+    fusion = folder / "fusion"
+    if fresh_exports(fusion, EXPORT_SOURCES) is not None:
+        lines.append(f"fusion: {fusion} already has a fresh ONNX export")
+    else:
+        FusionRegressor.load(fusion, onnx=False).export_onnx(fusion)
+        lines.append(f"fusion: exported fusion.onnx to {fusion}")
+    return lines
+
+
 def _yaml(path: Path) -> dict:
     if not path.is_file():
         raise TalkqaError(f"{path.name} missing")
     return yaml.safe_load(path.read_text()) or {}
 
 
-__all__ = ["Bundle", "load_bundle", "read_meta", "compatibility_problems", "ModelMismatchError", "DEFAULT_MODEL_DIR"]
+__all__ = ["Bundle", "load_bundle", "read_meta", "compatibility_problems", "ModelMismatchError", "DEFAULT_MODEL_DIR",
+           "export_onnx"]

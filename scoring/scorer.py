@@ -17,13 +17,15 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import sys
+
 import numpy as np
 import pandas as pd
-import torch
 
 from talkqa.errors import ClipError, TalkqaError
 from talkqa.features.extract import compute_features, families_of
 from talkqa.features.preprocess import preprocess
+from talkqa.onnx_model import set_threads
 from talkqa.store_data import ExpertInfo, ExpertTokens, StoreData
 from talkqa.tasks import AUDIO_DIMENSIONS, DIMENSION_NAMES
 
@@ -39,10 +41,12 @@ class Scorer:
     def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", threads: int | None = None,
                  explain_top: int = 5):
         if threads:
-            torch.set_num_threads(threads)
+            set_threads(threads)  # the ONNX Runtime sessions the model loads
         self.device = device
         self.bundle = load_bundle(model_dir, device)
         self.experts = self.bundle.create_experts(device)
+        if threads and "torch" in sys.modules:  # a part without an ONNX export (or a GPU) runs through torch
+            sys.modules["torch"].set_num_threads(threads)
         for expert in self.experts.values():
             expert.weights_hash_ = expert.weights_hash()  # hashed once, not per clip
         self.model = {"name": self.bundle.name, "version": self.bundle.version}
@@ -105,9 +109,10 @@ class Scorer:
 
     def _analyse(self, clip):
         """Hand-crafted features and expert tokens of a preprocessed clip, in two lanes: the audio-only
-        families and experts on a second thread, the rest on this one. openSMILE, ONNX Runtime (DNSMOS),
-        torch and NumPy release the GIL, so on 2 cores the lanes overlap; each lane runs its parts in
-        the usual order, so the values are those of a sequential run (`talkqa extract` + `talkqa embed`).
+        families and experts on a second thread, the rest on this one. openSMILE, ONNX Runtime (the
+        networks, DNSMOS), torch and NumPy release the GIL, so on 2 cores the lanes overlap; each lane runs
+        its parts in the usual order, so the values are those of a sequential run (`talkqa extract` +
+        `talkqa embed`).
         Returns (row, windows, series, tokens, failed experts {name: exception})."""
 
         config = self.bundle.extract_config

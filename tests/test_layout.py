@@ -76,5 +76,7 @@ def test_the_wheel_holds_exactly_one_top_level_package(tmp_path):
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert top == {"talkqa"}
     for needed in ("talkqa/configs/extract.yaml", "talkqa/models/default/model.json",
-                   "talkqa/experts/weights/sync/model.pt", "talkqa/scoring/cli.py", "talkqa/features/face.py"):
+                   "talkqa/experts/weights/sync/model.pt", "talkqa/scoring/cli.py", "talkqa/features/face.py",
+                   "talkqa/experts/weights/sync/visual.onnx", "talkqa/experts/weights/sync/onnx.json",
+                   "talkqa/models/default/fusion/fusion.onnx", "talkqa/models/default/fusion/onnx.json"):
         assert needed in names, needed

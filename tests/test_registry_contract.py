@@ -56,7 +56,7 @@ def test_expert_contract(name, tmp_path):
     # shipped weights load and carry a model card
     assert (expert.weights_dir() / "model_card.md").is_file()
     expert.load()
-    assert expert.model_ is not None
+    assert expert.sessions_ is not None or expert.model_ is not None
 
 
 @pytest.mark.parametrize("name", EXPERTS.names())

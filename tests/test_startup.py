@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 # Packages a scored clip must not import: training, tuning, explanation, plotting, clusters, serving,
-# and the audio libraries features/mel.py and features/dnsmos.py replace (librosa's numba kernels).
-NOT_ON_THE_SCORING_PATH = ["transformers", "optuna", "shap", "ray", "librosa", "numba", "speechmos", "sympy",
+# the audio libraries features/mel.py and features/dnsmos.py replace (librosa's numba kernels), and torch:
+# the shipped networks run from their ONNX exports (talkqa/onnx_model.py).
+NOT_ON_THE_SCORING_PATH = ["torch", "transformers", "optuna", "shap", "ray", "librosa", "numba", "speechmos", "sympy",
                            "fastapi", "uvicorn", "talkqa.corpus"]
 
 

@@ -57,3 +57,17 @@ def train(
     out.print(t)
     out.print(f"model written to {folder} ({meta['training_data']['clips']} clips, "
               f"experts: {', '.join(meta['experts']) or 'none'}); score with: talkqa score VIDEO --model {folder}")
+
+
+@app.command("export-onnx")
+@friendly
+def export_onnx(
+    model: Optional[Path] = typer.Argument(None, help="Model folder (default: the shipped model)."),
+):
+    """Add ONNX exports to a model folder and to the expert weights it lists, so `talkqa score` runs the
+    networks with ONNX Runtime and never imports torch. Models saved with the `onnx` package installed have
+    them already; stale or missing exports only make scoring slower to start. Safe to rerun."""
+    from talkqa.scoring.bundle import export_onnx as export
+
+    for line in export(model):
+        out.print(escape(line), highlight=False)
