@@ -87,7 +87,7 @@ def startup(model: str | None, workdir: Path, seconds: float = 4.0, n: int = 3) 
 
     from talkqa.scoring.scorer import Scorer
 
-    scorer = Scorer(model)  # as `talkqa score` builds it (torch's default threads)
+    scorer = Scorer(model)  # as `talkqa score` builds it (ONNX Runtime's default threads)
     scorer.score(warmup)
     warm, warm_cpu = [], []
     for c in clips:
@@ -112,7 +112,7 @@ def startup(model: str | None, workdir: Path, seconds: float = 4.0, n: int = 3) 
 
 def load_time(model: str | None) -> dict:
     """Fresh process: what `talkqa score` pays before the first clip. `load_s` is the first Scorer
-    (it imports torch, scikit-learn, LightGBM and the feature code); `model_only_s` a second one in
+    (it imports ONNX Runtime, MediaPipe, openSMILE and the feature code); `model_only_s` a second one in
     the same process (reading the bundle, checking and loading the experts)."""
     code = (
         "import time, json; t0 = time.perf_counter()\n"
@@ -175,7 +175,7 @@ def main() -> None:
     timings = {"cold": runs[0], "warm": statistics.median(runs[1:])}
     dur = 20.0
     print(f"\nmodel {scorer.model['name']} {scorer.model['version']} (experts: {', '.join(scorer.experts) or 'none'}); "
-          f"machine: {os.cpu_count()} cores, torch threads 2")
+          f"machine: {os.cpu_count()} cores, 2 threads per network")
     print(f"{'stage':40s} {'wall s':>8s} {'RTF':>7s} {'x decode':>9s}")
     print(f"{'decode only (PyAV, full res)':40s} {dec:8.2f} {dec / dur:7.3f} {1.0:9.1f}")
     for label, secs in timings.items():
@@ -183,7 +183,7 @@ def main() -> None:
     print(f"warm runs: {', '.join(f'{x:.2f}' for x in runs[1:])} s")
     each = ", ".join(f"{x['load_s']:.2f}" for x in loads)
     print(f"model load, fresh process (median of 3: {each} s): "
-          f"{lt['load_s']:.2f} s (torch/sklearn/LightGBM/feature imports included; "
+          f"{lt['load_s']:.2f} s (the imports the model needs included; "
           f"the model itself {lt['model_only_s']:.2f} s), after {lt['import_s']:.2f} s importing talkqa.scoring")
     result.update({"decode_s": dec, "score_20s_cold_s": timings["cold"], "score_20s_warm_s": timings["warm"],
                    "rtf_warm": timings["warm"] / dur, "x_decode_warm": timings["warm"] / dec})

@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 
 # Packages a scored clip must not import: training, tuning, explanation, plotting, clusters, serving,
-# the audio libraries features/mel.py and features/dnsmos.py replace (librosa's numba kernels), and torch:
-# the shipped networks run from their ONNX exports (talkqa/onnx_model.py).
+# the audio libraries features/mel.py and features/dnsmos.py replace (librosa's numba kernels), torch (the
+# shipped networks run from their ONNX exports, talkqa/onnx_model.py), LightGBM and scikit-learn (the stack's
+# trees and projections are evaluated in NumPy, stacking/trees.py), and scipy, scikit-image and pyloudnorm
+# (features/peaks.py, filters.py and loudness.py compute the few functions scoring needs).
 NOT_ON_THE_SCORING_PATH = ["torch", "transformers", "optuna", "shap", "ray", "librosa", "numba", "speechmos", "sympy",
-                           "fastapi", "uvicorn", "talkqa.corpus"]
+                           "fastapi", "uvicorn", "talkqa.corpus", "lightgbm", "sklearn", "scipy", "skimage",
+                           "pyloudnorm"]
 
 
 @pytest.mark.slow  # a fresh process that loads the shipped model and scores a clip (~10-20 s on 2 cores)
