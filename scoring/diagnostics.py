@@ -58,7 +58,12 @@ def _offset_words(frames: float) -> str:
 
 
 def model_diagnostics(probs: pd.DataFrame, thresholds: dict[str, float], win_feats: pd.DataFrame,
-                       skip: set[str]) -> list[dict]:
+                       skip: set[str], clip_offset: float | None = None) -> list[dict]:
+    """Segments where a dimension's window probability of a problem passes its threshold. A lip-sync
+    segment names the AV offset: the clip's reading from the preferred sync source (`clip_offset`, the
+    sync expert's over the whole clip) when there is one, else the median of the hand-crafted window
+    readings inside the segment — one-second windows see too few frames to place an offset of 0.5 s, and
+    their median can even take the wrong sign."""
     out = []
     t0, t1 = probs["t_start"].to_numpy(float), probs["t_end"].to_numpy(float)
     for dim in DIMENSION_NAMES:
@@ -68,8 +73,12 @@ def model_diagnostics(probs: pd.DataFrame, thresholds: dict[str, float], win_fea
         for start, end, sev in segments(p > thresholds[dim], t0, t1, p):
             issue = _PROBLEM[dim]
             inside = win_feats[(win_feats["t_start"] >= start - 1e-6) & (win_feats["t_end"] <= end + 1e-6)]
-            if dim == "lip_sync" and "lipsync__av_offset_frames" in inside:
-                off = np.nanmedian(inside["lipsync__av_offset_frames"]) if inside["lipsync__av_offset_frames"].notna().any() else np.nan
+            if dim == "lip_sync":
+                off = np.nan
+                if clip_offset is not None and np.isfinite(clip_offset):
+                    off = clip_offset
+                elif "lipsync__av_offset_frames" in inside and inside["lipsync__av_offset_frames"].notna().any():
+                    off = np.nanmedian(inside["lipsync__av_offset_frames"])
                 if np.isfinite(off) and abs(off) >= 2:
                     issue = f"{issue}: {_offset_words(off)}"
             out.append({"start": round(start, 2), "end": round(end, 2), "dimension": dim, "issue": issue,

@@ -180,8 +180,10 @@ class Scorer:
                 warnings.append(f"no audio track: {', '.join(AUDIO_DIMENSIONS)} are not scored")
             probs = self.bundle.fusion.predict_windows(data, [cid]).get(cid)
             diags = evidence_diagnostics(windows, skip)
+            sync = self._sync(data, cid, clip.has_audio)
             if probs is not None and len(probs):
-                diags = model_diagnostics(probs, self.bundle.thresholds(), windows, skip) + diags
+                diags = model_diagnostics(probs, self.bundle.thresholds(), windows, skip,
+                                          sync["offset_frames"]) + diags
             diags.sort(key=lambda d: (d["start"], DIMENSION_NAMES.index(d["dimension"])))
             win_rows = [] if probs is None else [
                 {k: rounded(v, 4) for k, v in r.items()} for r in probs.to_dict("records")]
@@ -189,7 +191,7 @@ class Scorer:
                 for r in win_rows:
                     for d in skip:
                         r[d] = None
-            result = Result(clip_name, scores, self._sync(data, cid, clip.has_audio), diags, warnings, None,
+            result = Result(clip_name, scores, sync, diags, warnings, None,
                             dict(self.model), win_rows)
             if explain or keep_details:
                 try:

@@ -1,0 +1,37 @@
+"""Diagnostic segments: where the model sees a problem, and the words that name it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from talkqa.scoring.diagnostics import model_diagnostics
+from talkqa.tasks import DIMENSION_NAMES
+
+
+def _windows(n: int, window_offset: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    t0 = np.arange(n, dtype=float)
+    probs = pd.DataFrame({"t_start": t0, "t_end": t0 + 1, **{d: np.full(n, 0.1) for d in DIMENSION_NAMES}})
+    probs.loc[1:3, "lip_sync"] = 0.9  # windows 1-3 out of sync
+    feats = pd.DataFrame({"t_start": t0, "t_end": t0 + 1, "lipsync__av_offset_frames": np.full(n, window_offset)})
+    return probs, feats
+
+
+def test_a_lip_sync_segment_names_the_clip_offset_of_the_sync_expert():
+    # one-second windows misread a 0.5 s delay (12 frames) as audio 6 frames early; the expert reads the clip
+    probs, feats = _windows(5, -6.0)
+    thresholds = {d: 0.5 for d in DIMENSION_NAMES}
+    [seg] = model_diagnostics(probs, thresholds, feats, skip=set(), clip_offset=12.0)
+    assert (seg["dimension"], seg["start"], seg["end"]) == ("lip_sync", 1.0, 4.0)
+    assert seg["issue"].endswith("audio lags the lips by 12 frames")
+    assert seg["severity"] == 0.9
+
+
+def test_without_a_clip_reading_the_windows_name_the_offset_and_small_offsets_are_not_named():
+    probs, feats = _windows(5, -6.0)
+    thresholds = {d: 0.5 for d in DIMENSION_NAMES}
+    [seg] = model_diagnostics(probs, thresholds, feats, skip=set(), clip_offset=None)
+    assert seg["issue"].endswith("audio leads the lips by 6 frames")
+    [seg] = model_diagnostics(probs, thresholds, feats, skip=set(), clip_offset=1.0)
+    assert "frame" not in seg["issue"]  # within a frame of sync: no offset to name
+    assert model_diagnostics(probs, thresholds, feats, skip={"lip_sync"}) == []
