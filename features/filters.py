@@ -40,9 +40,10 @@ def gaussian_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
     return k / k.sum()
 
 
-def gaussian_filter1d(x: np.ndarray, sigma: float, axis: int = -1, truncate: float = 4.0) -> np.ndarray:
-    """Gaussian smoothing along one axis, edges repeated (scipy.ndimage mode="nearest"); float64."""
-    return correlate1d(x, gaussian_kernel(sigma, truncate), axis)
+def gaussian_filter1d(x: np.ndarray, sigma: float, axis: int = -1, truncate: float = 4.0,
+                      mode: str = "nearest") -> np.ndarray:
+    """Gaussian smoothing along one axis, borders "nearest" or "reflect" (as in scipy.ndimage); float64."""
+    return correlate1d(x, gaussian_kernel(sigma, truncate), axis, mode)
 
 
 def gaussian_filter(x: np.ndarray, sigma, truncate: float = 4.0) -> np.ndarray:

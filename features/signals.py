@@ -310,7 +310,7 @@ def syllable_nuclei(
     times, db = intensity_db(audio, sr)
     if len(db) < 3:
         return np.zeros(0)
-    db = gaussian_filter1d(db, 2.0)  # ~20 ms: merge the ripple of single pitch periods
+    db = gaussian_filter1d(db, 2.0, mode="reflect")  # ~20 ms: merge the ripple of single pitch periods
     distance = max(1, int(round(min_gap_s / (times[1] - times[0]))))
     peaks = find_peaks(db, prominence=prominence_db, height=np.percentile(db, 99) + silence_db, distance=distance)
     t = times[peaks]
