@@ -63,7 +63,7 @@ def model_diagnostics(probs: pd.DataFrame, thresholds: dict[str, float], win_fea
     segment names the AV offset: the clip's reading from the preferred sync source (`clip_offset`, the
     sync expert's over the whole clip) when there is one, else the median of the hand-crafted window
     readings inside the segment — one-second windows see too few frames to place an offset of 0.5 s, and
-    their median can even take the wrong sign."""
+    their median can even take the wrong sign. A NaN `clip_offset` (a reading too weak to trust) names none."""
     out = []
     t0, t1 = probs["t_start"].to_numpy(float), probs["t_end"].to_numpy(float)
     for dim in DIMENSION_NAMES:
@@ -75,7 +75,7 @@ def model_diagnostics(probs: pd.DataFrame, thresholds: dict[str, float], win_fea
             inside = win_feats[(win_feats["t_start"] >= start - 1e-6) & (win_feats["t_end"] <= end + 1e-6)]
             if dim == "lip_sync":
                 off = np.nan
-                if clip_offset is not None and np.isfinite(clip_offset):
+                if clip_offset is not None:
                     off = clip_offset
                 elif "lipsync__av_offset_frames" in inside and inside["lipsync__av_offset_frames"].notna().any():
                     off = np.nanmedian(inside["lipsync__av_offset_frames"])

@@ -79,17 +79,23 @@ class Scorer:
         win = windows[["t_start", "t_end"]].to_numpy(np.float32)
         return StoreData(path, [cid], hc, experts, sc, {cid: win})
 
-    def _sync(self, data, cid: str, has_audio: bool) -> dict[str, float | None]:
+    def _sync(self, data, cid: str, has_audio: bool) -> tuple[dict[str, float | None], float | None]:
+        """(the clip's AV offset reading from the first sync source that has one, as `Result.sync`; the
+        offset a lip-sync diagnostic should name: None without a clip reading, NaN when the reading's own
+        expert calls its confidence too weak to place an offset — a still mouth has no offset to name)."""
         if not has_audio:
-            return {"offset_frames": None, "confidence": None}
+            return {"offset_frames": None, "confidence": None}, None
         for src in self.bundle.config.sync_sources:
             vals = []
             for col in (src.offset, src.confidence):
                 table = data.scalars if col in data.scalars else data.handcrafted if col in data.handcrafted else None
                 vals.append(np.nan if table is None else float(table.loc[cid, col]))
             if np.isfinite(vals[0]):
-                return {"offset_frames": rounded(vals[0], 2), "confidence": rounded(vals[1], 4)}
-        return {"offset_frames": None, "confidence": None}
+                expert = self.experts.get(src.offset.split("__", 1)[0])
+                weak = getattr(expert, "weak_confidence", None)
+                named = np.nan if weak is not None and np.isfinite(vals[1]) and vals[1] < weak else vals[0]
+                return {"offset_frames": rounded(vals[0], 2), "confidence": rounded(vals[1], 4)}, named
+        return {"offset_frames": None, "confidence": None}, None
 
     def _combine(self, fused: pd.Series, stacked: pd.Series | None) -> dict[str, float | None]:
         per_dim = self.bundle.meta.get("combine_per_dimension", {})  # `combine: auto` chose per dimension
@@ -180,10 +186,9 @@ class Scorer:
                 warnings.append(f"no audio track: {', '.join(AUDIO_DIMENSIONS)} are not scored")
             probs = self.bundle.fusion.predict_windows(data, [cid]).get(cid)
             diags = evidence_diagnostics(windows, skip)
-            sync = self._sync(data, cid, clip.has_audio)
+            sync, named_offset = self._sync(data, cid, clip.has_audio)
             if probs is not None and len(probs):
-                diags = model_diagnostics(probs, self.bundle.thresholds(), windows, skip,
-                                          sync["offset_frames"]) + diags
+                diags = model_diagnostics(probs, self.bundle.thresholds(), windows, skip, named_offset) + diags
             diags.sort(key=lambda d: (d["start"], DIMENSION_NAMES.index(d["dimension"])))
             win_rows = [] if probs is None else [
                 {k: rounded(v, 4) for k, v in r.items()} for r in probs.to_dict("records")]

@@ -34,4 +34,6 @@ def test_without_a_clip_reading_the_windows_name_the_offset_and_small_offsets_ar
     assert seg["issue"].endswith("audio leads the lips by 6 frames")
     [seg] = model_diagnostics(probs, thresholds, feats, skip=set(), clip_offset=1.0)
     assert "frame" not in seg["issue"]  # within a frame of sync: no offset to name
+    [seg] = model_diagnostics(probs, thresholds, feats, skip=set(), clip_offset=float("nan"))
+    assert "frame" not in seg["issue"]  # the expert's reading is too weak (a still mouth): no offset to name
     assert model_diagnostics(probs, thresholds, feats, skip={"lip_sync"}) == []
