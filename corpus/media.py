@@ -23,12 +23,17 @@ def write_clip(
     acodec: str = "aac",
     audio_bitrate: int | None = None,
     timestamps: "np.ndarray | list[float] | None" = None,
+    reproducible: bool = False,
 ) -> Path:
     """Write RGB uint8 frames (T, H, W, 3) and optional audio ((N,) mono or (N, C)) in [-1, 1].
 
     The file appears atomically: it is encoded to a temporary name in the same folder and renamed.
     `frames=None` writes an audio-only file. `timestamps` (seconds, one per frame) writes a
-    variable-frame-rate stream instead of a constant `fps` one.
+    variable-frame-rate stream instead of a constant `fps` one. `reproducible` turns off x264's
+    macroblock-tree rate control: with it, the x264 of PyAV's wheels encodes the same frames into a
+    different bitstream from run to run (even on one thread; decoded pixels differ by up to ~50 levels),
+    without it the file is byte-identical. Off by default because the degrade corpus, and the compression
+    levels fitted to human ratings, were made with it.
     """
     path = Path(path)
     # the temporary name keeps the suffix: PyAV picks the container format from it
@@ -43,7 +48,8 @@ def write_clip(
             vstream.width, vstream.height = w - (w % 2), h - (h % 2)
             vstream.pix_fmt = "yuv420p"
             if vcodec == "libx264":
-                vstream.options = {"crf": str(crf), "preset": "veryfast"}
+                vstream.options = {"crf": str(crf), "preset": "veryfast",
+                                   **({"x264-params": "no-mbtree=1"} if reproducible else {})}
             if timestamps is not None:
                 # millisecond clock so irregular frame times survive muxing
                 vstream.codec_context.time_base = Fraction(1, 1000)

@@ -219,8 +219,9 @@ def run_check(sources: pd.DataFrame, scorer, config: CheckConfig, work_dir: str 
             else:
                 try:
                     edit = make_variant(spec.kind, sample, _rng(config.seed, plan.clip_id, key), **spec.params)
+                    # reproducible: the same check on the same model gives the same numbers on every run
                     path = write_clip(folder / f"{key}.mp4", edit.sample.frames, edit.sample.fps, _peak_safe(edit.sample.audio),
-                                      edit.sample.sr, crf=edit.crf)
+                                      edit.sample.sr, crf=edit.crf, reproducible=True)
                     results[key] = (scorer.score(path), edit)
                 except ValueError as exc:  # the source lacks what this variant needs (a face, a donor)
                     problems[key] = str(exc)

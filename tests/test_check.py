@@ -107,6 +107,17 @@ def test_a_shifted_clip_keeps_its_shift_through_the_file(tmp_path):
     assert abs(lags[::10][int(np.argmax(corr))] - 3200) <= 10  # 0.2 s = 5 frames = 3200 samples
 
 
+def test_check_variants_are_written_byte_identical_on_every_run(tmp_path):
+    # x264's macroblock-tree rate control makes the same frames a different file from run to run; the
+    # check's variants are written without it, so a check gives the same numbers every time
+    rng = np.random.default_rng(5)
+    texture = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    frames = np.stack([np.roll(texture, (t, 2 * t), axis=(0, 1)) for t in range(40)])
+    paths = [write_clip(tmp_path / f"v{k}.mp4", frames, FPS, speech_like(40 / FPS, SR, seed=1), SR, crf=30,
+                        reproducible=True) for k in range(3)]
+    assert len({p.read_bytes() for p in paths}) == 1
+
+
 def test_hold_frames_still_makes_the_frame_stutter_artifact():
     from talkqa.corpus.artifacts import ARTIFACTS
 
