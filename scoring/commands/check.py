@@ -96,11 +96,12 @@ def check(
     a blurred face, heavy compression, every graded degrade artifact), scores them and checks the
     scores against configs/check/default.yaml. Prints pass/fail with margins; exit 1 if any fails.
 
-    Time (2 CPU cores): --quick, 36 variants of one clip, about 4 min; the full default run, 300
-    variants of the 12 held-out clips in sync (graded ladders on 2 of them), about 40 min on a busy
-    machine, 15-20 min on an idle one.
+    Time on 2 CPU cores: --quick (36 variants of one clip) about 4 min; the full
+    run (374 variants of the 12 held-out clips in sync, graded ladders on 2 of
+    them) about 20 min on an idle machine, 40 min on a busy one.
 
-    Examples: talkqa check --quick ; talkqa check --model models/new --json > check.json ;
+    Examples: talkqa check --quick ; talkqa check --json > check.json ;
+    talkqa check --model models/new ;
     talkqa check --manifest clips.csv --only clean,still_photo
     """
     from talkqa.scoring.check import plan_check, run_check
