@@ -171,6 +171,15 @@ class SyncExpert(Expert):
               "L2-normalised embeddings (0..2), not on SyncNet's scale: LSE numbers are not comparable with "
               "published ones.")
 
+    @classmethod
+    def named_offset(cls, offset: float, confidence: float) -> float:
+        """The offset a lip-sync diagnostic should name: NaN when the distance curve is too flat to place
+        one (a still mouth, silence) or when the reading counts as in sync."""
+        lo, hi = cls.in_sync_frames
+        if (np.isfinite(confidence) and confidence < cls.weak_confidence) or lo <= offset <= hi:
+            return float("nan")
+        return float(offset)
+
     def describe(self, scalars: dict[str, float]) -> str:
         off, conf = float(scalars.get("offset_frames", np.nan)), float(scalars.get("confidence", np.nan))
         if not np.isfinite(off):

@@ -81,8 +81,8 @@ class Scorer:
 
     def _sync(self, data, cid: str, has_audio: bool) -> tuple[dict[str, float | None], float | None]:
         """(the clip's AV offset reading from the first sync source that has one, as `Result.sync`; the
-        offset a lip-sync diagnostic should name: None without a clip reading, NaN when the reading's own
-        expert calls its confidence too weak to place an offset — a still mouth has no offset to name)."""
+        offset a lip-sync diagnostic should name: None without a clip reading, NaN when the expert that
+        read it says there is none to name — a flat curve, or a reading within its in-sync range)."""
         if not has_audio:
             return {"offset_frames": None, "confidence": None}, None
         for src in self.bundle.config.sync_sources:
@@ -92,8 +92,7 @@ class Scorer:
                 vals.append(np.nan if table is None else float(table.loc[cid, col]))
             if np.isfinite(vals[0]):
                 expert = self.experts.get(src.offset.split("__", 1)[0])
-                weak = getattr(expert, "weak_confidence", None)
-                named = np.nan if weak is not None and np.isfinite(vals[1]) and vals[1] < weak else vals[0]
+                named = expert.named_offset(*vals) if hasattr(expert, "named_offset") else vals[0]
                 return {"offset_frames": rounded(vals[0], 2), "confidence": rounded(vals[1], 4)}, named
         return {"offset_frames": None, "confidence": None}, None
 

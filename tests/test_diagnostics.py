@@ -37,3 +37,13 @@ def test_without_a_clip_reading_the_windows_name_the_offset_and_small_offsets_ar
     [seg] = model_diagnostics(probs, thresholds, feats, skip=set(), clip_offset=float("nan"))
     assert "frame" not in seg["issue"]  # the expert's reading is too weak (a still mouth): no offset to name
     assert model_diagnostics(probs, thresholds, feats, skip={"lip_sync"}) == []
+
+
+def test_the_sync_expert_names_only_offsets_it_can_place_and_calls_out_of_sync():
+    from talkqa.experts.sync import SyncExpert
+
+    name = SyncExpert.named_offset
+    assert name(14.0, 0.10) == 14.0  # sound 0.5 s late, a clear curve
+    assert name(-6.0, 0.10) == -6.0
+    assert np.isnan(name(8.0, 0.006))  # a still mouth: the curve is flat, no offset to name
+    assert np.isnan(name(2.0, 0.10))  # within ITU-R BT.1359's detectability window: in sync
