@@ -40,7 +40,11 @@ class BundleConfig(StrictModel):
         "auto", description="final per-dimension score: the fusion Transformer, the LightGBM stack, their mean, or "
                             "auto: per dimension, whichever of the three ranks the validation speakers best")
     combine_margin: float = Field(0.02, ge=0, description="auto: the mean is kept unless fusion or stacking alone "
-                                                          "beats its validation SRCC by more than this")
+                                                          "beats its validation figure by more than this")
+    combine_metric: Literal["srcc", "rmse"] = Field(
+        "srcc", description="auto compares on: srcc, how well each orders the validation clips; rmse, how close its "
+                            "scores come to their labels (the level, which a threshold such as 'a still photo "
+                            "scores expression <= 2' depends on)")
     experts: list[str] | None = Field(None, description="experts of the store to use; null = all of them")
     expert_overrides: dict[str, list[str]] = Field(
         default_factory=dict, description="per expert, the key=value overrides of configs/experts/<name>.yaml the "

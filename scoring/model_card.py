@@ -10,8 +10,8 @@ _COMBINE_WHY = {
     "fusion": "the fusion Transformer alone",
     "stacking": "the LightGBM stack alone",
     "auto": "chosen per dimension on the validation speakers among the fusion Transformer, the LightGBM stack "
-            "and their mean (the mean unless one alone ranks the validation clips better by more than the "
-            "margin); the table below says which and why",
+            "and their mean (the mean unless one alone does better on the validation clips, by the training "
+            "config's `combine_metric`, by more than the margin); the table below says which and why",
 }
 
 

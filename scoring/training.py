@@ -57,7 +57,8 @@ def _point_metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float | int | N
 
 def _val_metrics(fusion_pred, stack_oof, labels, val_ids: list[str]) -> dict:
     """Per dimension and strategy on the validation speakers. Fusion never trained on them (they only
-    stopped it); stacking's figures are its speaker-grouped out-of-fold level-1 predictions."""
+    stopped it); stacking's figures are its speaker-grouped out-of-fold predictions, through its level 2
+    and calibration as when it scores (`StackingRegressor.oof_scores`)."""
     if not val_ids:
         return {}
     y = labels.y(val_ids)
@@ -76,23 +77,25 @@ def _val_metrics(fusion_pred, stack_oof, labels, val_ids: list[str]) -> dict:
 COMBINE_CHOICES = ("mean", "fusion", "stacking")  # mean first: it wins ties
 
 
-def choose_combine(val_metrics: dict, margin: float) -> dict[str, dict]:
-    """Per dimension: the way of combining (fusion, stacking, mean) with the best validation SRCC; the mean
-    stays unless another beats it by more than `margin` (validation sets are small, the mean is steadier).
-    A dimension without validation figures gets the mean."""
+def choose_combine(val_metrics: dict, margin: float, metric: str = "srcc") -> dict[str, dict]:
+    """Per dimension: the way of combining (fusion, stacking, mean) with the best validation `metric`
+    (srcc: the order of the clips, higher is better; rmse: the level of the scores, lower is better); the
+    mean stays unless another beats it by more than `margin` (validation sets are small, the mean is
+    steadier). A dimension without validation figures gets the mean."""
+    sign = -1.0 if metric == "rmse" else 1.0  # compare as "higher is better"
     out = {}
     for dim in DIMENSION_NAMES:
         m = val_metrics.get(dim, {})
-        srcc = {k: (m.get(k) or {}).get("srcc") for k in COMBINE_CHOICES}
-        srcc = {k: v for k, v in srcc.items() if v is not None}
-        if not srcc:
+        got = {k: (m.get(k) or {}).get(metric) for k in COMBINE_CHOICES}
+        got = {k: v for k, v in got.items() if v is not None}
+        if not got:
             out[dim] = {"choice": "mean", "why": "no validation figures"}
             continue
-        best = max(srcc, key=lambda k: (srcc[k], k == "mean"))
-        base = srcc.get("mean")
-        choice = best if base is None or srcc[best] > base + margin else "mean"
-        why = ", ".join(f"{k} {v:.3f}" for k, v in srcc.items())
-        out[dim] = {"choice": choice, "why": f"validation SRCC {why}"}
+        best = max(got, key=lambda k: (sign * got[k], k == "mean"))
+        base = got.get("mean")
+        choice = best if base is None or sign * (got[best] - base) > margin else "mean"
+        why = ", ".join(f"{k} {v:.3f}" for k, v in got.items())
+        out[dim] = {"choice": choice, "why": f"validation {metric.upper()} {why}"}
     return out
 
 
@@ -148,7 +151,7 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
     log(f"fusion: best val loss {fusion.best_val_loss_:.4f} after {len(fusion.history_)} epochs")
     stacking = StackingRegressor(config.stacking).fit(data, labels, ids, log=log)
     log("stacking: fitted on every labelled clip")
-    metrics = _val_metrics(fusion.predict(data, val_ids) if val_ids else None, stacking.oof_, labels, val_ids)
+    metrics = _val_metrics(fusion.predict(data, val_ids) if val_ids else None, stacking.oof_scores(), labels, val_ids)
     thresholds = diagnostic_thresholds(fusion, data, labels, val_ids, config.diagnostics)
 
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "model.json").is_file():
@@ -198,7 +201,7 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
         "train_seconds": round(time.time() - t0, 1),
     }
     if config.combine == "auto":
-        meta["combine_per_dimension"] = choose_combine(metrics, config.combine_margin)
+        meta["combine_per_dimension"] = choose_combine(metrics, config.combine_margin, config.combine_metric)
         log("combine (auto): " + ", ".join(f"{d} {c['choice']}" for d, c in meta["combine_per_dimension"].items()))
     meta["config_hash"] = stable_hash(config.model_dump(mode="json"))
     atomic_write_json(out_dir / "model.json", meta)

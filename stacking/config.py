@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from talkqa.config import StrictModel
+from talkqa.tasks import DIMENSION_NAMES
 
 
 class StackingConfig(StrictModel):
@@ -26,5 +27,22 @@ class StackingConfig(StrictModel):
         "n_estimators": 200, "learning_rate": 0.05, "num_leaves": 7, "min_child_samples": 5,
         "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0},
         description="LightGBM parameters used without tuning and as the base of tuned ones")
+    monotone: dict[str, dict[str, Literal[-1, 1]]] = Field(
+        default_factory=dict,
+        description="per dimension, feature column -> +1 (the prediction never falls as the column rises) or -1: "
+                    "LightGBM monotone constraints on evidence whose direction is known, such as an expert's "
+                    "reading; columns the model does not have (a dropped expert) are skipped")
+    calibration: Literal["none", "isotonic"] = Field(
+        "none", description="isotonic: per dimension, a strictly increasing map from the stack's out-of-fold "
+                            "prediction to the label (centred isotonic regression), which undoes the trees' pull "
+                            "toward the mean at both ends of the scale")
     waterfall_clips: int = Field(3, ge=0, description="per-clip SHAP waterfall plots per dimension")
     max_display: int = Field(15, ge=3)
+
+    @field_validator("monotone")
+    @classmethod
+    def _known_dimensions(cls, value: dict) -> dict:
+        unknown = sorted(set(value) - set(DIMENSION_NAMES))
+        if unknown:
+            raise ValueError(f"monotone: unknown dimension(s) {', '.join(unknown)}; known: {', '.join(DIMENSION_NAMES)}")
+        return value

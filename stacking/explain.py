@@ -6,8 +6,9 @@ per-clip waterfalls. SHAP values + base value reproduce the model's raw predicti
 
 One clip (`clip_contributions`, what `talkqa score --explain` and the per-clip report use): LightGBM's
 own TreeSHAP (`pred_contrib`, the same values as shap's TreeExplainer, without importing shap) per
-dimension, carried through the linear level-2 meta-learner, so base value + contributions = the
-stacking prediction before it is clipped to the scale. `factor_contributions` sums them into factors a
+dimension, carried through the linear level-2 meta-learner (and, with `calibration: isotonic`, scaled
+by the calibration curve's rise between the base value and the clip), so base value + contributions =
+the stacking prediction before it is clipped to the scale. `factor_contributions` sums them into factors a
 person can name: all columns of one expert (pooled embedding dimensions and scalars) are one factor,
 each hand-crafted column is its own.
 """
@@ -84,6 +85,15 @@ def clip_contributions(model: StackingRegressor, data, clip_id: str) -> dict[str
             w = np.ravel(meta.coef_)
             base = float(meta.intercept_) + sum(wk * level1[d][0] for wk, d in zip(w, model.dimensions_))
             phi = sum(wk * level1[d][1] for wk, d in zip(w, model.dimensions_))
+        curve = getattr(model, "calibration_", {}).get(dim)
+        if curve is not None:
+            # The calibration curve rises, so it keeps the sign of the total; every contribution is scaled
+            # by the same factor, which keeps base + contributions equal to the calibrated prediction.
+            raw = base + float(np.sum(phi))
+            new_base, new_pred = float(curve(base)), float(curve(raw))
+            total = raw - base
+            phi = phi * ((new_pred - new_base) / total) if abs(total) > 1e-12 else phi * 0.0
+            base = new_base
         out[dim] = ClipContributions(dim, base, pd.Series(phi, index=X.columns))
     return out
 

@@ -5,6 +5,12 @@ features (Optuna-tuned with speaker-grouped CV when n_trials > 0). Out-of-fold p
 dimension (GroupKFold by speaker, so no speaker is both fitted and predicted) are the
 meta-features. Level 2 (`meta_learner: ridge`): per dimension a ridge regression on the OOF
 predictions of all the dimensions, which lets e.g. `overall` borrow from the others.
+
+Two ways to keep an expert's evidence intact on the way to the score: `monotone` constrains level 1 to
+move with a reading in the direction it is known to mean (a higher sync confidence never lowers
+lip_sync), and `calibration: isotonic` maps the level-2 prediction through a strictly increasing curve
+fitted on the out-of-fold predictions (stacking/calibration.py), which undoes the trees' pull toward
+the mean at both ends of the scale.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from talkqa.store import atomic_write_json, atomic_write_text, write_parquet
 from talkqa.store_data import StoreData
 from talkqa.tasks import DIMENSION_NAMES, DIMENSIONS
 
+from .calibration import MonotoneMap
 from .config import StackingConfig
 from .features import PooledFeaturizer
 from .trees import Linear, LoadedTrees, Projection
@@ -42,6 +49,8 @@ class StackingRegressor:
     def __init__(self, config: StackingConfig | None = None):
         self.config = config or StackingConfig()
         self._oof, self._oof_file = None, None
+        self.monotone_: dict[str, dict[str, int]] = {}
+        self.calibration_: dict[str, MonotoneMap] = {}
 
     @property
     def oof_(self) -> pd.DataFrame | None:
@@ -54,16 +63,28 @@ class StackingRegressor:
     def oof_(self, value: pd.DataFrame | None) -> None:
         self._oof, self._oof_file = value, None
 
-    def _lgbm(self, params: dict):
+    def _lgbm(self, params: dict, dim: str | None = None):
         from lightgbm import LGBMRegressor  # lazy: slow import, only when fitting
 
         c = self.config
-        return LGBMRegressor(**{**c.params, **params, "random_state": c.seed, "n_jobs": c.n_jobs, "verbose": -1})
+        constraints = {}
+        if dim is not None and self.monotone_.get(dim):
+            signs = self.monotone_[dim]
+            constraints = {"monotone_constraints": [signs.get(col, 0) for col in self.featurizer_.columns_],
+                           "monotone_constraints_method": "advanced"}
+        return LGBMRegressor(**{**c.params, **params, **constraints, "random_state": c.seed, "n_jobs": c.n_jobs,
+                                "verbose": -1})
+
+    def _monotone(self) -> dict[str, dict[str, int]]:
+        """The configured constraints on the columns this model has (a dropped expert's are skipped)."""
+        have = set(self.featurizer_.columns_)
+        return {dim: {col: int(sign) for col, sign in signs.items() if col in have}
+                for dim, signs in self.config.monotone.items()}
 
     def _view(self, data: StoreData) -> StoreData:
         return data.view(self.config.drop_experts, self.config.use_handcrafted)
 
-    def tune(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> dict:
+    def tune(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, dim: str | None = None) -> dict:
         """Optuna TPE search minimising speaker-grouped CV RMSE; returns the best params."""
         import optuna  # lazy: slow import, only on this path
 
@@ -80,7 +101,7 @@ class StackingRegressor:
                       "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True)}
             err = []
             for tr, te in folds:
-                m = self._lgbm(params).fit(X.iloc[tr], y[tr])
+                m = self._lgbm(params, dim).fit(X.iloc[tr], y[tr])
                 err.append(np.mean((m.predict(X.iloc[te]) - y[te]) ** 2))
             return float(np.sqrt(np.mean(err)))
 
@@ -98,6 +119,7 @@ class StackingRegressor:
         self.featurizer_ = PooledFeaturizer(c.use_experts, c.use_handcrafted, c.include_scalars, c.pca_components,
                                             c.seed).fit(data, clip_ids)
         X = self.featurizer_.transform(data, clip_ids)
+        self.monotone_ = self._monotone()
         if X.shape[1] == 0:
             raise TalkqaError("stacking has no features: enable experts or hand-crafted features")
         Y = labels.y(clip_ids)
@@ -113,12 +135,12 @@ class StackingRegressor:
             k = DIMENSION_NAMES.index(dim)
             ok = np.isfinite(Y[:, k])
             Xd, yd, gd = X[ok], Y[ok, k], groups[ok]
-            self.params_[dim] = self.tune(Xd, yd, gd) if c.n_trials else {}
-            self.models_[dim] = self._lgbm(self.params_[dim]).fit(Xd, yd)
+            self.params_[dim] = self.tune(Xd, yd, gd, dim) if c.n_trials else {}
+            self.models_[dim] = self._lgbm(self.params_[dim], dim).fit(Xd, yd)
             for tr, te in folds:
                 tr = tr[ok[tr]]
                 if len(tr) >= 3:
-                    oof[te, k] = self._lgbm(self.params_[dim]).fit(X.iloc[tr], Y[tr, k]).predict(X.iloc[te])
+                    oof[te, k] = self._lgbm(self.params_[dim], dim).fit(X.iloc[tr], Y[tr, k]).predict(X.iloc[te])
             if log:
                 log(f"stacking: {dim} done ({self.dimensions_.index(dim) + 1}/{len(self.dimensions_)}, "
                     f"{X.shape[1]} features, {c.n_trials} tuning trials)")
@@ -132,7 +154,35 @@ class StackingRegressor:
                 ok = np.isfinite(Y[:, k]) & np.isfinite(M).all(1)
                 if ok.sum() >= 5:
                     self.meta_[dim] = _ridge_cv(alphas=np.logspace(-3, 3, 13)).fit(M[ok], Y[ok, k])
+        self.calibration_ = {}
+        if c.calibration == "isotonic":
+            level2 = self._level2(self.oof_)
+            for dim in self.dimensions_:
+                k = DIMENSION_NAMES.index(dim)
+                curve = MonotoneMap.fit(level2[dim].to_numpy(), Y[:, k])
+                if curve.steps >= 3:  # fewer: the out-of-fold predictions do not order the labels at all
+                    self.calibration_[dim] = curve
         return self
+
+    def _level2(self, base: pd.DataFrame) -> pd.DataFrame:
+        """The meta-learner's prediction from level-1 predictions (level 1 itself without one)."""
+        out = base.copy()
+        for dim, meta in self.meta_.items():
+            out[dim] = meta.predict(base[self.dimensions_].to_numpy())
+        return out
+
+    def oof_scores(self) -> pd.DataFrame | None:
+        """What the stack says of each training clip out of fold: its out-of-fold level-1 predictions through
+        level 2 and the calibration (both small maps, fitted on these same predictions), clipped to the scale."""
+        if self.oof_ is None:
+            return None
+        out = self._level2(self.oof_[self.dimensions_])
+        for dim, curve in self.calibration_.items():
+            out[dim] = curve(out[dim].to_numpy())
+        for dim in out:
+            lo, hi = _DIM[dim].scale
+            out[dim] = out[dim].clip(lo, hi)
+        return out
 
     def level1(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
         X = self.featurizer_.transform(self._view(data), list(clip_ids))
@@ -140,10 +190,9 @@ class StackingRegressor:
 
     def predict(self, data: StoreData, clip_ids: list[str] | None = None) -> pd.DataFrame:
         clip_ids = list(data.clip_ids if clip_ids is None else clip_ids)
-        base = self.level1(data, clip_ids)
-        out = base.copy()
-        for dim, meta in self.meta_.items():
-            out[dim] = meta.predict(base[self.dimensions_].to_numpy())
+        out = self._level2(self.level1(data, clip_ids))
+        for dim, curve in self.calibration_.items():
+            out[dim] = curve(out[dim].to_numpy())
         for dim in out:
             lo, hi = _DIM[dim].scale
             out[dim] = out[dim].clip(lo, hi)
@@ -171,6 +220,8 @@ class StackingRegressor:
                                    for k, p in f.pca_.items()}},
             "meta": {d: {"coef": np.asarray(m.coef_).tolist(), "intercept": float(m.intercept_)}
                      for d, m in self.meta_.items()},
+            "monotone": self.monotone_,
+            "calibration": {d: m.to_dict() for d, m in self.calibration_.items()},
         }
         atomic_write_json(folder / "state.json", state)
         for dim, model in self.models_.items():
@@ -206,5 +257,7 @@ class StackingRegressor:
                 raise TalkqaError(f"{folder}: {path.name} missing; the stacking model folder is incomplete")
             self.models_[dim] = LoadedTrees(path.read_text())
         self.meta_ = {dim: Linear(np.asarray(m["coef"]), float(m["intercept"])) for dim, m in state["meta"].items()}
+        self.monotone_ = state.get("monotone", {})  # models saved before calibration existed have neither
+        self.calibration_ = {dim: MonotoneMap.from_dict(m) for dim, m in state.get("calibration", {}).items()}
         self._oof_file = folder / "oof.parquet"  # read on first use: scoring never needs it
         return self

@@ -23,3 +23,21 @@ def test_unknown_key_and_bad_value_are_clear(tmp_path):
         load_config(ExtractConfig, None, ["nonsense"])
     with pytest.raises(UsageError, match="not found"):
         load_config(ExtractConfig, tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("cls_path, pattern", [
+    ("talkqa.corpus.degrade:DegradeRecipe", "configs/degrade/*.yaml"),
+    ("talkqa.stacking.config:StackingConfig", "configs/stacking/*.yaml"),
+    ("talkqa.scoring.bundle_config:BundleConfig", "configs/train/*.yaml"),
+])
+def test_every_shipped_config_file_loads(cls_path, pattern):
+    """A recipe or config the Makefile or the README points at must load with its typed config."""
+    import importlib
+    from pathlib import Path
+
+    module, name = cls_path.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    files = sorted(Path(".").glob(pattern))
+    assert files
+    for path in files:
+        load_config(cls, path)

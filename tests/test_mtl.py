@@ -185,6 +185,14 @@ def test_combine_auto_keeps_the_mean_unless_one_clearly_wins():
     assert choice["overall"]["choice"] == "mean" and set(choice) == set(DIMENSION_NAMES)
 
 
+def test_combine_auto_on_rmse_prefers_the_lower_error():
+    val = {"lip_sync": {"fusion": {"rmse": 0.90}, "stacking": {"rmse": 0.60}, "mean": {"rmse": 0.70}},
+           "expression": {"fusion": {"rmse": 0.69}, "stacking": {"rmse": 0.71}, "mean": {"rmse": 0.70}}}
+    choice = choose_combine(val, margin=0.02, metric="rmse")
+    assert choice["lip_sync"]["choice"] == "stacking" and "validation RMSE" in choice["lip_sync"]["why"]
+    assert choice["expression"]["choice"] == "mean"  # 0.01 lower is within the margin
+
+
 # ------------------------------------------------------------------------------------- the corpus recipe
 def test_corpus_labels_stage_joins_both_corpora(tmp_path):
     from talkqa.scoring.corpus_build import CorpusRecipe, build_corpus
