@@ -174,15 +174,7 @@ class StackingRegressor:
     def oof_scores(self) -> pd.DataFrame | None:
         """What the stack says of each training clip out of fold: its out-of-fold level-1 predictions through
         level 2 and the calibration (both small maps, fitted on these same predictions), clipped to the scale."""
-        if self.oof_ is None:
-            return None
-        out = self._level2(self.oof_[self.dimensions_])
-        for dim, curve in self.calibration_.items():
-            out[dim] = curve(out[dim].to_numpy())
-        for dim in out:
-            lo, hi = _DIM[dim].scale
-            out[dim] = out[dim].clip(lo, hi)
-        return out
+        return None if self.oof_ is None else self._scores(self.oof_[self.dimensions_])
 
     def level1(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
         X = self.featurizer_.transform(self._view(data), list(clip_ids))
@@ -190,7 +182,11 @@ class StackingRegressor:
 
     def predict(self, data: StoreData, clip_ids: list[str] | None = None) -> pd.DataFrame:
         clip_ids = list(data.clip_ids if clip_ids is None else clip_ids)
-        out = self._level2(self.level1(data, clip_ids))
+        return self._scores(self.level1(data, clip_ids))
+
+    def _scores(self, base: pd.DataFrame) -> pd.DataFrame:
+        """Level-1 predictions -> scores: level 2, the calibration curve, the scale's bounds."""
+        out = self._level2(base)
         for dim, curve in self.calibration_.items():
             out[dim] = curve(out[dim].to_numpy())
         for dim in out:
