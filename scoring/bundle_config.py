@@ -38,7 +38,8 @@ class BundleConfig(StrictModel):
     description: str = Field("", description="one paragraph for the model card")
     combine: Literal["fusion", "stacking", "mean", "auto"] = Field(
         "auto", description="final per-dimension score: the fusion Transformer, the LightGBM stack, their mean, or "
-                            "auto: per dimension, whichever of the three ranks the validation speakers best")
+                            "auto: per dimension, whichever of the three does best on the validation speakers "
+                            "(by combine_metric)")
     combine_margin: float = Field(0.02, ge=0, description="auto: the mean is kept unless fusion or stacking alone "
                                                           "beats its validation figure by more than this")
     combine_metric: Literal["srcc", "rmse"] = Field(

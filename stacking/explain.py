@@ -85,7 +85,7 @@ def clip_contributions(model: StackingRegressor, data, clip_id: str) -> dict[str
             w = np.ravel(meta.coef_)
             base = float(meta.intercept_) + sum(wk * level1[d][0] for wk, d in zip(w, model.dimensions_))
             phi = sum(wk * level1[d][1] for wk, d in zip(w, model.dimensions_))
-        curve = getattr(model, "calibration_", {}).get(dim)
+        curve = model.calibration_.get(dim)
         if curve is not None:
             # The calibration curve rises, so it keeps the sign of the total; every contribution is scaled
             # by the same factor, which keeps base + contributions equal to the calibrated prediction.
