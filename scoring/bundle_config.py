@@ -30,6 +30,23 @@ class DiagnosticsConfig(StrictModel):
     default_threshold: float = Field(0.5, gt=0, lt=1, description="used for a dimension whose validation windows "
                                                                   "have no labelled problem")
     threshold_range: tuple[float, float] = Field((0.3, 0.9), description="auto searches this range (step 0.05)")
+    only_below: float | None = Field(
+        None, ge=1, le=5, description="list a dimension's window segments only when the clip's score on it is below "
+                                      "this (a clip called good on lip sync lists no lip-sync problem); null = always. "
+                                      "The hand-crafted evidence (frozen face, clipping, ...) is never gated")
+
+
+class OverallRule(StrictModel):
+    """The label rule's overall (corpus/labels.py, `pseudo_mos`) as a function of the five dimension scores:
+    overall = clean - (max_d W_d + secondary * (sum_d W_d - max_d W_d)), W_d = weight_d * max(0, clean - score_d),
+    floored. The defaults are those of corpus.labels.LabelRule (a test keeps them equal); they are saved
+    with every model, so a later change of the label rule does not move a trained model's scores."""
+
+    clean: float = Field(4.5, description="score of a clip without any fault")
+    floor: float = Field(1.0, description="lowest overall")
+    secondary: float = Field(0.4, ge=0, le=1, description="share of the other dimensions' drops that counts")
+    weights: dict[str, float] = Field(default_factory=lambda: {"lip_sync": 0.38},
+                                      description="per dimension, the share of its drop overall takes (1 if absent)")
 
 
 class BundleConfig(StrictModel):
@@ -46,6 +63,11 @@ class BundleConfig(StrictModel):
         "srcc", description="auto compares on: srcc, how well each orders the validation clips; rmse, how close its "
                             "scores come to their labels (the level, which a threshold such as 'a still photo "
                             "scores expression <= 2' depends on)")
+    overall_from: Literal["model", "dimensions"] = Field(
+        "model", description="model: overall as `combine` forms it, like every dimension; dimensions: overall is "
+                             "the label rule (overall_rule) applied to the clip's five dimension scores, so it "
+                             "follows them by construction and is explained by them")
+    overall_rule: OverallRule = Field(default_factory=OverallRule)
     experts: list[str] | None = Field(None, description="experts of the store to use; null = all of them")
     expert_overrides: dict[str, list[str]] = Field(
         default_factory=dict, description="per expert, the key=value overrides of configs/experts/<name>.yaml the "

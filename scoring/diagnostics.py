@@ -46,6 +46,14 @@ EVIDENCE = (
 )
 
 
+def quiet_dimensions(scores: dict[str, float | None], only_below: float | None) -> set[str]:
+    """Dimensions whose window segments are not listed: those the clip scores at or above `only_below`
+    (none when it is None; a dimension without a score is left to the caller's skip set)."""
+    if only_below is None:
+        return set()
+    return {d for d, v in scores.items() if v is not None and np.isfinite(v) and v >= only_below}
+
+
 def segments(mask: np.ndarray, t0: np.ndarray, t1: np.ndarray, value: np.ndarray) -> list[tuple[float, float, float]]:
     """Merge runs of flagged consecutive windows: [(start, end, max value)]."""
     return [(float(t0[a]), float(t1[b - 1]), float(np.max(value[a:b]))) for a, b in runs(mask)]

@@ -9,7 +9,10 @@ points of the stacking prediction; `base_value` is that model's prediction for a
 clip, so base_value + all contributions = the stacking prediction (before clipping to 1-5). When the
 model combines fusion and stacking (`combine: mean`), the fusion half is not explained, and the
 block says so. With `combine: auto` each dimension names what it ships (its own `combine`: fusion,
-stacking or mean, as chosen on validation), and its sentence follows that choice.
+stacking or mean, as chosen on validation), and its sentence follows that choice. A model whose overall
+comes from its five dimension scores (`overall_from: dimensions`, scoring/overall_rule.py) explains overall
+by them: each dimension is a factor whose contribution is its part of the drop from the rule's clean score
+(`combine: dimensions` in that block), so base_value + contributions = overall here too.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from talkqa.stacking.explain import clip_contributions, factor_contributions
 
+from .overall_rule import overall_parts
 from .result import rounded
 
 SENTENCE_FACTORS = 3  # reasons per dimension in the sentence
@@ -54,11 +58,12 @@ def factor_text(name: str, reading: str) -> str:
 
 
 def explain_scores(stacking, data, clip_id: str, scores: dict[str, float | None], experts: dict, families: dict,
-                   combine: str, top: int = 5, per_dimension: dict[str, str] | None = None) -> dict:
+                   combine: str, top: int = 5, per_dimension: dict[str, str] | None = None,
+                   overall_rule=None) -> dict:
     """The explain block of one scored clip: per scored dimension the stacking prediction, its base
     value, the `top` factors (name, reading, contribution in MOS points, text), the sum of the others,
     what the shipped score is (`combine`: the model's, or `per_dimension`'s choice under auto) and a
-    sentence."""
+    sentence. With `overall_rule` (a BundleConfig.overall_rule) overall is explained by the dimensions."""
     per_dim = clip_contributions(stacking, data, clip_id)
     group_of = stacking.featurizer_.group_of_
     readings = set(stacking.featurizer_.scalars_)
@@ -66,6 +71,9 @@ def explain_scores(stacking, data, clip_id: str, scores: dict[str, float | None]
     dimensions = {}
     for dim, contrib in per_dim.items():
         if scores.get(dim) is None:  # not scored (no audio, untrained): nothing to explain
+            continue
+        if dim == "overall" and overall_rule is not None:
+            dimensions[dim] = _overall_block(scores, overall_rule)
             continue
         table = factor_contributions(contrib.contributions, group_of, readings)
         factors = []
@@ -92,9 +100,24 @@ def explain_scores(stacking, data, clip_id: str, scores: dict[str, float | None]
     return {"explains": "stacking", "combine": combine, "dimensions": dimensions}
 
 
+def _overall_block(scores: dict[str, float | None], rule) -> dict:
+    parts = overall_parts(scores, rule)
+    order = sorted(parts, key=lambda k: parts[k])  # the largest part of the drop first
+    factors = [{"factor": k, "kind": "dimension", "name": k, "reading": f"{scores[k]:.2f}",
+                "contribution": rounded(parts[k], 4), "text": f"{k} {scores[k]:.2f}"} for k in order]
+    # "stacking" holds what the block explains, as for every dimension: here the rule before the floor
+    d = {"score": scores["overall"], "stacking": rounded(rule.clean + sum(parts.values()), 4),
+         "base_value": rule.clean, "factors": factors, "other": 0.0, "other_factors": 0, "combine": "dimensions"}
+    d["sentence"] = _sentence("overall", d, "dimensions")
+    return d
+
+
 def headline(dim: str, d: dict, combine: str) -> str:
     """"lip_sync 2.10 (stacking model 2.30, -1.40 vs a typical clip)" from one dimension's block."""
     delta = d["stacking"] - d["base_value"]
+    if combine == "dimensions":
+        return f"{dim} {d['score']:.2f} (from the dimension scores: {d['base_value']:.2f} less the worst drop " \
+               f"and part of the others)"
     return f"{dim} {d['score']:.2f} ({delta:+.2f} vs a typical clip)" if combine == "stacking" else \
         f"{dim} {d['score']:.2f} (stacking model {d['stacking']:.2f}, {delta:+.2f} vs a typical clip)"
 

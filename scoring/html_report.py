@@ -183,9 +183,10 @@ def _factor_chart(dim: str, d: dict) -> str:
     ax.axvline(d["base_value"], color="grey", ls="--", lw=0.8)
     ax.axvline(d["stacking"], color="black", lw=0.8)
     ax.set_xlim(ends.min() - 0.2 * span, ends.max() + 0.2 * span)  # room for the numbers at the bar ends
-    ax.set_xlabel(f"MOS (dashed: a typical clip {d['base_value']:.2f}; solid: this clip {d['stacking']:.2f})",
-                  fontsize=8)
-    ax.set_title(f"{dim}: why the stacking model says {d['stacking']:.2f}", fontsize=9)
+    start = "a clip without fault" if d.get("combine") == "dimensions" else "a typical clip"
+    ax.set_xlabel(f"MOS (dashed: {start} {d['base_value']:.2f}; solid: this clip {d['stacking']:.2f})", fontsize=8)
+    ax.set_title(f"{dim}: from the dimension scores, {d['stacking']:.2f}" if d.get("combine") == "dimensions" else
+                 f"{dim}: why the stacking model says {d['stacking']:.2f}", fontsize=9)
     ax.tick_params(axis="x", labelsize=7)
     return _png(fig)
 
@@ -198,7 +199,7 @@ def _why(result) -> str:
     e = html.escape
     combine = explanation.get("combine")
     shipped = {dim: d.get("combine", combine) for dim, d in dims.items()}  # per dimension under combine: auto
-    others = {c for c in shipped.values() if c != "stacking"}
+    others = {c for c in shipped.values() if c not in ("stacking", "dimensions")}  # dimensions: explained whole
     note = "" if not others else \
         (f"<p>The score is not the stacking model's alone ({e(str(combine))}"
          + (f": {e(', '.join(f'{k} {v}' for k, v in shipped.items()))}" if combine == "auto" else "")
@@ -208,6 +209,8 @@ def _why(result) -> str:
     parts = [note]
     for dim, d in dims.items():
         found = "".join(f"<li>{e(r)}</li>" for r in reasons(d)) or "<li>no single factor stands out</li>"
+        by_rule = d.get("combine") == "dimensions"  # overall from the five scores (scoring/overall_rule.py)
+        start, source = ("a clip without fault", "by the rule") if by_rule else ("a typical clip", "stacking model")
         rows = "".join(f"<tr><td>{e(f['name'])}</td><td>{e(f['reading'])}</td><td>{f['contribution']:+.3f}</td></tr>"
                        for f in d["factors"])
         if d["other_factors"]:
@@ -216,8 +219,8 @@ def _why(result) -> str:
                      f'<ul class="why">{found}</ul>'
                      f"{_factor_chart(dim, d)}<details><summary>factors and their readings</summary><table>"
                      f"<tr><th>factor</th><th>reading</th><th>contribution (MOS)</th></tr>{rows}"
-                     f"<tr><td colspan=2>a typical clip</td><td>{d['base_value']:.3f}</td></tr>"
-                     f"<tr><td colspan=2>this clip (stacking model)</td><td>{d['stacking']:.3f}</td></tr>"
+                     f"<tr><td colspan=2>{start}</td><td>{d['base_value']:.3f}</td></tr>"
+                     f"<tr><td colspan=2>this clip ({source})</td><td>{d['stacking']:.3f}</td></tr>"
                      f"</table></details>")
     return "\n".join(parts)
 

@@ -15,12 +15,32 @@ _COMBINE_WHY = {
 }
 
 
+def _overall_line(meta: dict) -> list[str]:
+    if meta.get("overall_from") != "dimensions":
+        return []
+    r = meta["overall_rule"]
+    fig = meta.get("val_metrics", {}).get("overall", {}).get("by_rule") or {}
+    val = f"; on the validation clips SRCC {fig['srcc']:.3f}, RMSE {fig['rmse']:.3f}" \
+        if fig.get("srcc") is not None and fig.get("rmse") is not None else ""
+    weights = ", ".join(f"{k} {v:g}" for k, v in r["weights"].items()) or "none"
+    return [f"- overall (`overall_from: dimensions`): the label rule applied to the clip's five dimension scores — "
+            f"{r['clean']:g} less the worst weighted drop and {r['secondary']:g} of the others (weights below 1: "
+            f"{weights}){val}"]
+
+
+def _gate(meta: dict) -> str:
+    below = meta.get("diagnostics_only_below")
+    return "" if below is None else (f" A dimension's segments are listed only when the clip scores below {below:g} "
+                                     "on it; the hand-crafted evidence (frozen face, clipping, ...) always is.")
+
+
 def model_card(meta: dict) -> str:
     td = meta["training_data"]
     lines = [f"# {meta['name']} {meta['version']} — talkqa model card", "",
              meta.get("description") or "Scores talking-face videos on six 1–5 MOS dimensions with diagnostics.", "",
              f"- created {meta['created']} with talkqa {meta['talkqa_version']}; command: `{meta['command']}`",
              f"- final score per dimension (`combine: {meta['combine']}`): {_COMBINE_WHY[meta['combine']]}",
+             *_overall_line(meta),
              f"- extraction config hash `{meta['extraction']['params_hash']}` (extract.yaml beside this card; scoring "
              "extracts with it)", "",
              "## Experts it needs", "", "| expert | version | weights hash | dim | modality |", "|---|---|---|---|---|"]
@@ -34,11 +54,13 @@ def model_card(meta: dict) -> str:
               f"early-stopped on {td['val_clips']} clips of {td['val_speakers']} held-out speakers; stacking fitted on all",
               "- label means: " + ", ".join(f"{k} {v:.2f}" for k, v in td["label_means"].items()), "",
               "## Validation (held-out speakers)", "",
-              "| dimension | n | fusion SRCC | stacking (OOF) SRCC | mean SRCC | mean RMSE |", "|---|---|---|---|---|---|"]
+              "| dimension | n | fusion SRCC | stacking (OOF) SRCC | mean SRCC | RMSE fusion / stacking / mean |",
+              "|---|---|---|---|---|---|"]
     fmt = lambda v: "–" if v is None else f"{v:.3f}"
     for dim, m in meta["val_metrics"].items():
+        rmse = " / ".join(fmt(m[k].get("rmse")) for k in ("fusion", "stacking", "mean"))
         lines.append(f"| {dim} | {m['mean']['n']} | {fmt(m['fusion']['srcc'])} | {fmt(m['stacking']['srcc'])} | "
-                     f"{fmt(m['mean']['srcc'])} | {fmt(m['mean']['rmse'])} |")
+                     f"{fmt(m['mean']['srcc'])} | {rmse} |")
     if meta.get("combine_per_dimension"):
         lines += ["", "## Which score is shipped, per dimension (`combine: auto`)", "",
                   "| dimension | shipped | why |", "|---|---|---|"]
@@ -46,7 +68,7 @@ def model_card(meta: dict) -> str:
             lines.append(f"| {dim} | {c['choice']} | {c['why']} |")
     lines += ["", "## Diagnostics", "",
               "A 1 s window is flagged for a dimension when the fusion model's per-window problem probability exceeds "
-              "the threshold below; adjacent flagged windows merge into one segment.", "",
+              "the threshold below; adjacent flagged windows merge into one segment." + _gate(meta), "",
               "| dimension | threshold | chosen by |", "|---|---|---|"]
     for dim, t in meta["diagnostic_thresholds"].items():
         extra = f" (F0.5 {t['f05']:.2f} on {t['positive_windows']} of {t['windows']} windows)" if "f05" in t else ""

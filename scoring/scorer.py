@@ -30,8 +30,9 @@ from talkqa.store_data import ExpertInfo, ExpertTokens, StoreData
 from talkqa.tasks import AUDIO_DIMENSIONS, DIMENSION_NAMES
 
 from .bundle import load_bundle
-from .diagnostics import evidence_diagnostics, model_diagnostics
+from .diagnostics import evidence_diagnostics, model_diagnostics, quiet_dimensions
 from .explanation import explain_scores
+from .overall_rule import overall_from_dimensions
 from .result import Result, failed_result, rounded
 
 
@@ -151,8 +152,9 @@ class Scorer:
     def explain(self, data, cid: str, scores: dict[str, float | None]) -> dict:
         """Why the clip got these scores: the named factors of the stacking model (scoring/explanation.py)."""
         per_dim = {d: c["choice"] for d, c in self.bundle.meta.get("combine_per_dimension", {}).items()}
+        rule = self.bundle.config.overall_rule if self.bundle.config.overall_from == "dimensions" else None
         return explain_scores(self.bundle.stacking, data, cid, scores, self.experts, self.families,
-                              self.bundle.meta["combine"], self.explain_top, per_dimension=per_dim)
+                              self.bundle.meta["combine"], self.explain_top, per_dimension=per_dim, overall_rule=rule)
 
     def score(self, path: str | Path, audio: str | Path | None = None, keep_details: bool = False,
               explain: bool = False) -> Result:
@@ -183,11 +185,14 @@ class Scorer:
                 for d in AUDIO_DIMENSIONS:
                     scores[d] = None
                 warnings.append(f"no audio track: {', '.join(AUDIO_DIMENSIONS)} are not scored")
+            if self.bundle.config.overall_from == "dimensions" and scores.get("overall") is not None:
+                scores["overall"] = rounded(overall_from_dimensions(scores, self.bundle.config.overall_rule), 4)
             probs = self.bundle.fusion.predict_windows(data, [cid]).get(cid)
             diags = evidence_diagnostics(windows, skip)
             sync, named_offset = self._sync(data, cid, clip.has_audio)
             if probs is not None and len(probs):
-                diags = model_diagnostics(probs, self.bundle.thresholds(), windows, skip, named_offset) + diags
+                quiet = quiet_dimensions(scores, self.bundle.config.diagnostics.only_below)
+                diags = model_diagnostics(probs, self.bundle.thresholds(), windows, skip | quiet, named_offset) + diags
             diags.sort(key=lambda d: (d["start"], DIMENSION_NAMES.index(d["dimension"])))
             win_rows = [] if probs is None else [
                 {k: rounded(v, 4) for k, v in r.items()} for r in probs.to_dict("records")]

@@ -25,6 +25,7 @@ from talkqa.tasks import DIMENSION_NAMES
 from .bundle_config import FORMAT, BundleConfig
 from .metrics import point_metrics
 from .model_card import model_card
+from .overall_rule import overall_from_dimensions
 from .thresholds import diagnostic_thresholds
 
 
@@ -72,6 +73,15 @@ def _val_metrics(fusion_pred, stack_oof, labels, val_ids: list[str]) -> dict:
         out[dim] = {"fusion": _point_metrics(f, y[:, k]), "stacking": _point_metrics(s, y[:, k]),
                     "mean": _point_metrics(np.nanmean(np.stack([f, s]), 0) if np.isfinite(s).any() else f, y[:, k])}
     return out
+
+
+def _rule_overall_metrics(stack_oof, labels, val_ids: list[str], config: BundleConfig) -> dict:
+    """Validation figures of overall as `overall_from: dimensions` forms it, from the stack's out-of-fold
+    dimension scores of the validation clips."""
+    rows = stack_oof.reindex(val_ids)
+    pred = np.array([np.nan if (v := overall_from_dimensions(r, config.overall_rule)) is None else v
+                     for r in rows.to_dict("records")])
+    return _point_metrics(pred, labels.y(val_ids)[:, DIMENSION_NAMES.index("overall")])
 
 
 COMBINE_CHOICES = ("mean", "fusion", "stacking")  # mean first: it wins ties
@@ -152,6 +162,8 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
     stacking = StackingRegressor(config.stacking).fit(data, labels, ids, log=log)
     log("stacking: fitted on every labelled clip")
     metrics = _val_metrics(fusion.predict(data, val_ids) if val_ids else None, stacking.oof_scores(), labels, val_ids)
+    if config.overall_from == "dimensions" and "overall" in metrics:
+        metrics["overall"]["by_rule"] = _rule_overall_metrics(stacking.oof_scores(), labels, val_ids, config)
     thresholds = diagnostic_thresholds(fusion, data, labels, val_ids, config.diagnostics)
 
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "model.json").is_file():
@@ -184,6 +196,9 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
                          "tasks": fusion.tasks_, "stacking_dimensions": stacking.dimensions_},
         "sync_sources": [s.model_dump() for s in config.sync_sources],
         "diagnostic_thresholds": thresholds,
+        "diagnostics_only_below": config.diagnostics.only_below,  # also in train.yaml; here for the card
+        "overall_from": config.overall_from,
+        "overall_rule": config.overall_rule.model_dump(),
         "training_data": {"stores": [str(p.resolve()) for p in store_dirs], "labels": [str(p.resolve()) for p in labels_paths],
                           "clips": len(ids), "speakers": int(len(set(groups))), "fusion_train_clips": len(train_ids),
                           "val_clips": len(val_ids), "val_speakers": int(len(set(labels.groups(val_ids)))) if val_ids else 0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from talkqa.scoring.diagnostics import model_diagnostics
+from talkqa.scoring.diagnostics import EVIDENCE, model_diagnostics
 from talkqa.tasks import DIMENSION_NAMES
 
 
@@ -47,3 +47,37 @@ def test_the_sync_expert_names_only_offsets_it_can_place_and_calls_out_of_sync()
     assert name(-6.0, 0.10) == -6.0
     assert np.isnan(name(8.0, 0.006))  # a still mouth: the curve is flat, no offset to name
     assert np.isnan(name(2.0, 0.10))  # within ITU-R BT.1359's detectability window: in sync
+
+
+def test_a_dimension_the_clip_scores_good_on_lists_no_window_segment():
+    from talkqa.scoring.diagnostics import quiet_dimensions
+
+    scores = {"lip_sync": 4.2, "expression": 2.1, "visual_quality": 3.5, "audio_quality": None,
+              "consistency": float("nan"), "overall": 3.49}
+    assert quiet_dimensions(scores, 3.5) == {"lip_sync", "visual_quality"}  # at the gate counts as good
+    assert quiet_dimensions(scores, None) == set()  # a model without the gate lists every segment
+    probs, feats = _windows(5, 0.0)
+    probs.loc[1:3, "expression"] = 0.9
+    thresholds = {d: 0.5 for d in DIMENSION_NAMES}
+    listed = model_diagnostics(probs, thresholds, feats, skip=quiet_dimensions(scores, 3.5))
+    assert [d["dimension"] for d in listed] == ["expression"]  # lip_sync's windows pass, its score says good
+    assert {d["dimension"] for d in model_diagnostics(probs, thresholds, feats, skip=set())} == {"lip_sync", "expression"}
+
+
+def test_the_scorer_gates_window_segments_by_the_clip_score(score_inputs, bundle):
+    from talkqa.scoring.scorer import Scorer
+
+    scorer = Scorer(bundle)
+    clip = score_inputs["good"][0]
+    diags = scorer.bundle.config.diagnostics
+    scorer.bundle.config.diagnostics = diags.model_copy(update={"only_below": None})
+    scorer.bundle.meta["diagnostic_thresholds"] = {d: {"threshold": 0.0} for d in DIMENSION_NAMES}  # every window
+    open_result = scorer.score(clip)
+    assert open_result.error is None
+    flagged = {d["dimension"] for d in open_result.diagnostics}
+    assert flagged, "with a zero threshold every scored dimension has a segment"
+    scorer.bundle.config.diagnostics = diags.model_copy(update={"only_below": 1.0})  # every score is >= 1
+    gated = scorer.score(clip)
+    assert gated.scores == open_result.scores
+    evidence = {(d["dimension"], d["issue"]) for d in open_result.diagnostics if d["issue"] in {e.issue for e in EVIDENCE}}
+    assert {(d["dimension"], d["issue"]) for d in gated.diagnostics} == evidence  # only hand-crafted evidence left

@@ -64,6 +64,8 @@ def test_train_writes_a_self_describing_loadable_bundle(bundle):
     assert all(0 < t["threshold"] < 1 for t in meta["diagnostic_thresholds"].values())
     card = (bundle / "model_card.md").read_text()
     assert meta["val_metrics"] and "combine: auto" in card and "Which score is shipped, per dimension" in card
+    # configs/train/default.yaml gates the window segments by the clip score; model.json and the card say so
+    assert meta["diagnostics_only_below"] == 3.5 and "listed only when the clip scores below 3.5" in card
     b = load_bundle(bundle)
     assert b.name == "tiny-test" and set(b.expert_names) == {"motion", "voice"}
 
