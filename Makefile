@@ -47,7 +47,7 @@ face-nss: $(STAMP)
 	$(BIN)/python benchmarks/fit_face_nss.py
 
 # Build the default model from ../shared/data/real (about 1.5 hours on 2 cores: degrade 8 min, extract
-# 22 min, embed 10 min, train 29 min for version 6). Writes under $(WORK); copy $(WORK)/model
+# 22 min, embed 10 min, train 27 min for version 6). Writes under $(WORK); copy $(WORK)/model
 # over talkqa/models/default to ship it. Only the `train` speakers of configs/shared_data.yaml: the
 # held-out ones are for `talkqa check` and evaluation. `extract` exits 1 when some clip cannot be used
 # (a profile view, a silent track: listed in its status table), hence the leading '-' on those lines.
