@@ -106,7 +106,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from talkqa.tasks import DIMENSION_NAMES, PERCEPTUAL_DIMENSIONS as PERCEPTUAL
+from talkqa.tasks import DIMENSION_NAMES, PERCEPTUAL_DIMENSIONS as PERCEPTUAL, overall_drop_parts
 from .artifacts import ARTIFACTS, Artifact
 from .artifacts.base import OVERALL
 
@@ -164,9 +164,8 @@ def pseudo_mos(applied: Iterable[Applied], rule: LabelRule = LabelRule(),
     direct = total.pop(OVERALL)
     # each dimension's whole drop, floor or not, is what overall weighs: a lip sync already at the
     # bottom of its scale still gets worse for the viewer as the offset grows
-    weighted = [rule.weight(d) * v for d, v in total.items()]
-    worst = max(weighted)
-    combined = worst + rule.secondary * (sum(weighted) - worst) + direct
+    weighted = {d: rule.weight(d) * v for d, v in total.items()}
+    combined = sum(overall_drop_parts(weighted, rule.secondary).values()) + direct
     out = {f"mos_{d}": max(rule.floor, rule.clean - total[d]) for d in PERCEPTUAL}
     out[f"mos_{OVERALL}"] = max(rule.floor, rule.clean - combined)
     return {f"mos_{d}": out[f"mos_{d}"] if ndigits is None else round(out[f"mos_{d}"], ndigits)

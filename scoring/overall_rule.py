@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from talkqa.tasks import overall_drop_parts
+
 from .bundle_config import OverallRule
 
 
 def overall_parts(scores: dict[str, float | None], rule: OverallRule) -> dict[str, float]:
-    """Each scored dimension's part of the overall drop, in MOS points (<= 0): the worst weighted drop
-    whole, every other one times `rule.secondary`. Dimensions without a score (no audio) take no part."""
+    """Each scored dimension's part of the overall drop, in MOS points (<= 0), by the label rule's
+    combination (talkqa.tasks.overall_drop_parts). Dimensions without a score (no audio) take no part."""
     drops = {d: rule.weights.get(d, 1.0) * max(0.0, rule.clean - float(v)) for d, v in scores.items()
              if d != "overall" and v is not None and np.isfinite(v)}
-    if not drops:
-        return {}
-    worst = max(drops, key=drops.get)
-    return {d: -(w if d == worst else rule.secondary * w) for d, w in drops.items()}
+    return {d: -p for d, p in overall_drop_parts(drops, rule.secondary).items()}
 
 
 def overall_from_dimensions(scores: dict[str, float | None], rule: OverallRule) -> float | None:

@@ -161,9 +161,10 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
     log(f"fusion: best val loss {fusion.best_val_loss_:.4f} after {len(fusion.history_)} epochs")
     stacking = StackingRegressor(config.stacking).fit(data, labels, ids, log=log)
     log("stacking: fitted on every labelled clip")
-    metrics = _val_metrics(fusion.predict(data, val_ids) if val_ids else None, stacking.oof_scores(), labels, val_ids)
+    stack_oof = stacking.oof_scores()
+    metrics = _val_metrics(fusion.predict(data, val_ids) if val_ids else None, stack_oof, labels, val_ids)
     if config.overall_from == "dimensions" and "overall" in metrics:
-        metrics["overall"]["by_rule"] = _rule_overall_metrics(stacking.oof_scores(), labels, val_ids, config)
+        metrics["overall"]["by_rule"] = _rule_overall_metrics(stack_oof, labels, val_ids, config)
     thresholds = diagnostic_thresholds(fusion, data, labels, val_ids, config.diagnostics)
 
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "model.json").is_file():

@@ -46,3 +46,15 @@ LABEL_COLUMNS: tuple[str, ...] = tuple(d.label_column for d in DIMENSIONS)
 AUDIO_DIMENSIONS: tuple[str, ...] = tuple(d.name for d in DIMENSIONS if d.needs_audio)
 PERCEPTUAL_DIMENSIONS: tuple[str, ...] = tuple(d.name for d in DIMENSIONS if not d.combines_others)
 MOS_RANGE: tuple[float, float] = (1.0, 5.0)
+
+
+def overall_drop_parts(weighted_drops: dict[str, float], secondary: float) -> dict[str, float]:
+    """How `overall` combines the perceptual dimensions, declared once for the label rule
+    (corpus/labels.py) and for models that score overall from their dimension scores
+    (scoring/overall_rule.py): each dimension's part of overall's drop, given its weighted drop — the
+    worst whole, every other one times `secondary` (a raters' clip is as bad as its worst side, and the
+    rest adds a little). The parts sum to the drop."""
+    if not weighted_drops:
+        return {}
+    worst = max(weighted_drops, key=weighted_drops.get)
+    return {d: w if d == worst else secondary * w for d, w in weighted_drops.items()}
