@@ -2,10 +2,16 @@
 
     .venv/bin/talkqa check --json > check.json
     .venv/bin/python benchmarks/check_tables.py check.json
+    .venv/bin/python benchmarks/check_tables.py candidate.json --before shipped.json
 
 Prints two tables: one row per (check, expectation) over every source — how many sources pass, the worst
 value and where — and one row per graded (artifact, dimension) ladder with its Spearman on each source.
 Then a count line: failing rows, ladder pairs passing on every source, run time.
+
+With --before (the report of the model it would replace, same clips) it prints instead one row per
+(check, expectation) with both models' sources passing, and the counts the README's shipping criteria
+compare: plain rows passed, single outcomes passed, ladder pairs passing on every source, and the clean
+rows and clean_ranks_first of each.
 """
 
 from __future__ import annotations
@@ -19,36 +25,83 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.2f}"
 
 
+def plain_rows(report: dict) -> list[dict]:
+    return [r for r in report["summary"] if not r["check"].startswith("graded:")]
+
+
+def ladders(report: dict) -> dict[tuple[str, str], list[dict]]:
+    """(artifact, dimension) -> the Spearman outcome of each source."""
+    out: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for o in report["outcomes"]:
+        if o["check"].startswith("graded:") and "Spearman" in o["measure"]:
+            out[(o["check"].split(":", 1)[1], o["measure"].split(" ")[0])].append(o)
+    return dict(sorted(out.items()))
+
+
+def every_source(report: dict) -> list[str]:
+    """The ladder pairs that pass on every source."""
+    return [f"{a} → {d}" for (a, d), items in ladders(report).items() if all(o["status"] == "pass" for o in items)]
+
+
+def counts(report: dict) -> dict[str, int]:
+    plain = plain_rows(report)
+    return {"rows": len(plain), "rows_passed": sum(r["status"] == "pass" for r in plain),
+            "outcomes": sum(r["judged"] for r in plain), "outcomes_passed": sum(r["passed"] for r in plain),
+            "ladder_pairs": len(ladders(report)), "ladder_pairs_passed": len(every_source(report))}
+
+
+def single_table(report: dict) -> list[str]:
+    lines = ["| check | expectation | sources passing | worst value (where) | status |", "|---|---|---|---|---|"]
+    for r in plain_rows(report):
+        where = r["worst_at"].split(" ")[0]
+        worst = f"{_fmt(r['worst_value'])} ({where})" if r["worst_value"] is not None else "–"
+        lines.append(f"| {r['check']} | {r['measure']} | {r['passed']}/{r['judged']} | {worst} | {r['status']} |")
+    lines += ["", "| artifact → dimension | Spearman per source | status |", "|---|---|---|"]
+    for (artifact, dim), items in ladders(report).items():
+        rhos = ", ".join("–" if o["value"] is None else f"{o['value']:+.2f}" for o in items)
+        lines.append(f"| {artifact} → {dim} | {rhos} | {'/'.join(sorted({o['status'] for o in items}))} |")
+    c, every = counts(report), every_source(report)
+    lines += ["", f"{c['rows'] - c['rows_passed']} of {c['rows']} check rows not passed; {len(every)} of "
+              f"{c['ladder_pairs']} ladder pairs pass on every source ({', '.join(every) or 'none'}); "
+              f"{len(report['sources'])} sources, {report['elapsed_s']:.0f} s."]
+    return lines
+
+
+def _sources(r: dict | None) -> str:
+    if r is None:
+        return "–"
+    if r["status"] == "pass":
+        return f"{r['passed']}/{r['judged']} pass"
+    return f"{r['passed']}/{r['judged']}" + ("" if r["worst_value"] is None else f" (worst {r['worst_value']:.2f})")
+
+
+def comparison_table(before: dict, after: dict) -> list[str]:
+    """Before/after per (check, expectation), then the counts the shipping criteria compare."""
+    if sorted(before["sources"]) != sorted(after["sources"]):
+        raise SystemExit("the two reports were run on different source clips: compare reports of the same clips")
+    b = {(r["check"], r["measure"]): r for r in plain_rows(before)}
+    a = {(r["check"], r["measure"]): r for r in plain_rows(after)}
+    lines = ["| check | expectation | before | after |", "|---|---|---|---|"]
+    for key in list(b) + [k for k in a if k not in b]:
+        lines.append(f"| {key[0]} | {key[1]} | {_sources(b.get(key))} | {_sources(a.get(key))} |")
+    cb, ca = counts(before), counts(after)
+    gained = sorted(set(every_source(after)) - set(every_source(before)))
+    lost = sorted(set(every_source(before)) - set(every_source(after)))
+    lines += ["", f"plain rows passed: {cb['rows_passed']} → {ca['rows_passed']} of {ca['rows']}",
+              f"single outcomes passed: {cb['outcomes_passed']} → {ca['outcomes_passed']} of {ca['outcomes']}",
+              f"ladder pairs passing on every source: {cb['ladder_pairs_passed']} → {ca['ladder_pairs_passed']} of "
+              f"{ca['ladder_pairs']} (now pass: {', '.join(gained) or 'none'}; no longer: {', '.join(lost) or 'none'})"]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("report", help="JSON written by `talkqa check --json`")
-    report = json.load(open(ap.parse_args().report))
-
-    print("| check | expectation | sources passing | worst value (where) | status |")
-    print("|---|---|---|---|---|")
-    plain = [r for r in report["summary"] if not r["check"].startswith("graded:")]
-    for r in plain:
-        where = r["worst_at"].split(" ")[0]
-        worst = f"{_fmt(r['worst_value'])} ({where})" if r["worst_value"] is not None else "–"
-        print(f"| {r['check']} | {r['measure']} | {r['passed']}/{r['judged']} | {worst} | {r['status']} |")
-
-    ladders: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for o in report["outcomes"]:
-        if o["check"].startswith("graded:") and "Spearman" in o["measure"]:
-            ladders[(o["check"].split(":", 1)[1], o["measure"].split(" ")[0])].append(o)
-    print("\n| artifact → dimension | Spearman per source | status |")
-    print("|---|---|---|")
-    every = []
-    for (artifact, dim), items in sorted(ladders.items()):
-        rhos = ", ".join("–" if o["value"] is None else f"{o['value']:+.2f}" for o in items)
-        statuses = sorted({o["status"] for o in items})
-        if statuses == ["pass"]:
-            every.append(f"{artifact} → {dim}")
-        print(f"| {artifact} → {dim} | {rhos} | {'/'.join(statuses)} |")
-
-    failing = sum(r["status"] != "pass" for r in plain)
-    print(f"\n{failing} of {len(plain)} check rows not passed; {len(every)} of {len(ladders)} ladder pairs pass on every "
-          f"source ({', '.join(every) or 'none'}); {len(report['sources'])} sources, {report['elapsed_s']:.0f} s.")
+    ap.add_argument("--before", help="the report of the model it is compared with (same source clips)")
+    args = ap.parse_args()
+    report = json.load(open(args.report))
+    lines = comparison_table(json.load(open(args.before)), report) if args.before else single_table(report)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

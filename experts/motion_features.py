@@ -115,6 +115,39 @@ def upper_face_frozen(a, p, rng):
     return out, p
 
 
+# The lower face of a talking photo: lips and the chin half of the jaw line move with the speech.
+_LOWER_MESH = np.array(sorted(set(L.MOUTH + L.JAW[4:17])))
+
+
+def still_head(a, p, rng):
+    """A talking photo (single-image lip sync, the most common generator output): head pose and the
+    upper face held at one frame, only lips and chin move. Their motion relative to their own mean is
+    kept and put on the held face, so the mouth opens and closes as in the real sequence. A landmark
+    tracker on a talking photo still jitters from frame to frame about as much as on real footage (what
+    is missing is the slow motion), so the held points keep the real sequence's fast part (the motion
+    minus its 80 ms smoothing): else the expert would learn to spot a stillness that tracked video never has."""
+    from scipy.ndimage import gaussian_filter1d  # lazy: training augmentation only; scoring skips SciPy
+
+    k = int(rng.integers(len(a)))
+    out = a[k] + (a - gaussian_filter1d(a, 2.0, axis=0, mode="nearest"))
+    low = a[:, _LOWER_MESH]
+    out[:, _LOWER_MESH] = a[k, _LOWER_MESH] + (low - low.mean(0, keepdims=True))
+    pose = p[k] + (p - gaussian_filter1d(p, 2.0, axis=0, mode="nearest"))
+    return out.astype(np.float32), pose.astype(np.float32)
+
+
+def stalled(a, p, rng):
+    """A playback stall: the whole face held for 0.3-1.6 s (8-40 frames) inside the window, then the
+    motion goes on where it stopped being shown (the frames of the stall are lost, as in a stalled stream)."""
+    n = len(a)
+    length = int(rng.integers(8, min(40, n - 8) + 1))
+    s = int(rng.integers(4, n - length - 3))
+    out, pose = a.copy(), p.copy()
+    out[s : s + length] = a[s] + rng.normal(0, 0.05, (length,) + a.shape[1:]).astype(np.float32)
+    pose[s : s + length] = p[s]
+    return out.astype(np.float32), pose.astype(np.float32)
+
+
 PERTURBATIONS: dict[str, Perturbation] = {
     "frozen": frozen,
     "jittered": jittered,
@@ -122,4 +155,6 @@ PERTURBATIONS: dict[str, Perturbation] = {
     "time_warped": time_warped,
     "exaggerated": exaggerated,
     "upper_face_frozen": upper_face_frozen,
+    "still_head": still_head,
+    "stalled": stalled,
 }

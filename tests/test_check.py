@@ -250,10 +250,24 @@ def test_quick_runs_one_source_with_the_strongest_level_of_each_graded_artifact(
 
 # ------------------------------------------------------------------------------------- the command
 @pytest.mark.slow
+def _load_benchmark(name: str):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, monkeypatch, tmp_path):
     import talkqa.scoring.scorer as scorer_module
 
     manifest = sources[1]
+    reports = []
     for stub, code in ((ConstantScorer, 1), (ViewerScorer, 0)):
         monkeypatch.setattr(scorer_module, "Scorer", lambda model=None, device="cpu", _s=stub: _s())
         res = CliRunner().invoke(app, ["check", "--manifest", str(manifest), "--only", "clean,still_photo,mirror",
@@ -263,6 +277,22 @@ def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, m
         assert report["passed"] is (code == 0) and report["model"]["name"] == stub.model["name"]
         assert {r["check"] for r in report["summary"]} == {"clean", "still_photo", "mirror"}
         assert (tmp_path / stub.__name__ / "talker0" / "still_photo.mp4").is_file()  # --keep keeps the variants
+        reports.append(report)
+    # benchmarks/check_tables.py compares two reports the way the shipping criteria do
+    tables = _load_benchmark("check_tables")
+    before, after = reports
+    lines = tables.comparison_table(before, after)
+    rows = tables.plain_rows(after)
+    passed = sum(r["status"] == "pass" for r in rows)
+    outcomes = sum(r["judged"] for r in rows)
+    assert sum(r["passed"] for r in rows) == outcomes  # the viewer-like model passes every judged outcome
+    assert lines[2 + len(rows) + 1] == (f"plain rows passed: {tables.counts(before)['rows_passed']} → {passed} "
+                                        f"of {len(rows)}")
+    assert f"single outcomes passed: {tables.counts(before)['outcomes_passed']} → {outcomes} of {outcomes}" in lines
+    assert tables.counts(before)["outcomes_passed"] < outcomes  # the constant model fails some of them
+    assert any(line.startswith("| still_photo |") and line.endswith("pass |") for line in lines)
+    with pytest.raises(SystemExit, match="different source clips"):
+        tables.comparison_table({**before, "sources": ["other"]}, after)
     res = CliRunner().invoke(app, ["check", "--manifest", str(manifest), "--only", "clean,still_photo"])
     assert res.exit_code == 0 and "check" in res.stdout and "still_photo" in res.stdout  # the table
 

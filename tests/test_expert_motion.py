@@ -38,6 +38,28 @@ def test_features_and_perturbations_keep_shapes():
     assert np.abs(np.diff(frozen, axis=0)).max() < 0.5  # only the tiny noise moves
 
 
+def test_talking_photo_and_stall_perturbations():
+    from talkqa.features import landmarks as L
+
+    from talkqa.experts.motion_features import fill_invalid
+
+    clip = landmark_clip(64)
+    a, p = fill_invalid(clip.aligned, clip.face_valid), clip.head_pose
+    rng = np.random.default_rng(1)
+    still, pose = PERTURBATIONS["still_head"](a, p, rng)
+    upper = list(L.UPPER_FACE)
+    lips = list(L.MOUTH)
+    assert still[:, upper].std(axis=0).mean() < 0.5 * a[:, upper].std(axis=0).mean()  # brows and eyes held
+    assert pose.std(axis=0).mean() < 0.5 * p.std(axis=0).mean()  # head pose held (tracker jitter only)
+    # the lips keep the real sequence's motion, relative to their own mean
+    np.testing.assert_allclose(np.diff(still[:, lips], axis=0), np.diff(a[:, lips], axis=0), atol=1e-4)
+    stalled, spose = PERTURBATIONS["stalled"](a, p, rng)
+    held = np.abs(np.diff(stalled, axis=0)).max(axis=(1, 2)) < 0.5
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[0, held.astype(int), 0])))[::2]  # lengths of the held runs
+    assert runs.max() >= 7  # at least 8 frames held in a row
+    assert held.sum() < len(held) - 8  # the rest of the window moves
+
+
 def test_untrained_expert_contract_and_round_trip(tmp_path):
     expert = MotionExpert(MotionConfig(hidden=16))
     expert.model_ = expert._new_model().eval()
