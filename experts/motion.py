@@ -2,9 +2,9 @@
 
 A 1-D temporal CNN over per-frame landmark-motion vectors (aligned points, velocities, AU proxies,
 head pose; see experts/motion_features.py), trained to tell real motion from perturbed copies of it (frozen,
-jittered, over-smoothed, time-warped, exaggerated, upper face frozen, a still head with only
-the mouth moving (talking photo), a stall). Tokens are 0.2 s windows of
-its hidden features; the clip scalar `naturalness_logit` is high for natural motion.
+jittered, over-smoothed, time-warped, exaggerated, upper face frozen, a talking photo whose head and upper
+face stay still while lips and chin move, a stall). Tokens are 0.2 s windows of its hidden features; the
+clip scalar `naturalness_logit` is high for natural motion.
 """
 
 from __future__ import annotations

@@ -140,8 +140,11 @@ def stalled(a, p, rng):
     """A playback stall: the whole face held for 0.3-1.6 s (8-40 frames) inside the window, then the
     motion goes on where it stopped being shown (the frames of the stall are lost, as in a stalled stream)."""
     n = len(a)
-    length = int(rng.integers(8, min(40, n - 8) + 1))
-    s = int(rng.integers(4, n - length - 3))
+    if n < 24:  # a window too short to hold 8 frames with motion on both sides: hold its middle third
+        length, s = max(1, n // 3), n // 3
+    else:
+        length = int(rng.integers(8, min(40, n - 8) + 1))
+        s = int(rng.integers(4, n - length - 3))
     out, pose = a.copy(), p.copy()
     out[s : s + length] = a[s] + rng.normal(0, 0.05, (length,) + a.shape[1:]).astype(np.float32)
     pose[s : s + length] = p[s]
