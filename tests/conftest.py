@@ -73,5 +73,23 @@ def talking_head_clip(astronaut, tmp_path_factory):
     return preprocess(path, PreprocessConfig(), clip_id="head")
 
 
+@pytest.fixture
+def load_benchmark(monkeypatch):
+    """Import a script of benchmarks/ by name (it is not a package), registered in sys.modules for the
+    test only (dataclasses and pickling look modules up there)."""
+    import importlib.util
+    import sys
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 # The tiny trained model shared by the tests that score (imported last: tiny_model imports this module).
 from tiny_model import bundle, score_inputs  # noqa: E402,F401

@@ -250,20 +250,8 @@ def test_quick_runs_one_source_with_the_strongest_level_of_each_graded_artifact(
 
 # ------------------------------------------------------------------------------------- the command
 @pytest.mark.slow
-def _load_benchmark(name: str):
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, monkeypatch, tmp_path):
+def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, monkeypatch, tmp_path,
+                                                                      load_benchmark):
     import talkqa.scoring.scorer as scorer_module
 
     manifest = sources[1]
@@ -279,7 +267,7 @@ def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, m
         assert (tmp_path / stub.__name__ / "talker0" / "still_photo.mp4").is_file()  # --keep keeps the variants
         reports.append(report)
     # benchmarks/check_tables.py compares two reports the way the shipping criteria do
-    tables = _load_benchmark("check_tables")
+    tables = load_benchmark("check_tables")
     before, after = reports
     lines = tables.comparison_table(before, after)
     rows = tables.plain_rows(after)

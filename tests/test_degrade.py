@@ -242,16 +242,8 @@ def test_declared_labels_reproduce_the_human_anchors(shared_anchors):
         assert abs(got - r.target) <= ANCHOR_TOLERANCE, (r.distortion, r.level, got, r.target)
 
 
-def test_declarations_are_what_the_fit_gives(shared_anchors, capsys, monkeypatch):
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fit_label_rule.py"
-    spec = importlib.util.spec_from_file_location("fit_label_rule", path)
-    fit = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, fit)
-    spec.loader.exec_module(fit)
+def test_declarations_are_what_the_fit_gives(shared_anchors, capsys, load_benchmark):
+    fit = load_benchmark("fit_label_rule")
     assert fit.main(["--anchors", str(shared_anchors), "--check"]) == 0
     out = capsys.readouterr().out
     assert "match the fit" in out and "after RMSE" in out and "label checks: all met" in out
