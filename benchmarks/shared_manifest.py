@@ -8,6 +8,10 @@ configs/shared_data.yaml (read by talkqa.shared_data). Real clips get `speaker` 
     .venv/bin/python benchmarks/shared_manifest.py real --out /tmp/real_manifest.csv
     .venv/bin/python benchmarks/shared_manifest.py real --split train --out /tmp/real_train.csv
     .venv/bin/python benchmarks/shared_manifest.py generated --out /tmp/gen_manifest.csv
+    .venv/bin/python benchmarks/shared_manifest.py real --split train --id-prefix faults/ --out /tmp/faults.csv
+
+--id-prefix puts a prefix before every clip id, so a second degrade corpus of the same sources (the
+default model's faults corpus) gets ids that cannot collide with the first one's in `talkqa train`.
 """
 
 from __future__ import annotations
@@ -33,11 +37,13 @@ if __name__ == "__main__":
     ap.add_argument("kind", choices=["real", "generated"])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--split", choices=[TRAIN, HELDOUT], help="real clips: keep only this split")
+    ap.add_argument("--id-prefix", default="", help="put this before every clip_id (e.g. faults/)")
     args = ap.parse_args()
     df = shared_manifest(args.kind)
     if args.split:
         if args.kind != "real":
             ap.error("--split is for real clips")
         df = df[df["split"] == args.split].reset_index(drop=True)
+    df["clip_id"] = args.id_prefix + df["clip_id"]
     atomic_write_bytes(args.out, df.to_csv(index=False).encode())
     print(f"wrote {args.out}: {len(df)} clips" + (f", {df['speaker'].nunique()} speakers" if "speaker" in df else ""))

@@ -472,6 +472,22 @@ def test_splits_are_speaker_disjoint_and_near_target():
     assert split == assign_splits(counts, shares, seed=3)
 
 
+def test_faults_recipe_gives_every_source_each_missed_fault_over_the_whole_clip():
+    """configs/degrade/default_model_faults.yaml (the default model's second corpus): one fault per
+    variant, never a segment, no clean variant, and each of its four faults on every source."""
+    from talkqa.config import load_config
+    from talkqa.corpus.degrade import DegradeRecipe, plan_variant
+
+    recipe = load_config(DegradeRecipe, "configs/degrade/default_model_faults.yaml")
+    faults = {"still_portrait", "audio_swap", "compression", "stall"}
+    assert {a for a, w in recipe.artifacts.items() if w > 0} == faults
+    for source in ("real/a/clip", "real/b/clip", "real/c/other"):
+        plans = [plan_variant(source, j, recipe, 0, n_frames=250, has_landmarks=True, has_donors=True)
+                 for j in range(recipe.variants)]
+        assert all(len(p["artifacts"]) == 1 and p["artifacts"][0][2] is None for p in plans)
+        assert {p["artifacts"][0][0] for p in plans} == faults
+
+
 def test_donor_without_audio_is_skipped_not_fatal(tmp_path):
     """A source must not fail because a randomly drawn donor clip has no (or silent) audio."""
     from talkqa.corpus.degrade import _donor_audio

@@ -106,3 +106,23 @@ def test_shared_data_heldout_is_a_quarter_of_the_speakers_and_disjoint(shared_da
     assert held["clip_id"].str.startswith("real/pcavs/").sum() >= 5
     assert (held["meta__sync"] == "in_sync").sum() >= 10  # enough clean references for `talkqa check`
     assert set(df["meta__sync"]) <= {"in_sync", "offset", "unknown", "no_audio"}
+
+
+@pytest.mark.integration
+def test_manifest_script_prefixes_ids_and_keeps_speakers(shared_data, tmp_path):
+    """`benchmarks/shared_manifest.py --id-prefix faults/` (the default model's second corpus): the same
+    train clips and speakers under ids that cannot collide with the first corpus's."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TALKQA_SHARED_DATA": str(shared_data)}
+    runs = {}
+    for name, extra in (("plain", []), ("faults", ["--id-prefix", "faults/"])):
+        out = tmp_path / f"{name}.csv"
+        subprocess.run([sys.executable, "benchmarks/shared_manifest.py", "real", "--split", "train", "--out", str(out),
+                        *extra], check=True, capture_output=True, env=env)
+        runs[name] = pd.read_csv(out)
+    plain, faults = runs["plain"], runs["faults"]
+    assert list(faults["clip_id"]) == ["faults/" + c for c in plain["clip_id"]]
+    assert list(faults["speaker"]) == list(plain["speaker"]) and (faults["split"] == TRAIN).all()
