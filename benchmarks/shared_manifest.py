@@ -11,7 +11,7 @@ configs/shared_data.yaml (read by talkqa.shared_data). Real clips get `speaker` 
     .venv/bin/python benchmarks/shared_manifest.py real --split train --id-prefix faults/ --out /tmp/faults.csv
 
 --id-prefix puts a prefix before every clip id, so a second degrade corpus of the same sources (the
-default model's faults corpus) gets ids that cannot collide with the first one's in `talkqa train`.
+faults corpus of configs/degrade/default_model_faults.yaml) gets ids that cannot collide with the first one's in `talkqa train`.
 """
 
 from __future__ import annotations

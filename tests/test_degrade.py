@@ -473,7 +473,7 @@ def test_splits_are_speaker_disjoint_and_near_target():
 
 
 def test_faults_recipe_gives_every_source_each_missed_fault_over_the_whole_clip():
-    """configs/degrade/default_model_faults.yaml (the default model's second corpus): one fault per
+    """configs/degrade/default_model_faults.yaml (version 8's second corpus): one fault per
     variant, never a segment, no clean variant, and each of its four faults on every source."""
     from talkqa.config import load_config
     from talkqa.corpus.degrade import DegradeRecipe, plan_variant

@@ -110,7 +110,7 @@ def test_shared_data_heldout_is_a_quarter_of_the_speakers_and_disjoint(shared_da
 
 @pytest.mark.integration
 def test_manifest_script_prefixes_ids_and_keeps_speakers(shared_data, tmp_path):
-    """`benchmarks/shared_manifest.py --id-prefix faults/` (the default model's second corpus): the same
+    """`benchmarks/shared_manifest.py --id-prefix faults/` (a second corpus of the same sources): the same
     train clips and speakers under ids that cannot collide with the first corpus's."""
     import os
     import subprocess
