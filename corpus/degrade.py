@@ -253,6 +253,10 @@ def plan_variant(source: str, j: int, recipe: DegradeRecipe, seed: int, n_frames
     eligible = [a for a, wt in sorted(recipe.artifacts.items()) if wt > 0
                 and (has_landmarks or not ARTIFACTS.get(a).needs_landmarks)
                 and (has_donors or not ARTIFACTS.get(a).needs_donors)]
+    if not eligible:
+        missing = "a face (no landmarks were found)" if not has_landmarks else "other speakers' audio (donors)"
+        raise SourceError("no_artifact", f"{source}: none of the recipe's artifacts can be applied: they need "
+                                         f"{missing}; add artifacts that do not, or drop the clip")
     weights = np.array([recipe.artifacts[a] for a in eligible], float)
     # the primary artifact cycles through a per-source weighted permutation: balanced coverage
     src_rng = np.random.default_rng([seed, _stable(source) % (2 ** 63)])

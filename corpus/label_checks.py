@@ -11,7 +11,9 @@ drop below the clean clip}, and for a ladder (variants mildest first, the clean 
 
     still photo (first frame, own audio)     frame_stutter at full severity (hold inf)
     talking photo (only the mouth moves)     still_portrait at full severity (hold inf: frame 0 but
-                                             the lower face, which keeps the clip's own mouth)
+                                             the lower face, which keeps the clip's own mouth), and
+                                             photo_animation at full severity (frame 0 warped by the
+                                             renderer, jaw from the speech: what `talkqa check` makes)
     audio shifted by +-s seconds             av_offset lips_first / sound_first at s
     another speaker's voice                  audio_swap at full severity (no original voice left)
     stall in the middle                      stall 'middle' at 1, 1.5 and 2 s
@@ -80,7 +82,7 @@ LABEL_CHECKS: tuple[LabelCheck, ...] = (
     LabelCheck("still_photo", "a still photo with a voice has neither natural motion nor lip sync",
                (whole("frame_stutter"),), max={"expression": 2.0, "lip_sync": 2.0}),
     LabelCheck("talking_photo", "a still photo whose mouth alone moves with the speech is not natural motion",
-               (whole("still_portrait"),), max={"expression": 2.5}, min_drop={"expression": 1.5}),
+               (whole("still_portrait"), whole("photo_animation")), max={"expression": 2.5}, min_drop={"expression": 1.5}),
     LabelCheck("audio_off_0.5s", "half a second between lips and sound is bad lip sync, early or late",
                _shifts("lips_first", (0.5,)) + _shifts("sound_first", (0.5,)), max={"lip_sync": 2.0}),
     LabelCheck("audio_off_0.2s", "a fifth of a second off is clearly worse lip sync than in sync",

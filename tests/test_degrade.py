@@ -164,6 +164,7 @@ def test_label_checks_name_the_variants_they_mean():
     voice left, 0 dB SNR; the compression check is at QP 44."""
     assert ARTIFACTS.get("frame_stutter").parameter(1.0) == np.inf
     assert ARTIFACTS.get("still_portrait").parameter(1.0) == np.inf
+    assert ARTIFACTS.get("photo_animation").parameter(1.0) == 3  # brows, head and eyes still
     assert ARTIFACTS.get("audio_swap").parameter(1.0) == 0.0
     assert ARTIFACTS.get("noise_white").parameter(1.0) == 0.0
     assert ARTIFACTS.get("compression").parameter(1.0) == 44
@@ -355,6 +356,28 @@ def test_still_portrait_freezes_the_eyes_not_the_mouth(talking):
     assert _motion(out.frames, mouth).mean() > 0.5 * _motion(talking.frames, mouth).mean()
 
 
+def test_photo_animation_animates_the_first_frame_and_freezes_brows_then_head_then_eyes(talking):
+    """Every level is one photo (the first frame) warped by the renderer: the mouth keeps following the
+    speech; at level 2 the eyes still blink, at level 3 (the talking photo) they never do; the landmarks
+    it logs follow the rendered face."""
+    eyes = box(talking.landmarks[0], EYES, 0, talking.frames.shape)
+    mouth = box(talking.landmarks[0], MOUTH, 0, talking.frames.shape)
+    blink = _motion(talking.frames, eyes).max()
+    assert blink > 0
+    art = ARTIFACTS.create("photo_animation")
+    blinking = art.apply(talking, ARTIFACTS.get("photo_animation").severities()[1], None, np.random.default_rng(0))
+    photo = art.apply(talking, 1.0, None, np.random.default_rng(0))
+    assert photo.log[-1]["effective"] and photo.log[-1]["frozen_channels"] == 3
+    assert "only the mouth moves" in photo.log[-1]["issue"]
+    assert _motion(blinking.frames, eyes).max() > 0.3 * blink
+    assert _motion(photo.frames, eyes).max() < 0.1 * blink
+    assert _motion(photo.frames, mouth).mean() > 0.3 * _motion(talking.frames, mouth).mean()
+    assert np.abs(photo.frames[0].astype(np.float32) - talking.frames[0]).mean() < 4.0  # the first frame's photo
+    # the logged mesh moves with the rendered mouth and stays put at the eyes
+    assert np.ptp(photo.landmarks[:, MOUTH, 1], axis=0).max() > 1.0
+    assert np.ptp(photo.landmarks[:, EYES, 1], axis=0).max() < 0.5
+
+
 def test_blink_removal_over_the_whole_clip_removes_every_blink(talking):
     """'No blinks for the whole clip' (the recipe applies blink_removal whole-clip only)."""
     from talkqa.corpus.artifacts.expression import blink_runs
@@ -486,6 +509,27 @@ def test_faults_recipe_gives_every_source_each_missed_fault_over_the_whole_clip(
                  for j in range(recipe.variants)]
         assert all(len(p["artifacts"]) == 1 and p["artifacts"][0][2] is None for p in plans)
         assert {p["artifacts"][0][0] for p in plans} == faults
+
+
+def test_photos_recipe_gives_every_source_single_image_animations_over_the_whole_clip():
+    """configs/degrade/default_model_photos.yaml (version 9's second corpus): photo_animation only, one
+    per variant, never a segment, no clean variant."""
+    from talkqa.config import load_config
+    from talkqa.corpus.degrade import DegradeRecipe, plan_variant
+
+    recipe = load_config(DegradeRecipe, "configs/degrade/default_model_photos.yaml")
+    assert {a for a, w in recipe.artifacts.items() if w > 0} == {"photo_animation"} and not recipe.clean_variant
+    for source in ("real/a/clip", "real/b/clip"):
+        plans = [plan_variant(source, j, recipe, 0, n_frames=250, has_landmarks=True, has_donors=True)
+                 for j in range(recipe.variants)]
+        assert all([a[0] for a in p["artifacts"]] == ["photo_animation"] and p["artifacts"][0][2] is None
+                   for p in plans)
+    # a source without a face has nothing this recipe can do: one clear reason, not a numpy error
+    from talkqa.corpus.degrade import SourceError
+
+    with pytest.raises(SourceError, match="need a face") as err:
+        plan_variant("real/a/clip", 0, recipe, 0, n_frames=250, has_landmarks=False, has_donors=True)
+    assert err.value.code == "no_artifact"
 
 
 def test_donor_without_audio_is_skipped_not_fatal(tmp_path):

@@ -129,7 +129,7 @@ def test_default_recipe_makes_whole_clip_still_photos_no_blinks_and_stalls():
     for name, sev, seg in applied:
         by_name.setdefault(name, []).append((sev, seg))
     assert set(by_name) == set(ARTIFACTS.names())  # every artifact, the new ones included
-    for name in ("still_portrait", "blink_removal", "stall"):
+    for name in ("still_portrait", "photo_animation", "blink_removal", "stall"):
         assert all(seg is None for _, seg in by_name[name]), name  # whole clip only
     # full severity drawn: among them the talking photo (still_portrait) and the still photo (frame_stutter)
     for name in ("still_portrait", "frame_stutter", "blink_removal", "stall", "compression", "av_offset"):
