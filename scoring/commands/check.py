@@ -97,7 +97,7 @@ def check(
     scores against configs/check/default.yaml. Prints pass/fail with margins; exit 1 if any fails.
 
     Time on 2 CPU cores: --quick (36 variants of one clip) about 4 min; the full
-    run (374 variants of the 12 held-out clips in sync, graded ladders on 2 of
+    run (380 variants of the 12 held-out clips in sync, graded ladders on 2 of
     them) about 13 min on an idle machine, 25-40 min on a busy one.
 
     Examples: talkqa check --quick ; talkqa check --json > check.json ;
