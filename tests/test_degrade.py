@@ -376,6 +376,10 @@ def test_photo_animation_animates_the_first_frame_and_freezes_brows_then_head_th
     # the logged mesh moves with the rendered mouth and stays put at the eyes
     assert np.ptp(photo.landmarks[:, MOUTH, 1], axis=0).max() > 1.0
     assert np.ptp(photo.landmarks[:, EYES, 1], axis=0).max() < 0.5
+    # a frame the renderer finds no face in is left as it was, and logged as not effective
+    blank = Sample(np.zeros_like(talking.frames), talking.audio, talking.landmarks)
+    kept = art.apply(blank, 1.0, None, np.random.default_rng(0))
+    assert not kept.log[-1]["effective"] and np.array_equal(kept.frames, blank.frames)
 
 
 def test_blink_removal_over_the_whole_clip_removes_every_blink(talking):

@@ -55,8 +55,7 @@ class PhotoAnimation(Artifact):
         try:
             renderer.prepare()
         except NoFaceError:  # the detector misses a face the tracker followed: nothing to animate
-            out.log.append({"artifact": self.name, "severity": float(severity), "start_frame": a, "stop_frame": b,
-                            "effective": False})
+            self._note(out, severity, segment, effective=False)
             return out
         controls = controls_from_audio(sample.audio[a * sample.hop: b * sample.hop], sample.sr, sample.fps,
                                        rng=rng, n_frames=b - a)
@@ -79,4 +78,3 @@ class PhotoAnimation(Artifact):
                    issue="a single photo animated, " + ", ".join(still_parts) + " still"
                    + (" (only the mouth moves)" if frozen == len(_FROZEN) else ""))
         return out
-

@@ -96,7 +96,7 @@ def check(
     a blurred face, heavy compression, every graded degrade artifact), scores them and checks the
     scores against configs/check/default.yaml. Prints pass/fail with margins; exit 1 if any fails.
 
-    Time on 2 CPU cores: --quick (36 variants of one clip) about 4 min; the full
+    Time on 2 CPU cores: --quick (37 variants of one clip) about 4 min; the full
     run (380 variants of the 12 held-out clips in sync, graded ladders on 2 of
     them) about 13 min on an idle machine, 25-40 min on a busy one.
 
