@@ -32,6 +32,11 @@ class StackingConfig(StrictModel):
         description="per dimension, feature column -> +1 (the prediction never falls as the column rises) or -1: "
                     "LightGBM monotone constraints on evidence whose direction is known, such as an expert's "
                     "reading; columns the model does not have (a dropped expert) are skipped")
+    feature_groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per dimension, the column groups (expert names, hand-crafted families: the `<group>__` "
+                    "prefix) its trees may use, e.g. {lip_sync: [sync, lipsync]}; a dimension not listed uses "
+                    "every column. Groups the model does not have (a dropped expert) are skipped")
     calibration: Literal["none", "isotonic"] = Field(
         "none", description="isotonic: per dimension, a strictly increasing map from the stack's out-of-fold "
                             "prediction to the label (centred isotonic regression), which undoes the trees' pull "
@@ -39,10 +44,10 @@ class StackingConfig(StrictModel):
     waterfall_clips: int = Field(3, ge=0, description="per-clip SHAP waterfall plots per dimension")
     max_display: int = Field(15, ge=3)
 
-    @field_validator("monotone")
+    @field_validator("monotone", "feature_groups")
     @classmethod
     def _known_dimensions(cls, value: dict) -> dict:
         unknown = sorted(set(value) - set(DIMENSION_NAMES))
         if unknown:
-            raise ValueError(f"monotone: unknown dimension(s) {', '.join(unknown)}; known: {', '.join(DIMENSION_NAMES)}")
+            raise ValueError(f"unknown dimension(s) {', '.join(unknown)}; known: {', '.join(DIMENSION_NAMES)}")
         return value

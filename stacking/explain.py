@@ -47,7 +47,7 @@ class Explanation:
 def explain(model: StackingRegressor, data, clip_ids: list[str], dimension: str) -> Explanation:
     import shap  # lazy: slow import, only on this path
 
-    X = model.features(data, clip_ids)
+    X = model.features(data, clip_ids)[model.columns_of(dimension)]
     explainer = shap.TreeExplainer(getattr(model.models_[dimension], "booster_", model.models_[dimension]))
     values = np.asarray(explainer.shap_values(X))
     base = float(np.ravel(explainer.expected_value)[0])
@@ -70,12 +70,16 @@ def clip_contributions(model: StackingRegressor, data, clip_id: str) -> dict[str
     """Per dimension, exact per-feature contributions to the stacking prediction of one clip."""
     X = model.features(data, [clip_id])
     values = X.to_numpy(np.float64)  # LightGBM's pandas checks cost more than the prediction
+    position = {c: i for i, c in enumerate(X.columns)}
     level1 = {}
     for dim in model.dimensions_:
         booster = getattr(model.models_[dim], "booster_", model.models_[dim])  # fitted here, or loaded
+        used = [position[c] for c in model.columns_of(dim)]
         # one row: OpenMP threads cost more than the work (5x on a busy 2-core machine)
-        row = np.asarray(booster.predict(values, pred_contrib=True, num_threads=1), np.float64)[0]
-        level1[dim] = (float(row[-1]), row[:-1])  # LightGBM puts the expected value last
+        row = np.asarray(booster.predict(values[:, used], pred_contrib=True, num_threads=1), np.float64)[0]
+        phi = np.zeros(len(position))  # a column outside the dimension's groups contributes nothing
+        phi[used] = row[:-1]
+        level1[dim] = (float(row[-1]), phi)  # LightGBM puts the expected value last
     out = {}
     for dim in model.dimensions_:
         meta = model.meta_.get(dim)

@@ -6,6 +6,10 @@ dimension (GroupKFold by speaker, so no speaker is both fitted and predicted) ar
 meta-features. Level 2 (`meta_learner: ridge`): per dimension a ridge regression on the OOF
 predictions of all the dimensions, which lets e.g. `overall` borrow from the others.
 
+`feature_groups` narrows a dimension's trees to the evidence for it (lip_sync: the sync expert and the
+lip-sync family, ...): among ~1,000 columns from a few dozen speakers, trees otherwise also split on
+columns that tell the speakers apart, and a fault shown by one expert gets diluted on unseen faces.
+
 Two ways to keep an expert's evidence intact on the way to the score: `monotone` constrains level 1 to
 move with a reading in the direction it is known to mean (a higher sync confidence never lowers
 lip_sync), and `calibration: isotonic` maps the level-2 prediction through a strictly increasing curve
@@ -33,7 +37,7 @@ from talkqa.tasks import DIMENSION_NAMES, DIMENSIONS
 
 from .calibration import MonotoneMap
 from .config import StackingConfig
-from .features import PooledFeaturizer
+from .features import PooledFeaturizer, column_group
 from .trees import Linear, LoadedTrees, Projection
 
 _DIM = {d.name: d for d in DIMENSIONS}
@@ -50,6 +54,7 @@ class StackingRegressor:
         self.config = config or StackingConfig()
         self._oof, self._oof_file = None, None
         self.monotone_: dict[str, dict[str, int]] = {}
+        self.columns_of_: dict[str, list[str]] = {}
         self.calibration_: dict[str, MonotoneMap] = {}
 
     @property
@@ -70,7 +75,7 @@ class StackingRegressor:
         constraints = {}
         if dim is not None and self.monotone_.get(dim):
             signs = self.monotone_[dim]
-            constraints = {"monotone_constraints": [signs.get(col, 0) for col in self.featurizer_.columns_],
+            constraints = {"monotone_constraints": [signs.get(col, 0) for col in self.columns_of(dim)],
                            "monotone_constraints_method": "advanced"}
         return LGBMRegressor(**{**c.params, **params, **constraints, "random_state": c.seed, "n_jobs": c.n_jobs,
                                 "verbose": -1})
@@ -80,6 +85,23 @@ class StackingRegressor:
         have = set(self.featurizer_.columns_)
         return {dim: {col: int(sign) for col, sign in signs.items() if col in have}
                 for dim, signs in self.config.monotone.items()}
+
+    def _columns_by_dimension(self, dimensions: list[str]) -> dict[str, list[str]]:
+        """Per dimension, the featurizer's columns in the configured groups (all of them when not configured)."""
+        columns = self.featurizer_.columns_
+        out = {}
+        for dim in dimensions:
+            groups = self.config.feature_groups.get(dim)
+            out[dim] = list(columns) if groups is None else [c for c in columns if column_group(c) in set(groups)]
+            if not out[dim]:
+                have = sorted({column_group(c) for c in columns})
+                raise TalkqaError(f"stacking.feature_groups.{dim}: none of {', '.join(groups)} is among the model's "
+                                  f"column groups ({', '.join(have)}); name at least one of them")
+        return out
+
+    def columns_of(self, dim: str) -> list[str]:
+        """The feature columns the trees of `dim` use (models saved before feature_groups use all)."""
+        return self.columns_of_.get(dim) or self.featurizer_.columns_
 
     def _view(self, data: StoreData) -> StoreData:
         return data.view(self.config.drop_experts, self.config.use_handcrafted)
@@ -125,6 +147,7 @@ class StackingRegressor:
         Y = labels.y(clip_ids)
         groups = labels.groups(clip_ids)
         self.dimensions_ = [d for k, d in enumerate(DIMENSION_NAMES) if np.isfinite(Y[:, k]).sum() >= 3]
+        self.columns_of_ = self._columns_by_dimension(self.dimensions_)
         self.params_, self.models_ = {}, {}
         folds = group_folds(groups, c.oof_folds)
         self.fold_of_ = pd.Series(-1, index=pd.Index(clip_ids, name="clip_id"))
@@ -134,16 +157,17 @@ class StackingRegressor:
         for dim in self.dimensions_:
             k = DIMENSION_NAMES.index(dim)
             ok = np.isfinite(Y[:, k])
-            Xd, yd, gd = X[ok], Y[ok, k], groups[ok]
+            Xk = X[self.columns_of(dim)]
+            Xd, yd, gd = Xk[ok], Y[ok, k], groups[ok]
             self.params_[dim] = self.tune(Xd, yd, gd, dim) if c.n_trials else {}
             self.models_[dim] = self._lgbm(self.params_[dim], dim).fit(Xd, yd)
             for tr, te in folds:
                 tr = tr[ok[tr]]
                 if len(tr) >= 3:
-                    oof[te, k] = self._lgbm(self.params_[dim], dim).fit(X.iloc[tr], Y[tr, k]).predict(X.iloc[te])
+                    oof[te, k] = self._lgbm(self.params_[dim], dim).fit(Xk.iloc[tr], Y[tr, k]).predict(Xk.iloc[te])
             if log:
                 log(f"stacking: {dim} done ({self.dimensions_.index(dim) + 1}/{len(self.dimensions_)}, "
-                    f"{X.shape[1]} features, {c.n_trials} tuning trials)")
+                    f"{Xk.shape[1]} features, {c.n_trials} tuning trials)")
         self.oof_ = pd.DataFrame(oof, index=pd.Index(clip_ids, name="clip_id"), columns=list(DIMENSION_NAMES))
         self.meta_ = {}
         if c.meta_learner == "ridge":
@@ -178,7 +202,8 @@ class StackingRegressor:
 
     def level1(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
         X = self.featurizer_.transform(self._view(data), list(clip_ids))
-        return pd.DataFrame({d: self.models_[d].predict(X) for d in self.dimensions_}, index=X.index)
+        return pd.DataFrame({d: self.models_[d].predict(X[self.columns_of(d)]) for d in self.dimensions_},
+                            index=X.index)
 
     def predict(self, data: StoreData, clip_ids: list[str] | None = None) -> pd.DataFrame:
         clip_ids = list(data.clip_ids if clip_ids is None else clip_ids)
@@ -217,6 +242,7 @@ class StackingRegressor:
             "meta": {d: {"coef": np.asarray(m.coef_).tolist(), "intercept": float(m.intercept_)}
                      for d, m in self.meta_.items()},
             "monotone": self.monotone_,
+            "columns_of": {d: cols for d, cols in self.columns_of_.items() if cols != f.columns_},
             "calibration": {d: m.to_dict() for d, m in self.calibration_.items()},
         }
         atomic_write_json(folder / "state.json", state)
@@ -254,6 +280,7 @@ class StackingRegressor:
             self.models_[dim] = LoadedTrees(path.read_text())
         self.meta_ = {dim: Linear(np.asarray(m["coef"]), float(m["intercept"])) for dim, m in state["meta"].items()}
         self.monotone_ = state.get("monotone", {})  # models saved before calibration existed have neither
+        self.columns_of_ = state.get("columns_of", {})  # absent: every dimension uses every column
         self.calibration_ = {dim: MonotoneMap.from_dict(m) for dim, m in state.get("calibration", {}).items()}
         self._oof_file = folder / "oof.parquet"  # read on first use: scoring never needs it
         return self

@@ -79,3 +79,40 @@ def test_handcrafted_only_uses_no_expert_column(synth):
     assert set(model.featurizer_.columns_) == set(data.feature_columns)
     assert {kind for _, kind in model.featurizer_.group_of_.values()} == {"handcrafted"}
     assert model.predict(data, test).shape == (len(test), len(DIMENSION_NAMES))
+
+
+def test_feature_groups_keep_each_dimension_to_its_evidence(synth, tmp_path):
+    from talkqa.errors import TalkqaError
+    from talkqa.stacking.explain import clip_contributions
+
+    data, labels, train, test = synth
+    groups = {"lip_sync": ["sync", "lipsync"], "audio_quality": ["voice", "audio"]}
+    # no meta-learner: with ridge, level 2 mixes every dimension's level-1 prediction, and with them their columns
+    cfg = StackingConfig(n_trials=0, oof_folds=3, params=FAST, feature_groups=groups, meta_learner="none",
+                         monotone={"lip_sync": {"sync__confidence": 1}})
+    model = StackingRegressor(cfg).fit(data, labels, train)
+    for dim in DIMENSION_NAMES:
+        used = model.columns_of(dim)
+        wanted = groups.get(dim)
+        if wanted is None:  # not configured: every column
+            assert used == model.featurizer_.columns_
+        else:
+            assert used and {c.split("__", 1)[0] for c in used} <= set(wanted) < {g for g, _ in model.featurizer_.group_of_.values()}
+            assert model.models_[dim].booster_.feature_name() == used  # the trees never saw another column
+    # a clip's contributions: zero outside the dimension's groups, and they still add up to the prediction
+    predicted = model.predict(data, test[:2])
+    per_dim = clip_contributions(model, data, test[0])
+    outside = [c for c in model.featurizer_.columns_ if c not in set(model.columns_of("lip_sync"))]
+    assert (per_dim["lip_sync"].contributions[outside] == 0).all()
+    assert np.clip(per_dim["lip_sync"].prediction, 1, 5) == pytest.approx(predicted.loc[test[0], "lip_sync"], abs=1e-6)
+    assert explain(model, data, test, "lip_sync").features.columns.tolist() == model.columns_of("lip_sync")
+    # saved and loaded: the same columns per dimension, the same scores
+    loaded = StackingRegressor.load(model.save(tmp_path / "grouped"))
+    assert all(loaded.columns_of(d) == model.columns_of(d) for d in DIMENSION_NAMES)
+    np.testing.assert_allclose(loaded.predict(data, test[:2]).to_numpy(), predicted.to_numpy(), atol=1e-9)
+    # a group the model does not have is one clear error naming the dimension and the groups it has
+    with pytest.raises(TalkqaError, match=r"feature_groups\.expression: none of nosuch .*sync"):
+        StackingRegressor(StackingConfig(n_trials=0, oof_folds=3, params=FAST, meta_learner="none",
+                                         feature_groups={"expression": ["nosuch"]})).fit(data, labels, train)
+    with pytest.raises(ValueError, match="unknown dimension"):
+        StackingConfig(feature_groups={"lipsync": ["sync"]})
