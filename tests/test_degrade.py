@@ -536,6 +536,24 @@ def test_photos_recipe_gives_every_source_single_image_animations_over_the_whole
     assert err.value.code == "no_artifact"
 
 
+def test_balanced_recipe_gives_every_source_each_check_fault_once_over_the_whole_clip():
+    """configs/degrade/default_model_balanced.yaml (version 10's second corpus): the nine whole-clip faults
+    of `talkqa check` in equal measure, so that no one of them outnumbers those it is confused with."""
+    from talkqa.config import load_config
+    from talkqa.corpus.degrade import DegradeRecipe, plan_variant
+
+    recipe = load_config(DegradeRecipe, "configs/degrade/default_model_balanced.yaml")
+    faults = {"photo_animation", "still_portrait", "frame_stutter", "stall", "av_offset", "audio_swap",
+              "compression", "face_blur", "noise_white"}
+    assert {a for a, w in recipe.artifacts.items() if w > 0} == faults and not recipe.clean_variant
+    assert len(set(recipe.artifacts.values())) == 1 and recipe.variants == len(faults)
+    for source in ("real/a/clip", "real/b/clip", "real/c/other"):
+        plans = [plan_variant(source, j, recipe, 0, n_frames=250, has_landmarks=True, has_donors=True)
+                 for j in range(recipe.variants)]
+        assert all(len(p["artifacts"]) == 1 and p["artifacts"][0][2] is None for p in plans)
+        assert sorted(p["artifacts"][0][0] for p in plans) == sorted(faults)  # each exactly once
+
+
 def test_donor_without_audio_is_skipped_not_fatal(tmp_path):
     """A source must not fail because a randomly drawn donor clip has no (or silent) audio."""
     from talkqa.corpus.degrade import _donor_audio
