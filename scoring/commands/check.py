@@ -98,7 +98,7 @@ def check(
 
     Time on 2 CPU cores: --quick (37 variants of one clip) about 4 min; the full
     run (380 variants of the 12 held-out clips in sync, graded ladders on 2 of
-    them) about 13 min on an idle machine, 25-40 min on a busy one.
+    them) 8-13 min on an idle machine, 25-40 min on a busy one.
 
     Examples: talkqa check --quick ; talkqa check --json > check.json ;
     talkqa check --model models/new ;
