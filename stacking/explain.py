@@ -47,7 +47,7 @@ class Explanation:
 def explain(model: StackingRegressor, data, clip_ids: list[str], dimension: str) -> Explanation:
     import shap  # lazy: slow import, only on this path
 
-    X = model.features(data, clip_ids)[model.columns_of(dimension)]
+    X = model.features(data, clip_ids)[model.columns_of(dimension)]  # the columns its trees were fitted on
     explainer = shap.TreeExplainer(getattr(model.models_[dimension], "booster_", model.models_[dimension]))
     values = np.asarray(explainer.shap_values(X))
     base = float(np.ravel(explainer.expected_value)[0])
@@ -74,7 +74,8 @@ def clip_contributions(model: StackingRegressor, data, clip_id: str) -> dict[str
     level1 = {}
     for dim in model.dimensions_:
         booster = getattr(model.models_[dim], "booster_", model.models_[dim])  # fitted here, or loaded
-        used = [position[c] for c in model.columns_of(dim)]
+        narrowed = dim in model.columns_of_  # stacking.feature_groups: the trees saw only some columns
+        used = [position[c] for c in model.columns_of(dim)] if narrowed else slice(None)
         # one row: OpenMP threads cost more than the work (5x on a busy 2-core machine)
         row = np.asarray(booster.predict(values[:, used], pred_contrib=True, num_threads=1), np.float64)[0]
         phi = np.zeros(len(position))  # a column outside the dimension's groups contributes nothing

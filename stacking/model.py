@@ -55,7 +55,7 @@ class StackingRegressor:
         self.config = config or StackingConfig()
         self._oof, self._oof_file = None, None
         self.monotone_: dict[str, dict[str, int]] = {}
-        self.columns_of_: dict[str, list[str]] = {}
+        self.columns_of_: dict[str, list[str]] = {}  # only the dimensions narrowed by feature_groups
         self.calibration_: dict[str, MonotoneMap] = {}
 
     @property
@@ -88,12 +88,14 @@ class StackingRegressor:
                 for dim, signs in self.config.monotone.items()}
 
     def _columns_by_dimension(self, dimensions: list[str]) -> dict[str, list[str]]:
-        """Per dimension, the featurizer's columns in the configured groups (all of them when not configured)."""
+        """For each dimension named in feature_groups, the featurizer's columns in its groups."""
         columns = self.featurizer_.columns_
         out = {}
         for dim in dimensions:
             groups = self.config.feature_groups.get(dim)
-            out[dim] = list(columns) if groups is None else [c for c in columns if column_group(c) in set(groups)]
+            if groups is None:
+                continue
+            out[dim] = [c for c in columns if column_group(c) in set(groups)]
             if not out[dim]:
                 have = sorted({column_group(c) for c in columns})
                 raise TalkqaError(f"stacking.feature_groups.{dim}: none of {', '.join(groups)} is among the model's "
@@ -102,7 +104,11 @@ class StackingRegressor:
 
     def columns_of(self, dim: str) -> list[str]:
         """The feature columns the trees of `dim` use (models saved before feature_groups use all)."""
-        return self.columns_of_.get(dim) or self.featurizer_.columns_
+        return self.columns_of_.get(dim, self.featurizer_.columns_)
+
+    def _narrow(self, X: pd.DataFrame, dim: str) -> pd.DataFrame:
+        """X as the trees of `dim` see it (X itself unless feature_groups narrows the dimension)."""
+        return X[self.columns_of_[dim]] if dim in self.columns_of_ else X
 
     def _view(self, data: StoreData) -> StoreData:
         return data.view(self.config.drop_experts, self.config.use_handcrafted)
@@ -158,7 +164,7 @@ class StackingRegressor:
         for dim in self.dimensions_:
             k = DIMENSION_NAMES.index(dim)
             ok = np.isfinite(Y[:, k])
-            Xk = X[self.columns_of(dim)]
+            Xk = self._narrow(X, dim)
             Xd, yd, gd = Xk[ok], Y[ok, k], groups[ok]
             self.params_[dim] = self.tune(Xd, yd, gd, dim) if c.n_trials else {}
             self.models_[dim] = self._lgbm(self.params_[dim], dim).fit(Xd, yd)
@@ -203,8 +209,7 @@ class StackingRegressor:
 
     def level1(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
         X = self.featurizer_.transform(self._view(data), list(clip_ids))
-        return pd.DataFrame({d: self.models_[d].predict(X[self.columns_of(d)]) for d in self.dimensions_},
-                            index=X.index)
+        return pd.DataFrame({d: self.models_[d].predict(self._narrow(X, d)) for d in self.dimensions_}, index=X.index)
 
     def predict(self, data: StoreData, clip_ids: list[str] | None = None) -> pd.DataFrame:
         clip_ids = list(data.clip_ids if clip_ids is None else clip_ids)
@@ -243,7 +248,7 @@ class StackingRegressor:
             "meta": {d: {"coef": np.asarray(m.coef_).tolist(), "intercept": float(m.intercept_)}
                      for d, m in self.meta_.items()},
             "monotone": self.monotone_,
-            "columns_of": {d: cols for d, cols in self.columns_of_.items() if cols != f.columns_},
+            "columns_of": self.columns_of_,
             "calibration": {d: m.to_dict() for d, m in self.calibration_.items()},
         }
         atomic_write_json(folder / "state.json", state)
