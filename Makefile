@@ -66,7 +66,10 @@ VERSION ?= 6
 # every clip toward the middle), overall from the five dimension scores by the label rule
 # (overall_from=dimensions, scoring/overall_rule.py), and window segments only for dimensions the clip
 # scores below 3.5 (diagnostics.only_below in configs/train/default.yaml). Version 5 was version 6 without
-# overall_from. Version 3 was built by this target as of commit a5b3dd2.
+# overall_from. Version 3 was built by this target as of commit a5b3dd2, version 6 as of 00e0e25; since then
+# the labels a clip's own recording makes wrong are left empty (configs/shared_data.yaml `recording`, carried
+# by the manifest's meta__unlabelled column: audio of three train clips, the picture of one), so a rebuild
+# differs from the shipped version 6 there. Versions 7-12 were built and measured, not shipped (README).
 DESCRIPTION := Trained on the degrade corpus (14 variants per clip, configs/degrade/default_model.yaml) of the 55 train-split real clips (37 speakers) of ../shared/data, with the four shipped experts; labels from the human-anchored rule of corpus/labels.py.
 default-model: $(STAMP)
 	$(BIN)/python benchmarks/shared_manifest.py real --split train --out $(WORK)/real_manifest.csv

@@ -40,7 +40,7 @@ from talkqa.engine import run_tasks
 from talkqa.errors import UsageError
 from talkqa.features.face import quiet_native_stderr
 from talkqa.store import atomic_write_bytes, atomic_write_text, write_parquet
-from talkqa.tasks import LABEL_COLUMNS, PERCEPTUAL_DIMENSIONS
+from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS, PERCEPTUAL_DIMENSIONS
 
 from .artifacts import ARTIFACTS, FPS, SR, Sample
 from .labels import Applied, LabelRule, pseudo_mos
@@ -409,6 +409,23 @@ def _donor_audio(paths: list[str], max_s: float) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------- the corpus
+def unlabelled_sources(manifest_df: pd.DataFrame) -> dict[str, list[str]]:
+    """Source clip -> the dimensions its variants get no label on, from the manifest's optional
+    `meta__unlabelled` column (';'-joined dimension names, as talkqa.shared_data writes it)."""
+    if "meta__unlabelled" not in manifest_df:
+        return {}
+    out = {}
+    for clip, text in zip(manifest_df["clip_id"].astype(str), manifest_df["meta__unlabelled"]):
+        dims = [d.strip() for d in str(text).split(";") if d.strip()] if isinstance(text, str) else []
+        unknown = sorted(set(dims) - set(DIMENSION_NAMES))
+        if unknown:
+            raise UsageError(f"manifest row {clip}: meta__unlabelled names {', '.join(unknown)}; "
+                             f"dimensions are {', '.join(DIMENSION_NAMES)}")
+        if dims:
+            out[clip] = dims
+    return out
+
+
 def degrade_corpus(manifest_df: pd.DataFrame, out_dir: str | Path, recipe: DegradeRecipe | None = None,
                    seed: int = 0, variants: int | None = None, progress: Callable[[int, int], None] | None = None,
                    workers: int = 1) -> pd.DataFrame:
@@ -455,6 +472,10 @@ def degrade_corpus(manifest_df: pd.DataFrame, out_dir: str | Path, recipe: Degra
     sev = sorted(c for c in manifest.columns if c.startswith("severity__"))
     manifest = manifest[front + sev + [c for c in manifest.columns if c not in front + sev]]
     manifest[sev] = manifest[sev].fillna(0.0)
+    for source, dims in unlabelled_sources(df).items():
+        # a source whose own recording is poor on a dimension is no 'clean' to fall from: its variants
+        # get no label there (recorded in configs/shared_data.yaml `recording`; applied to cached rows too)
+        manifest.loc[manifest["source_clip"] == source, [f"mos_{d}" for d in dims]] = np.nan
     manifest = manifest.sort_values("clip_id").reset_index(drop=True)
     atomic_write_bytes(out / "manifest.csv", manifest.to_csv(index=False).encode())
     diag = pd.DataFrame(diags, columns=list(DIAGNOSTIC_COLUMNS))

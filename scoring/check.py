@@ -105,6 +105,7 @@ class Planned:
     checks: list[CheckSpec]
     variants: dict[str, VariantSpec]
     donor_videos: list[str]
+    poor: tuple[str, ...] = ()  # dimensions the source's own recording fails (manifest `meta__unlabelled`)
 
 
 def graded_checks(config: CheckConfig, quick: bool) -> list[CheckSpec]:
@@ -168,8 +169,14 @@ def plan_check(sources: pd.DataFrame, config: CheckConfig, quick: bool = False, 
             variants.update({v.key: v for v in c.variants})
         others = [str(v) for v, s in zip(pool["video"], pool["speaker"]) if s != r.speaker and str(v) != str(r.video)]
         donors = [others[k] for k in _rng(config.seed, r.clip_id, "donors").permutation(len(others))[:3]]
-        plans.append(Planned(r.clip_id, str(r.video), r.speaker, checks, variants, donors))
+        plans.append(Planned(r.clip_id, str(r.video), r.speaker, checks, variants, donors,
+                             _poor_dimensions(getattr(r, "meta__unlabelled", None))))
     return plans
+
+
+def _poor_dimensions(text) -> tuple[str, ...]:
+    """configs/shared_data.yaml `recording` as the shared manifest carries it: ';'-joined dimensions."""
+    return tuple(d.strip() for d in text.split(";") if d.strip()) if isinstance(text, str) else ()
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -230,7 +237,7 @@ def run_check(sources: pd.DataFrame, scorer, config: CheckConfig, work_dir: str 
                 progress(done, total, f"{plan.clip_id.rsplit('/', 1)[-1]} {key}")
         all_scores[plan.clip_id] = {k: dict(r.scores) for k, (r, _) in results.items() if not r.error}
         for check in plan.checks:
-            outcomes += judge(check, plan.clip_id, results, problems)
+            outcomes += judge(check, plan.clip_id, results, problems, plan.poor)
     model = dict(getattr(scorer, "model", {}) or {})
     return CheckReport(outcomes, [p.clip_id for p in plans], model, quick, time.perf_counter() - t0, all_scores, says)
 
@@ -249,8 +256,12 @@ def _dims(mapping) -> list[tuple[str, Any]]:
     return out
 
 
-def judge(check: CheckSpec, source: str, results: dict[str, tuple], problems: dict[str, str]) -> list[Outcome]:
-    """The outcome rows of one check on one source, from the scored variants (key -> (Result, Edit))."""
+def judge(check: CheckSpec, source: str, results: dict[str, tuple], problems: dict[str, str],
+          poor: tuple[str, ...] = ()) -> list[Outcome]:
+    """The outcome rows of one check on one source, from the scored variants (key -> (Result, Edit)).
+    `poor`: dimensions the source's own recording fails (noisy sound, a blocky picture: configs/
+    shared_data.yaml `recording`): a floor on those scores ("is good") is not judged there, as no viewer
+    would call that clip good on them; ceilings, drops and changes still are."""
     e = check.expect
     rows: list[Outcome] = []
 
@@ -300,6 +311,13 @@ def judge(check: CheckSpec, source: str, results: dict[str, tuple], problems: di
         scores = results[key][0].scores if not bad else {}
         clean = results[clean_key][0].scores if needs_clean and not bad else {}
         for dim, limit in _dims(e.min):
+            if dim in poor and not bad:
+                failed = ", ".join(d for d in poor if d != "overall")
+                why = (f"the source's own recording is poor on {dim}" if dim != "overall" else
+                       f"overall combines what the source's own recording fails ({failed})")
+                row(key, f"{dim} >= {limit:g}", scores.get(dim), None, SKIPPED,
+                    f"{why} (configs/shared_data.yaml recording)")
+                continue
             _score_row(row, key, f"{dim} >= {limit:g}", bad, scores.get(dim), lambda v: v - limit, dim)
         for dim, limit in _dims(e.max):
             _score_row(row, key, f"{dim} <= {limit:g}", bad, scores.get(dim), lambda v: limit - v, dim)

@@ -6,10 +6,12 @@ One source of truth, `configs/shared_data.yaml` (package data), read by the benc
   * speaker groups: the same person under several folders, so splits keep each person on one side;
   * per-clip sync verdicts: `in_sync`, `offset` (by `frames`) or `unknown`; only `in_sync` clips may
     serve as in-sync positives or clean references;
+  * per-clip recording faults: a clip whose own sound or picture is poor is no clean reference on that
+    dimension (a degraded copy of it cannot be labelled by how far it fell from 'clean');
   * the held-out speakers: never used to train anything (experts, models, fusion, stacking).
 
 `shared_manifest("real")` turns MANIFEST.tsv into a talkqa manifest with `speaker`, `split`
-(`train` / `heldout`) and `meta__sync` columns.
+(`train` / `heldout`), `meta__sync` and `meta__unlabelled` columns.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import Field, model_validator
 
 from .config import StrictModel, config_path
 from .errors import UsageError
+from .tasks import DIMENSION_NAMES
 
 SYNC_VERDICTS = ("in_sync", "offset", "unknown")
 HELDOUT, TRAIN = "heldout", "train"
@@ -42,11 +45,21 @@ class SyncVerdict(StrictModel):
         return self
 
 
+class RecordingFault(StrictModel):
+    """Dimensions on which a real clip's own recording is poor, with the measurements that say so."""
+
+    unlabelled: list[Literal["lip_sync", "expression", "visual_quality", "audio_quality", "consistency"]] = Field(
+        min_length=1, description="dimensions whose clean label (4.5) would be wrong for this clip")
+    why: str
+
+
 class SharedDataSpec(StrictModel):
     same_person: dict[str, list[str]] = Field(default_factory=dict, description="group -> clip ids")
     folder_groups: dict[str, str] = Field(default_factory=dict, description="folder -> group for all its clips")
     sync_default: Literal["in_sync", "unknown"] = "in_sync"
     sync: dict[str, SyncVerdict] = Field(default_factory=dict, description="clip id -> verdict (others: sync_default)")
+    recording: dict[str, RecordingFault] = Field(default_factory=dict,
+                                                 description="clip id -> dimensions its own recording fails")
     heldout: dict[str, str] = Field(default_factory=dict, description="speaker group -> why it is held out")
 
     @model_validator(mode="after")
@@ -73,6 +86,14 @@ class SharedDataSpec(StrictModel):
 
     def sync_of(self, clip_id: str) -> SyncVerdict:
         return self.sync.get(clip_id) or SyncVerdict(verdict=self.sync_default)
+
+    def unlabelled_of(self, clip_id: str) -> list[str]:
+        """The dimensions (in DIMENSION_NAMES order, `overall` last) a degraded copy of this clip gets no
+        label on: those its recording fails, and overall with them (it combines every dimension)."""
+        fault = self.recording.get(clip_id)
+        if fault is None:
+            return []
+        return [d for d in DIMENSION_NAMES if d in fault.unlabelled] + ["overall"]
 
     def split_of(self, speaker: str) -> str:
         return HELDOUT if speaker in self.heldout else TRAIN
@@ -106,7 +127,8 @@ def find_shared_data(explicit: str | Path | None = None) -> Path | None:
 def shared_manifest(kind: str, shared: str | Path, spec: SharedDataSpec | None = None) -> pd.DataFrame:
     """A talkqa manifest of the `kind` ('real' or 'generated') clips listed in shared/MANIFEST.tsv.
     Real clips get `speaker` (groups), `split` (train / heldout), `meta__sync` (in_sync / offset /
-    unknown / no_audio) and `meta__sync_offset_frames`."""
+    unknown / no_audio), `meta__sync_offset_frames` and `meta__unlabelled` (';'-joined dimensions its
+    recording fails, '' for none: `talkqa degrade` leaves those labels of its variants empty)."""
     shared = Path(shared)
     spec = spec or load_shared_spec()
     listing = pd.read_csv(shared / "MANIFEST.tsv", sep="\t")
@@ -124,6 +146,7 @@ def shared_manifest(kind: str, shared: str | Path, spec: SharedDataSpec | None =
         verdicts = [spec.sync_of(c) for c in out["clip_id"]]
         out["meta__sync"] = [v.verdict if a == "yes" else "no_audio" for v, a in zip(verdicts, has_audio)]
         out["meta__sync_offset_frames"] = [v.frames for v in verdicts]
+        out["meta__unlabelled"] = [";".join(spec.unlabelled_of(c)) for c in out["clip_id"]]
         _check_names(spec, out, shared / "MANIFEST.tsv")
     else:
         out["generator"] = out["clip_id"].str.split("/").str[1]
@@ -135,7 +158,7 @@ def _check_names(spec: SharedDataSpec, real: pd.DataFrame, listing: Path) -> Non
     """A clip or speaker named in the YAML but absent from the data is a typo (or a renamed file): say so
     rather than silently hold out nobody."""
     clips, speakers = set(real["clip_id"]), set(real["speaker"])
-    named = {c for group in spec.same_person.values() for c in group} | set(spec.sync)
+    named = {c for group in spec.same_person.values() for c in group} | set(spec.sync) | set(spec.recording)
     problems = [f"clip {c}" for c in sorted(named - clips)] + [f"held-out speaker {s}" for s in sorted(set(spec.heldout) - speakers)]
     if problems:
         raise UsageError(f"configs/shared_data.yaml names what {listing} does not list: {', '.join(problems)}; "

@@ -11,6 +11,7 @@ from talkqa.corpus.artifacts import ARTIFACTS, Sample
 from talkqa.corpus.artifacts.regions import ANCHORS, BROWS, EYES, MOUTH, box
 from talkqa.corpus.label_checks import LABEL_CHECKS
 from talkqa.corpus.labels import Applied, LabelRule, pseudo_mos
+from talkqa.errors import UsageError
 
 from conftest import speech_like
 
@@ -482,6 +483,22 @@ def test_degrade_corpus_end_to_end(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (out / "videos").rglob("*.mp4")} == stamps
     pd.testing.assert_frame_equal(again.reset_index(drop=True), man.reset_index(drop=True))
     assert (read_parquet(out / "status.parquet")["skipped"] == 3).all()
+    # a source whose own sound is poor (configs/shared_data.yaml `recording`): its variants lose the audio
+    # and overall labels, on the cached variants too; nothing else changes and nothing is re-rendered
+    poor = src["clip_id"].iloc[0]
+    src["meta__unlabelled"] = ["audio_quality;overall" if c == poor else "" for c in src["clip_id"]]
+    screened = degrade_corpus(src, out, recipe, seed=1, variants=3).set_index("clip_id")
+    assert {p: p.stat().st_mtime_ns for p in (out / "videos").rglob("*.mp4")} == stamps
+    mine = screened["source_clip"] == poor
+    assert mine.sum() == 3 and screened.loc[mine, ["mos_audio_quality", "mos_overall"]].isna().all().all()
+    kept = [c for c in screened if c not in ("mos_audio_quality", "mos_overall")]
+    pd.testing.assert_frame_equal(screened[kept], rows[kept])
+    pd.testing.assert_frame_equal(screened.loc[~mine], rows.loc[~mine])
+    loaded, warnings = load_manifest(out / "manifest.csv")
+    assert len(loaded) == 12 and not [w for w in warnings if w.fatal]
+    src["meta__unlabelled"] = ["loudness" if c == poor else "" for c in src["clip_id"]]
+    with pytest.raises(UsageError, match="meta__unlabelled names loudness"):
+        degrade_corpus(src, out, recipe, seed=1, variants=3)
     from talkqa.corpus.contact_sheet import contact_sheet
 
     assert contact_sheet(out, n=2, frames_per_row=2).stat().st_size > 1000

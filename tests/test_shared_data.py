@@ -17,6 +17,7 @@ SPEC = {
     "folder_groups": {"real/grid": "grid"},
     "sync": {"real/a/bob1": {"verdict": "offset", "frames": -5, "why": "audio leads"},
              "real/c/carol": {"verdict": "unknown", "why": "flat curve"}},
+    "recording": {"real/grid/s2": {"unlabelled": ["audio_quality"], "why": "DNSMOS OVRL 1.2"}},
     "heldout": {"bob": "two folders", "c/carol": "the only one"},
 }
 
@@ -45,6 +46,19 @@ def test_speakers_splits_and_sync_come_from_the_spec(tiny):
     assert df["meta__sync"].to_dict() == {"real/a/bob1": "offset", "real/b/bob2": "in_sync", "real/c/carol": "unknown",
                                           "real/grid/s1": "in_sync", "real/grid/s2": "in_sync", "real/d/dan": "no_audio"}
     assert df.loc["real/a/bob1", "meta__sync_offset_frames"] == -5 and df["meta__sync_offset_frames"].isna().sum() == 5
+    # a poor recording loses its dimension's label and overall's (which combines it); the others keep theirs
+    assert df["meta__unlabelled"].to_dict() == {c: ("audio_quality;overall" if c == "real/grid/s2" else "")
+                                                for c in df.index}
+
+
+def test_a_recording_fault_names_a_real_dimension():
+    with pytest.raises(ValueError, match="unlabelled"):
+        SharedDataSpec(recording={"real/x/1": {"unlabelled": ["loudness"], "why": "?"}})
+    with pytest.raises(ValueError, match="unlabelled"):
+        SharedDataSpec(recording={"real/x/1": {"unlabelled": [], "why": "nothing"}})
+    spec = SharedDataSpec(recording={"real/x/1": {"unlabelled": ["visual_quality", "audio_quality"], "why": "both"}})
+    assert spec.unlabelled_of("real/x/1") == ["visual_quality", "audio_quality", "overall"]
+    assert spec.unlabelled_of("real/x/2") == []
 
 
 def test_heldout_manifest_keeps_only_heldout_clips_in_sync(tiny, monkeypatch):
@@ -66,6 +80,7 @@ def test_the_shared_manifest_is_a_valid_talkqa_manifest(tiny, tmp_path):
     ({"heldout": {"nobody": "typo"}}, "held-out speaker nobody"),
     ({"sync": {"real/a/gone": {"verdict": "unknown"}}}, "clip real/a/gone"),
     ({"same_person": {"bob": ["real/a/bob1", "real/x/ghost"]}}, "clip real/x/ghost"),
+    ({"recording": {"real/x/gone": {"unlabelled": ["audio_quality"], "why": "?"}}}, "clip real/x/gone"),
 ])
 def test_a_name_the_data_does_not_have_is_refused(tiny, change, message):
     with pytest.raises(UsageError, match=message):
@@ -93,6 +108,7 @@ def test_the_shipped_spec_loads_and_keeps_the_mandarin_speakers_held_out():
     assert spec.split_of(spec.speaker_of("real/xuniren/xuniren_train")) == HELDOUT
     assert spec.split_of("obama") == TRAIN
     assert spec.sync_of("real/hellomeme/xzy1").verdict == "offset"
+    assert spec.unlabelled_of("real/visualvoice/av-enhancement_test_videos_noisy_restaurant") == ["audio_quality", "overall"]
 
 
 @pytest.mark.integration

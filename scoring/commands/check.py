@@ -82,7 +82,7 @@ def _table(report, source_note: str) -> None:
 @friendly
 def check(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model folder from `talkqa train` (default: the shipped model)."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Source clips (clip_id, video, optional speaker): real, clean, in sync. Default: the held-out real clips of ../shared/data."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Source clips (clip_id, video, optional speaker): real, clean, in sync; an optional meta__unlabelled column (e.g. 'audio_quality;overall') names dimensions a clip's own recording fails, which are then not required to score well. Default: the held-out real clips of ../shared/data."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Checks YAML (default: the shipped configs/check/default.yaml)."),
     set_: Optional[list[str]] = SetOpt,
     quick: bool = typer.Option(False, "--quick", help="CI size: one source clip, the strongest level of each graded artifact."),
