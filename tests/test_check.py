@@ -18,7 +18,8 @@ from talkqa.corpus.artifacts import Sample
 from talkqa.corpus.media import write_clip
 from talkqa.corpus.variants import VARIANT_KINDS, make_variant
 from talkqa.errors import UsageError
-from talkqa.scoring.check import FAIL, NOT_SCORED, PASS, diagnostic_cover, run_check
+from talkqa.scoring.check import (CLEAN, FAIL, NOT_SCORED, PASS, SKIPPED, diagnostic_cover, judge, plan_check,
+                                  run_check)
 from talkqa.scoring.check_config import CheckConfig, VariantSpec, load_check_config
 from talkqa.scoring.cli import app
 from talkqa.scoring.result import Result
@@ -207,6 +208,31 @@ def _config() -> CheckConfig:
     return load_check_config()
 
 
+def test_a_poor_recording_is_not_required_to_score_well_on_what_it_fails():
+    checks = {c.name: c for c in _config().checks}
+    scores = {**{d: 4.2 for d in DIMENSION_NAMES}, "audio_quality": 2.0, "overall": 2.8}
+    results = {CLEAN.key: (Result("src/clean.mp4", scores, {}, [], [], None, {}), None)}
+    strict = {o.measure: o.status for o in judge(checks["clean"], "src", results, {})}
+    assert strict["audio_quality >= 3.5"] == strict["overall >= 3.5"] == FAIL
+    screened = {o.measure: o for o in judge(checks["clean"], "src", results, {}, ("audio_quality", "overall"))}
+    skipped = screened["audio_quality >= 3.5"]
+    assert skipped.status == SKIPPED and skipped.value == 2.0 and skipped.margin is None
+    assert "recording is poor on audio_quality" in skipped.note
+    assert screened["overall >= 3.5"].status == SKIPPED and screened["lip_sync >= 3.5"].status == PASS
+    assert "overall combines what the source's own recording fails (audio_quality)" in screened["overall >= 3.5"].note
+    # a ceiling is still judged on a noisy recording: heavy noise on top of it must still score low
+    noisy = checks["heavy_noise"].variants[0].key
+    results[noisy] = (Result("src/noise.mp4", {**scores, "audio_quality": 3.0}, {}, [], [], None, {}), None)
+    assert {o.status for o in judge(checks["heavy_noise"], "src", results, {}, ("audio_quality", "overall"))} == {FAIL}
+
+
+def test_the_sources_recording_faults_reach_the_plan(sources):
+    df = sources[0].assign(meta__unlabelled=["audio_quality;overall", float("nan")])
+    plans = {p.clip_id: p.poor for p in plan_check(df, _config(), only=["clean"])}
+    assert plans == {"talker0": ("audio_quality", "overall"), "talker1": ()}
+    assert {p.poor for p in plan_check(sources[0], _config(), only=["clean"])} == {()}
+
+
 @pytest.mark.slow
 def test_a_model_that_does_not_move_fails_the_checks(sources, tmp_path):
     report = run_check(sources[0], ConstantScorer(), _config(), tmp_path, only=FAST)
@@ -312,3 +338,30 @@ def test_the_shipped_model_keeps_passing_the_checks_it_passes(shared_data, monke
     assert len(report["sources"]) == 1 and {r["check"] for r in report["summary"]} == set(SHIPPED_PASSES)
     assert res.exit_code == 0, [(r["check"], r["measure"], r["worst_value"]) for r in report["summary"]
                                 if r["status"] in ("fail", "error")]
+
+
+def test_check_evidence_tells_which_reading_separates_a_variant_from_the_clean_clips(load_benchmark, tmp_path):
+    ev = load_benchmark("check_evidence")
+    assert ev.clip_id("real__pcavs__x", "compression(crf=44)") == "real__pcavs__x/compression_crf_44"
+    for source in ("a", "b", "c"):
+        (tmp_path / "kept" / source).mkdir(parents=True)
+        for variant in ("clean", "blur(sigma=2)"):
+            (tmp_path / "kept" / source / f"{variant}.mp4").write_bytes(b"")
+    manifest = ev.kept_manifest(tmp_path / "kept")
+    assert len(manifest) == 6 and set(manifest["variant"]) == {"clean", "blur(sigma=2)"}
+    blurred = manifest["variant"] != "clean"
+    # 'sharpness' falls on every blurred copy (below every clean clip, whoever the speaker); 'speaker_pitch'
+    # differs between speakers and not at all between a clip and its blurred copy
+    columns = pd.DataFrame({"sharpness": np.where(blurred, 5.0, 10.0) + np.repeat([0.0, 1.0, 2.0], 2),
+                            "speaker_pitch": np.repeat([100.0, 200.0, 150.0], 2)}, index=manifest["clip_id"])
+    found = ev.evidence(manifest, columns, top=2)["blur(sigma=2) (n=3)"]
+    assert list(found.index) == ["sharpness", "speaker_pitch"]
+    assert found.loc["sharpness", "AUC"] == 0.0 and found.loc["sharpness", "same_way"] == 1.0
+    assert found.loc["sharpness", "shift_sd"] == -5.0 and found.loc["speaker_pitch", "shift_sd"] == 0.0
+    assert found.loc["speaker_pitch", "AUC"] == 0.5 and np.isnan(ev.auc(np.array([1.0]), np.array([np.nan])))
+    report = {"scores": {"a": {"clean": {"visual_quality": 4.0, "audio_quality": None},
+                               "blur(sigma=2)": {"visual_quality": 2.5, "audio_quality": None}}}}
+    changes = ev.score_changes(report)
+    assert changes.loc["blur(sigma=2)", "visual_quality"] == -1.5 and np.isnan(changes.loc["blur(sigma=2)", "audio_quality"])
+    with pytest.raises(SystemExit, match="talkqa check --keep"):
+        ev.kept_manifest(tmp_path / "kept" / "a")
