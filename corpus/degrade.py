@@ -40,7 +40,8 @@ from talkqa.engine import run_tasks
 from talkqa.errors import UsageError
 from talkqa.features.face import quiet_native_stderr
 from talkqa.store import atomic_write_bytes, atomic_write_text, write_parquet
-from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS, PERCEPTUAL_DIMENSIONS
+from talkqa.shared_data import unlabelled_dimensions
+from talkqa.tasks import LABEL_COLUMNS, PERCEPTUAL_DIMENSIONS
 
 from .artifacts import ARTIFACTS, FPS, SR, Sample
 from .labels import Applied, LabelRule, pseudo_mos
@@ -415,14 +416,13 @@ def unlabelled_sources(manifest_df: pd.DataFrame) -> dict[str, list[str]]:
     if "meta__unlabelled" not in manifest_df:
         return {}
     out = {}
-    for clip, text in zip(manifest_df["clip_id"].astype(str), manifest_df["meta__unlabelled"]):
-        dims = [d.strip() for d in str(text).split(";") if d.strip()] if isinstance(text, str) else []
-        unknown = sorted(set(dims) - set(DIMENSION_NAMES))
-        if unknown:
-            raise UsageError(f"manifest row {clip}: meta__unlabelled names {', '.join(unknown)}; "
-                             f"dimensions are {', '.join(DIMENSION_NAMES)}")
+    for clip, cell in zip(manifest_df["clip_id"].astype(str), manifest_df["meta__unlabelled"]):
+        try:
+            dims = unlabelled_dimensions(cell)
+        except ValueError as exc:
+            raise UsageError(f"manifest row {clip}: {exc}") from None
         if dims:
-            out[clip] = dims
+            out[clip] = list(dims)
     return out
 
 

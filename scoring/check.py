@@ -30,6 +30,7 @@ from talkqa.corpus.degrade import SourceError, decode_source, face_landmarks, fi
 from talkqa.corpus.media import write_clip
 from talkqa.corpus.variants import VARIANT_KINDS, make_variant
 from talkqa.errors import UsageError
+from talkqa.shared_data import unlabelled_dimensions
 from talkqa.tasks import DIMENSION_NAMES
 
 from .check_config import ALL, CheckConfig, CheckSpec, Expect, VariantSpec
@@ -169,14 +170,12 @@ def plan_check(sources: pd.DataFrame, config: CheckConfig, quick: bool = False, 
             variants.update({v.key: v for v in c.variants})
         others = [str(v) for v, s in zip(pool["video"], pool["speaker"]) if s != r.speaker and str(v) != str(r.video)]
         donors = [others[k] for k in _rng(config.seed, r.clip_id, "donors").permutation(len(others))[:3]]
-        plans.append(Planned(r.clip_id, str(r.video), r.speaker, checks, variants, donors,
-                             _poor_dimensions(getattr(r, "meta__unlabelled", None))))
+        try:
+            poor = unlabelled_dimensions(getattr(r, "meta__unlabelled", None))
+        except ValueError as exc:
+            raise UsageError(f"source {r.clip_id}: {exc}") from None
+        plans.append(Planned(r.clip_id, str(r.video), r.speaker, checks, variants, donors, poor))
     return plans
-
-
-def _poor_dimensions(text) -> tuple[str, ...]:
-    """configs/shared_data.yaml `recording` as the shared manifest carries it: ';'-joined dimensions."""
-    return tuple(d.strip() for d in text.split(";") if d.strip()) if isinstance(text, str) else ()
 
 
 # ------------------------------------------------------------------------------------------ running

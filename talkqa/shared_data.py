@@ -23,11 +23,11 @@ from typing import Literal
 
 import pandas as pd
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .config import StrictModel, config_path
 from .errors import UsageError
-from .tasks import DIMENSION_NAMES
+from .tasks import DIMENSION_NAMES, PERCEPTUAL_DIMENSIONS
 
 SYNC_VERDICTS = ("in_sync", "offset", "unknown")
 HELDOUT, TRAIN = "heldout", "train"
@@ -48,9 +48,17 @@ class SyncVerdict(StrictModel):
 class RecordingFault(StrictModel):
     """Dimensions on which a real clip's own recording is poor, with the measurements that say so."""
 
-    unlabelled: list[Literal["lip_sync", "expression", "visual_quality", "audio_quality", "consistency"]] = Field(
-        min_length=1, description="dimensions whose clean label (4.5) would be wrong for this clip")
+    unlabelled: list[str] = Field(min_length=1, description="dimensions (not overall) whose clean label (4.5) "
+                                                             "would be wrong for this clip")
     why: str
+
+    @field_validator("unlabelled")
+    @classmethod
+    def _dimensions(cls, v):
+        unknown = sorted(set(v) - set(PERCEPTUAL_DIMENSIONS))
+        if unknown:
+            raise ValueError(f"unlabelled names {', '.join(unknown)}; dimensions are {', '.join(PERCEPTUAL_DIMENSIONS)}")
+        return v
 
 
 class SharedDataSpec(StrictModel):
@@ -152,6 +160,16 @@ def shared_manifest(kind: str, shared: str | Path, spec: SharedDataSpec | None =
         out["generator"] = out["clip_id"].str.split("/").str[1]
     out["meta__has_audio"] = has_audio
     return out.reset_index(drop=True)
+
+
+def unlabelled_dimensions(cell) -> tuple[str, ...]:
+    """The dimensions a manifest's `meta__unlabelled` cell names (';'-joined, as shared_manifest writes it;
+    empty, NaN or None: none). ValueError for a name that is not a dimension."""
+    dims = tuple(d.strip() for d in cell.split(";") if d.strip()) if isinstance(cell, str) else ()
+    unknown = sorted(set(dims) - set(DIMENSION_NAMES))
+    if unknown:
+        raise ValueError(f"meta__unlabelled names {', '.join(unknown)}; dimensions are {', '.join(DIMENSION_NAMES)}")
+    return dims
 
 
 def _check_names(spec: SharedDataSpec, real: pd.DataFrame, listing: Path) -> None:

@@ -231,6 +231,8 @@ def test_the_sources_recording_faults_reach_the_plan(sources):
     plans = {p.clip_id: p.poor for p in plan_check(df, _config(), only=["clean"])}
     assert plans == {"talker0": ("audio_quality", "overall"), "talker1": ()}
     assert {p.poor for p in plan_check(sources[0], _config(), only=["clean"])} == {()}
+    with pytest.raises(UsageError, match="source talker1: meta__unlabelled names loudness"):
+        plan_check(df.assign(meta__unlabelled=["", "loudness"]), _config(), only=["clean"])
 
 
 @pytest.mark.slow
