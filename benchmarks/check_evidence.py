@@ -59,11 +59,11 @@ def build_store(manifest: pd.DataFrame, store: Path) -> None:
 
 
 def load_columns(store: Path) -> pd.DataFrame:
-    frame = pd.read_parquet(store / "handcrafted.parquet")
-    frame = frame.set_index("clip_id") if "clip_id" in frame.columns else frame
-    for path in sorted((store / "experts").glob("*.scalars.parquet")):
-        frame = frame.join(pd.read_parquet(path).set_index("clip_id"), how="left")
-    return frame.select_dtypes("number")
+    """Every hand-crafted feature and expert scalar per clip, as the models read them."""
+    from talkqa.store_data import load_store
+
+    data = load_store(store)
+    return data.handcrafted.join(data.scalars, how="left")
 
 
 def auc(x: np.ndarray, y: np.ndarray) -> float:
