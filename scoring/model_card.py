@@ -34,6 +34,24 @@ def _gate(meta: dict) -> str:
                                      "on it; the hand-crafted evidence (frozen face, clipping, ...) always is.")
 
 
+def _ceiling_lines(meta: dict) -> list[str]:
+    ceilings = meta.get("ceilings") or {}
+    if not ceilings:
+        return []
+    lines = ["", "## Evidence ceilings", "",
+             "A dimension's score never exceeds what the training clips reading at least as badly were labelled "
+             "(their quantile below; stacking/ceilings.py). Caps from the worst reading up:", "",
+             "| dimension | reading | worse when | quantile | caps (reading at least as bad as → cap) |", "|---|---|---|---|---|"]
+    for dim, cs in ceilings.items():
+        for c in cs:
+            steps = ", ".join(f"{t:.3g} → {'none' if cap is None else f'{cap:.2f}'}"
+                              for t, cap in zip(c["thresholds"][:6], c["caps"][:6]))
+            more = f" (+{len(c['caps']) - 6} steps)" if len(c["caps"]) > 6 else ""
+            lines.append(f"| {dim} | {c['column']} | {'higher' if c['worse'] > 0 else 'lower'} | {c['quantile']:g} "
+                         f"of ≥ {c['min_clips']} clips | {steps}{more} |")
+    return lines
+
+
 def model_card(meta: dict) -> str:
     td = meta["training_data"]
     lines = [f"# {meta['name']} {meta['version']} — talkqa model card", "",
@@ -66,6 +84,7 @@ def model_card(meta: dict) -> str:
                   "| dimension | shipped | why |", "|---|---|---|"]
         for dim, c in meta["combine_per_dimension"].items():
             lines.append(f"| {dim} | {c['choice']} | {c['why']} |")
+    lines += _ceiling_lines(meta)
     lines += ["", "## Diagnostics", "",
               "A 1 s window is flagged for a dimension when the fusion model's per-window problem probability exceeds "
               "the threshold below; adjacent flagged windows merge into one segment." + _gate(meta), "",

@@ -41,10 +41,18 @@ class StackingConfig(StrictModel):
         "none", description="isotonic: per dimension, a strictly increasing map from the stack's out-of-fold "
                             "prediction to the label (centred isotonic regression), which undoes the trees' pull "
                             "toward the mean at both ends of the scale")
+    ceilings: dict[str, dict[str, Literal[-1, 1]]] = Field(
+        default_factory=dict,
+        description="per dimension, reading column -> +1 (a higher reading is worse) or -1 (a lower one is): an "
+                    "evidence ceiling (stacking/ceilings.py) caps the dimension's score at what the training clips "
+                    "reading at least as badly were labelled (their `ceiling_quantile`); columns the model does "
+                    "not have are skipped")
+    ceiling_quantile: float = Field(0.9, gt=0, lt=1, description="the share of those clips labelled at most the cap")
+    ceiling_min_clips: int = Field(20, ge=3, description="a cap is taken over at least this many clips")
     waterfall_clips: int = Field(3, ge=0, description="per-clip SHAP waterfall plots per dimension")
     max_display: int = Field(15, ge=3)
 
-    @field_validator("monotone", "feature_groups")
+    @field_validator("monotone", "feature_groups", "ceilings")
     @classmethod
     def _known_dimensions(cls, value: dict) -> dict:
         unknown = sorted(set(value) - set(DIMENSION_NAMES))

@@ -8,7 +8,9 @@ One clip (`clip_contributions`, what `talkqa score --explain` and the per-clip r
 own TreeSHAP (`pred_contrib`, the same values as shap's TreeExplainer, without importing shap) per
 dimension, carried through the linear level-2 meta-learner (and, with `calibration: isotonic`, scaled
 by the calibration curve's rise between the base value and the clip), so base value + contributions =
-the stacking prediction before it is clipped to the scale. `factor_contributions` sums them into factors a
+the stacking prediction before it is clipped to the scale. Where an evidence ceiling (stacking/ceilings.py)
+cuts the prediction, the cut is added to the contribution of the reading the ceiling reads, so the sum
+stays the score and the reason reads "frozen picture: ... (-1.2)". `factor_contributions` sums them into factors a
 person can name: all columns of one expert (pooled embedding dimensions and scalars) are one factor,
 each hand-crafted column is its own.
 """
@@ -99,6 +101,13 @@ def clip_contributions(model: StackingRegressor, data, clip_id: str) -> dict[str
             total = raw - base
             phi = phi * ((new_pred - new_base) / total) if abs(total) > 1e-12 else phi * 0.0
             base = new_base
+        prediction = base + float(np.sum(phi))
+        binding = [(float(c(X[c.column].to_numpy())[0]), c.column) for c in model.ceilings_.get(dim, [])]
+        binding = [b for b in binding if b[0] < prediction]
+        if binding:  # an evidence ceiling cut the score: its reading gets the cut, so the sum stays the score
+            cap, column = min(binding)
+            phi = phi.copy()
+            phi[position[column]] += cap - prediction
         out[dim] = ClipContributions(dim, base, pd.Series(phi, index=X.columns))
     return out
 

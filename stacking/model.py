@@ -37,11 +37,13 @@ from talkqa.store_data import StoreData
 from talkqa.tasks import DIMENSION_NAMES, DIMENSIONS
 
 from .calibration import MonotoneMap
+from .ceilings import Ceiling
 from .config import StackingConfig
 from .features import PooledFeaturizer, column_group
 from .trees import Linear, LoadedTrees, Projection
 
 _DIM = {d.name: d for d in DIMENSIONS}
+_CAP = "cap__"  # out-of-fold evidence ceilings beside the out-of-fold predictions (oof.parquet)
 
 
 def _ridge_cv(**kwargs):
@@ -57,6 +59,7 @@ class StackingRegressor:
         self.monotone_: dict[str, dict[str, int]] = {}
         self.columns_of_: dict[str, list[str]] = {}  # only the dimensions narrowed by feature_groups
         self.calibration_: dict[str, MonotoneMap] = {}
+        self.ceilings_: dict[str, list[Ceiling]] = {}
 
     @property
     def oof_(self) -> pd.DataFrame | None:
@@ -193,7 +196,59 @@ class StackingRegressor:
                 curve = MonotoneMap.fit(level2[dim].to_numpy(), Y[:, k])
                 if curve.steps >= 3:  # fewer: the out-of-fold predictions do not order the labels at all
                     self.calibration_[dim] = curve
+        self.fit_ceilings(data, labels, clip_ids)
         return self
+
+    def fit_ceilings(self, data: StoreData, labels: Labels, clip_ids: list[str]) -> "StackingRegressor":
+        """The evidence ceilings of `config.ceilings` on these clips' readings and labels (stacking/ceilings.py),
+        and, for the out-of-fold scores, each clip's caps from ceilings fitted on the other folds' speakers.
+        Ceilings depend on the readings and labels only, not on the trees, so a fitted model can take them
+        later (`benchmarks/add_ceilings.py`) and gets what `fit` would have given it."""
+        c = self.config
+        clip_ids = list(clip_ids)
+        X = self.featurizer_.transform(self._view(data), clip_ids)
+        Y = labels.y(clip_ids)
+
+        def fitted(rows) -> dict[str, list[Ceiling]]:
+            out = {}
+            for dim, columns in c.ceilings.items():
+                if dim not in self.dimensions_:
+                    continue
+                k = DIMENSION_NAMES.index(dim)
+                found = [Ceiling.fit(col, sign, X[col].to_numpy()[rows], Y[rows, k], c.ceiling_quantile,
+                                     c.ceiling_min_clips) for col, sign in columns.items() if col in X]
+                if found := [f for f in found if f.steps]:
+                    out[dim] = found
+            return out
+
+        self.ceilings_ = fitted(np.arange(len(clip_ids)))
+        oof = self.oof_
+        if oof is None:
+            return self
+        oof = oof[[col for col in oof.columns if not col.startswith(_CAP)]]
+        if self.ceilings_:  # saved beside the out-of-fold predictions as cap__<dimension> (inf: no cap)
+            caps = pd.DataFrame(np.inf, index=X.index, columns=[_CAP + d for d in self.ceilings_])
+            for tr, te in group_folds(labels.groups(clip_ids), c.oof_folds):  # the folds of the level-1 fit
+                for dim, ceilings in fitted(tr).items():
+                    col = caps.columns.get_loc(_CAP + dim)
+                    for ceiling in ceilings:
+                        caps.iloc[te, col] = np.minimum(caps.iloc[te, col].to_numpy(),
+                                                        ceiling(X[ceiling.column].to_numpy()[te]))
+            oof = oof.join(caps.reindex(oof.index))
+        self.oof_ = oof
+        return self
+
+    def ceilings_summary(self) -> dict[str, list[dict]]:
+        """The fitted ceilings as model.json and the model card show them."""
+        return {dim: [c.to_dict() for c in cs] for dim, cs in self.ceilings_.items()}
+
+    def caps(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per clip and dimension, the lowest evidence ceiling (inf: none binds); X as `features` gives it."""
+        out = pd.DataFrame(np.inf, index=X.index, columns=list(self.dimensions_))
+        for dim, ceilings in self.ceilings_.items():
+            for ceiling in ceilings:
+                out[dim] = np.minimum(out[dim].to_numpy(), ceiling(X[ceiling.column].to_numpy()))
+        return out
 
     def _level2(self, base: pd.DataFrame) -> pd.DataFrame:
         """The meta-learner's prediction from level-1 predictions (level 1 itself without one)."""
@@ -204,8 +259,12 @@ class StackingRegressor:
 
     def oof_scores(self) -> pd.DataFrame | None:
         """What the stack says of each training clip out of fold: its out-of-fold level-1 predictions through
-        level 2 and the calibration (both small maps, fitted on these same predictions), clipped to the scale."""
-        return None if self.oof_ is None else self._scores(self.oof_[self.dimensions_])
+        level 2 and the calibration (both small maps, fitted on these same predictions), under the evidence
+        ceilings fitted without the clip's fold, clipped to the scale."""
+        if self.oof_ is None:
+            return None
+        caps = self.oof_.filter(like=_CAP).rename(columns=lambda c: c[len(_CAP):])
+        return self._scores(self.oof_[self.dimensions_], caps if len(caps.columns) else None)
 
     def level1(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
         X = self.featurizer_.transform(self._view(data), list(clip_ids))
@@ -213,13 +272,19 @@ class StackingRegressor:
 
     def predict(self, data: StoreData, clip_ids: list[str] | None = None) -> pd.DataFrame:
         clip_ids = list(data.clip_ids if clip_ids is None else clip_ids)
-        return self._scores(self.level1(data, clip_ids))
+        X = self.featurizer_.transform(self._view(data), clip_ids)
+        base = pd.DataFrame({d: self.models_[d].predict(self._narrow(X, d)) for d in self.dimensions_}, index=X.index)
+        return self._scores(base, self.caps(X) if self.ceilings_ else None)
 
-    def _scores(self, base: pd.DataFrame) -> pd.DataFrame:
-        """Level-1 predictions -> scores: level 2, the calibration curve, the scale's bounds."""
+    def _scores(self, base: pd.DataFrame, caps: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Level-1 predictions -> scores: level 2, the calibration curve, the evidence ceilings, the scale's
+        bounds."""
         out = self._level2(base)
         for dim, curve in self.calibration_.items():
             out[dim] = curve(out[dim].to_numpy())
+        if caps is not None:
+            for dim in self.ceilings_:
+                out[dim] = np.minimum(out[dim].to_numpy(), caps[dim].reindex(out.index).to_numpy())
         for dim in out:
             lo, hi = _DIM[dim].scale
             out[dim] = out[dim].clip(lo, hi)
@@ -250,6 +315,7 @@ class StackingRegressor:
             "monotone": self.monotone_,
             "columns_of": self.columns_of_,
             "calibration": {d: m.to_dict() for d, m in self.calibration_.items()},
+            "ceilings": {d: [c.to_dict() for c in cs] for d, cs in self.ceilings_.items()},
         }
         atomic_write_json(folder / "state.json", state)
         for dim, model in self.models_.items():
@@ -288,5 +354,6 @@ class StackingRegressor:
         self.monotone_ = state.get("monotone", {})  # models saved before calibration existed have neither
         self.columns_of_ = state.get("columns_of", {})  # absent: every dimension uses every column
         self.calibration_ = {dim: MonotoneMap.from_dict(m) for dim, m in state.get("calibration", {}).items()}
+        self.ceilings_ = {dim: [Ceiling.from_dict(c) for c in cs] for dim, cs in state.get("ceilings", {}).items()}
         self._oof_file = folder / "oof.parquet"  # read on first use: scoring never needs it
         return self

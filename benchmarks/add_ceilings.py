@@ -1,0 +1,138 @@
+"""Give a trained model the evidence ceilings of a configuration, without refitting its trees.
+
+Ceilings (stacking/ceilings.py) depend on the training clips' readings and labels only, so a model's
+existing trees plus ceilings fitted here score exactly as `talkqa train` with the same `stacking.ceilings`
+would have made them (the fit calls the same `StackingRegressor.fit_ceilings`; a test checks the two
+agree). The model is copied to --out; its train.yaml, model.json (version, description, validation
+figures of the stack out of fold, the command) and model card are rewritten there, the original is
+left as it is:
+
+    .venv/bin/python benchmarks/add_ceilings.py build/default-model/model_v12 --out build/default-model/model_v13 \\
+        --store build/default-model/real_store --labels build/default-model/real_degraded/manifest.csv \\
+        --store build/default-model/balanced_store --labels build/default-model/balanced_degraded/manifest.csv \\
+        --version 13 [--ceiling expression:expression__frozen_share:1 ...]
+
+Without --ceiling, the ceilings of configs/train/default.yaml. The stores and labels must be the ones
+the model was trained on (the clip ids are compared). Takes about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from talkqa.config import config_path, save_config, stable_hash
+from talkqa.errors import UsageError
+from talkqa.labels import common_clips, load_labels, merge_labels
+from talkqa.scoring.bundle import load_bundle
+from talkqa.scoring.model_card import model_card
+from talkqa.scoring.training import _rule_overall_metrics, _val_metrics
+from talkqa.fusion.train import speaker_split
+from talkqa.store import atomic_write_json, atomic_write_text
+from talkqa.store_data import load_store, merge_store_data
+from talkqa.tasks import DIMENSION_NAMES
+
+
+def parse_ceiling(text: str) -> tuple[str, str, int]:
+    try:
+        dim, column, sign = text.rsplit(":", 2)
+        sign_value = int(sign)
+    except ValueError:
+        raise UsageError(f"--ceiling {text!r}: write DIMENSION:COLUMN:SIGN, e.g. expression:expression__frozen_share:1")
+    if dim not in DIMENSION_NAMES or sign_value not in (-1, 1):
+        raise UsageError(f"--ceiling {text!r}: the dimension is one of {', '.join(DIMENSION_NAMES)} and the sign +1 "
+                         "(a higher reading is worse) or -1 (a lower one is)")
+    return dim, column, sign_value
+
+
+def add_ceilings(model: Path, out: Path, stores: list[Path], label_files: list[Path],
+                 ceilings: dict[str, dict[str, int]], version: str | None, description: str | None,
+                 command: str) -> dict:
+    if out.exists():
+        raise UsageError(f"{out} exists; choose a new --out (the model is copied there, never changed in place)")
+    if len(label_files) not in (1, len(stores)):
+        raise UsageError("give one --labels for all stores or one per --store, in the same order")
+    bundle = load_bundle(model)
+    stacking, config = bundle.stacking, bundle.config
+    data = merge_store_data([load_store(p, config.experts) for p in stores])
+    labels = merge_labels([load_labels(p) for p in label_files])
+    ids = common_clips(data, labels)
+    trained = list(stacking.oof_.index) if stacking.oof_ is not None else []
+    if sorted(ids) != sorted(trained):
+        raise UsageError(f"the stores and labels give {len(ids)} labelled clips, the model was trained on {len(trained)} "
+                         "others; pass the --store/--labels the model was trained with (model.json training_data)")
+    ids = trained  # the order of the out-of-fold table, so the folds are the ones of the fit
+    config.stacking.ceilings = ceilings
+    stacking.config.ceilings = ceilings
+    stacking.fit_ceilings(data, labels, ids)
+    if version is not None:
+        config.version = version
+    if description is not None:
+        config.description = description
+
+    meta = dict(bundle.meta)
+    groups = labels.groups(ids)
+    _, val_ids = speaker_split(ids, groups, config.fusion.train.val_share, config.fusion.train.seed)
+    stack_oof = stacking.oof_scores()
+    metrics = _val_metrics(bundle.fusion.predict(data, val_ids) if val_ids else None, stack_oof, labels, val_ids)
+    if config.overall_from == "dimensions" and "overall" in metrics:
+        metrics["overall"]["by_rule"] = _rule_overall_metrics(stack_oof, labels, val_ids, config)
+    meta.update(version=config.version, description=config.description, val_metrics=metrics,
+                ceilings=stacking.ceilings_summary(),
+                command=f"{meta.get('command', '')}; then {command}",
+                config_hash=stable_hash(config.model_dump(mode="json")))
+
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    try:
+        target = tmp / "model"
+        shutil.copytree(model, target)
+        shutil.rmtree(target / "stacking")
+        stacking.save(target / "stacking")
+        save_config(config, target / "train.yaml")
+        atomic_write_json(target / "model.json", meta)
+        atomic_write_text(target / "model_card.md", model_card(meta))
+        target.rename(out)  # the folder appears whole or not at all
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {dim: [{"column": c.column, "steps": c.steps, "lowest cap": round(float(c.caps[0]), 3)}
+                  for c in cs] for dim, cs in stacking.ceilings_.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", type=Path, help="folder written by `talkqa train`")
+    ap.add_argument("--out", type=Path, required=True, help="new model folder (must not exist)")
+    ap.add_argument("--store", type=Path, action="append", required=True, help="training store (repeat for several)")
+    ap.add_argument("--labels", type=Path, action="append", required=True, help="its labels (one, or one per store)")
+    ap.add_argument("--ceiling", action="append", default=[], metavar="DIM:COLUMN:SIGN",
+                    help="a ceiling (repeat); default: stacking.ceilings of configs/train/default.yaml")
+    ap.add_argument("--version", help="the new model's version")
+    ap.add_argument("--description", help="the new model's description")
+    args = ap.parse_args(argv)
+    try:
+        if args.ceiling:
+            ceilings: dict[str, dict[str, int]] = {}
+            for dim, column, sign in map(parse_ceiling, args.ceiling):
+                ceilings.setdefault(dim, {})[column] = sign
+        else:
+            ceilings = yaml.safe_load(config_path("train", "default.yaml").read_text())["stacking"].get("ceilings", {})
+        command = "python benchmarks/add_ceilings.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        fitted = add_ceilings(args.model, args.out, args.store, args.labels, ceilings, args.version, args.description,
+                              command)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(fitted, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

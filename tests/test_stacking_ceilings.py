@@ -1,0 +1,196 @@
+"""Evidence ceilings (stacking/ceilings.py): the most a clip may score given one reading, from what the
+training clips reading at least as badly were labelled; fitted with the stack, saved, explained, and
+addable to a trained model (benchmarks/add_ceilings.py) with the same result as training with them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthetic_store import make_synthetic_store
+from talkqa.labels import common_clips, load_labels
+from talkqa.stacking.ceilings import Ceiling
+from talkqa.stacking.config import StackingConfig
+from talkqa.stacking.explain import clip_contributions
+from talkqa.stacking.model import StackingRegressor
+from talkqa.store_data import load_store
+
+FAST = {"n_estimators": 40, "learning_rate": 0.1, "num_leaves": 5, "min_child_samples": 4}
+
+
+def naive_cap(reading, label, worse, u, quantile, min_clips):
+    """The definition, written out: the quantile over the clips reading at least as badly as u (at least
+    min_clips of the worst), maximised over every worse reading; inf when no lower than the corpus's own."""
+    s, v = worse * np.asarray(reading, float), worse * u
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], np.asarray(label, float)[order]
+    n = max(int((s >= v).sum()), min_clips)
+    cap = max(np.quantile(y[:m], quantile) for m in range(min_clips, n + 1))
+    return np.inf if cap >= np.quantile(y, quantile) - 1e-9 else cap
+
+
+def test_a_frozen_picture_is_capped_at_what_frozen_clips_were_labelled():
+    # 100 clean clips (nothing frozen, 4.5), 30 stalls (a third frozen, 3.0), 30 still photos (all frozen, 1.5)
+    frozen = np.r_[np.zeros(100), np.full(30, 0.3), np.full(30, 1.0)]
+    label = np.r_[np.full(100, 4.5), np.full(30, 3.0), np.full(30, 1.5)]
+    ceiling = Ceiling.fit("expression__frozen_share", 1, frozen, label, quantile=0.9, min_clips=20)
+    got = ceiling(np.array([0.0, 0.1, 0.3, 0.5, 1.0, 3.0, np.nan]))
+    # nothing frozen: no cap; between the stalls and the photos: the stalls' and photos' labels (0.9 quantile
+    # 3.0); worse than every stall: only photos read that badly (1.5); beyond every clip: the worst cap; missing: none
+    assert got.tolist() == [np.inf, 3.0, 3.0, 1.5, 1.5, 1.5, np.inf]
+    # the direction is the configured one: a lower reading is worse with -1
+    mirrored = Ceiling.fit("expression__still_share", -1, -frozen, label, quantile=0.9, min_clips=20)
+    assert np.array_equal(mirrored(-np.array([0.0, 0.1, 0.5, 1.0])), got[[0, 1, 3, 4]])
+    back = Ceiling.from_dict(json.loads(json.dumps(ceiling.to_dict())))  # valid JSON: no cap is null
+    assert np.array_equal(back(np.linspace(-1, 2, 50)), ceiling(np.linspace(-1, 2, 50)))
+
+
+def test_the_ceiling_is_its_definition_and_never_falls_for_a_better_reading():
+    rng = np.random.default_rng(3)
+    reading = np.round(rng.gamma(1.5, 1.0, 300), 1)  # rounded: many ties
+    label = np.clip(4.6 - 0.6 * reading + rng.normal(0, 0.5, 300), 1, 4.5)
+    ceiling = Ceiling.fit("x", 1, reading, label, quantile=0.8, min_clips=15)
+    assert ceiling.steps >= 3
+    grid = np.r_[np.unique(reading), np.linspace(-1, 12, 131)]
+    got = ceiling(grid)
+    want = np.array([naive_cap(reading, label, 1, u, 0.8, 15) for u in grid])
+    assert np.allclose(got, want)
+    order = np.argsort(grid)
+    finite = np.where(np.isinf(got), 99.0, got)[order]  # no cap reads as the highest
+    assert np.all(np.diff(finite) <= 1e-12)  # a worse (higher) reading never gets a higher cap
+
+
+def test_a_reading_that_says_nothing_or_too_few_clips_give_no_ceiling():
+    rng = np.random.default_rng(0)
+    unrelated = Ceiling.fit("x", 1, rng.normal(size=400), np.full(400, 4.5))
+    assert unrelated.steps == 0 and np.isinf(unrelated(np.array([10.0]))).all()
+    assert Ceiling.fit("x", 1, np.arange(10.0), np.arange(10.0) / 3 + 1, min_clips=20).steps == 0
+    with pytest.raises(ValueError, match="worse must be"):
+        Ceiling.fit("x", 0, [1.0], [1.0])
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    paths = make_synthetic_store(tmp_path_factory.mktemp("synth_ceil"))
+    data = load_store(paths.store)
+    labels = load_labels(paths.manifest)
+    return data, labels, common_clips(data, labels)
+
+
+def _config(**extra) -> StackingConfig:
+    return StackingConfig(n_trials=0, oof_folds=3, params=FAST, calibration="isotonic", **extra)
+
+
+CEILINGS = {"expression": {"expression__jitter": 1, "no_such__column": 1}, "lip_sync": {"lipsync__av_corr": -1}}
+
+
+@pytest.fixture(scope="module")
+def capped(synth):
+    data, labels, ids = synth
+    return StackingRegressor(_config(ceilings=CEILINGS, ceiling_quantile=0.5)).fit(data, labels, ids)
+
+
+def test_the_stack_never_scores_above_its_ceilings_and_saves_them(synth, capped, tmp_path):
+    data, labels, ids = synth
+    assert set(capped.ceilings_) == {"expression", "lip_sync"}  # a column the store lacks is skipped
+    assert [c.column for c in capped.ceilings_["expression"]] == ["expression__jitter"]
+    X = capped.features(data, ids)
+    caps = capped.caps(X)
+    pred = capped.predict(data, ids)
+    uncapped = capped._scores(capped.level1(data, ids))  # the same stack without its ceilings
+    for dim in ("expression", "lip_sync"):
+        assert (pred[dim] <= caps[dim] + 1e-9).all()
+        cut = pred[dim] < uncapped[dim] - 1e-9
+        assert cut.any(), f"no {dim} score reached its ceiling: the test shows nothing"
+        assert np.allclose(pred[dim][cut], caps[dim][cut])  # where it cuts, the score is the cap
+        assert np.allclose(pred[dim][~cut], uncapped[dim][~cut])  # elsewhere nothing moves
+    for dim in ("audio_quality", "visual_quality"):
+        assert np.allclose(pred[dim], uncapped[dim])
+    # out of fold, each clip's caps come from ceilings fitted without its fold
+    oof_caps = capped.oof_.filter(like="cap__")
+    assert list(oof_caps.columns) == ["cap__expression", "cap__lip_sync"]
+    assert not np.allclose(oof_caps["cap__expression"].to_numpy(), caps["expression"].reindex(oof_caps.index))
+    assert (capped.oof_scores()["expression"] <= oof_caps["cap__expression"] + 1e-9).all()
+    capped.save(tmp_path / "stack")
+    loaded = StackingRegressor.load(tmp_path / "stack")
+    assert np.allclose(loaded.predict(data, ids).to_numpy(), pred.to_numpy())
+    assert np.allclose(loaded.oof_scores().to_numpy(), capped.oof_scores().to_numpy())
+
+
+def test_ceilings_added_later_equal_ceilings_fitted_with_the_trees(synth, capped):
+    data, labels, ids = synth
+    plain = StackingRegressor(_config()).fit(data, labels, ids)
+    assert plain.ceilings_ == {} and not plain.oof_.filter(like="cap__").columns.size
+    plain.config = _config(ceilings=CEILINGS, ceiling_quantile=0.5)
+    plain.fit_ceilings(data, labels, ids)
+    assert plain.ceilings_summary() == capped.ceilings_summary()
+    pd.testing.assert_frame_equal(plain.predict(data, ids), capped.predict(data, ids))
+    pd.testing.assert_frame_equal(plain.oof_scores(), capped.oof_scores())
+
+
+def test_a_cut_is_explained_by_the_reading_that_made_it(synth, capped):
+    data, _, ids = synth
+    pred = capped.predict(data, ids)
+    uncapped = capped._scores(capped.level1(data, ids))
+    clip = next(c for c in ids if pred.loc[c, "expression"] < uncapped.loc[c, "expression"] - 0.05
+                and 1 < pred.loc[c, "expression"] < 5)
+    contrib = clip_contributions(capped, data, clip)["expression"]
+    assert contrib.prediction == pytest.approx(pred.loc[clip, "expression"], abs=1e-6)
+    plain = StackingRegressor(capped.config.model_copy(update={"ceilings": {}}))
+    plain.__dict__.update({k: v for k, v in capped.__dict__.items() if k not in ("config", "ceilings_")})
+    plain.ceilings_ = {}
+    before = clip_contributions(plain, data, clip)["expression"].contributions
+    moved = (contrib.contributions - before).abs()
+    assert moved.idxmax() == "expression__jitter" and moved.drop("expression__jitter").max() < 1e-9
+
+
+def test_add_ceilings_gives_a_trained_model_what_training_with_them_gives(bundle, tmp_path, load_benchmark):
+    """benchmarks/add_ceilings.py on the tiny model (tests/tiny_model.py) equals `talkqa train` with the
+    same ceilings; the original is left as it was; the wrong stores are refused with a usage error."""
+    from typer.testing import CliRunner
+
+    from talkqa.scoring.cli import app
+    from tiny_model import TINY_TRAIN
+
+    add_ceilings = load_benchmark("add_ceilings")
+    root = bundle.parent
+    stores = [root / p / "store" for p in ("a", "b")]
+    manifests = [root / p / "manifest.csv" for p in ("a", "b")]
+    args = [a for s, m in zip(stores, manifests) for a in ("--store", str(s), "--labels", str(m))]
+    ceilings = ["lip_sync:lipsync__av_peak_corr:-1", "expression:expression__landmark_speed:-1",
+                "audio_quality:audio__snr_db:-1", "visual_quality:visual__face_lapvar:-1"]
+    as_config = "{" + ", ".join(f"{d}: {{{c}: {s}}}" for d, c, s in (x.split(":") for x in ceilings)) + "}"
+    common = ["-q", *TINY_TRAIN, "--set", "stacking.ceiling_min_clips=3", "--set", "stacking.ceiling_quantile=0.5"]
+    with_ = tmp_path / "with"
+    res = CliRunner().invoke(app, ["train", *args, "--out", str(with_), *common, "--set", f"stacking.ceilings={as_config}"])
+    assert res.exit_code == 0, res.output
+    without = tmp_path / "without"
+    res = CliRunner().invoke(app, ["train", *args, "--out", str(without), *common])
+    assert res.exit_code == 0, res.output
+    state = lambda folder: json.loads((folder / "stacking" / "state.json").read_text())
+    assert state(with_)["ceilings"], "no ceiling had a step on the tiny corpus: the test shows nothing"
+    before = (without / "stacking" / "state.json").read_text()
+
+    added = tmp_path / "added"
+    code = add_ceilings.main([str(without), "--out", str(added), *args, *sum((["--ceiling", c] for c in ceilings), []),
+                              "--version", "9"])
+    assert code == 0
+    assert state(added)["ceilings"] == state(with_)["ceilings"]
+    assert (without / "stacking" / "state.json").read_text() == before  # the original is untouched
+    data = load_store(stores[0])
+    ids = list(data.clip_ids)
+    a, b = StackingRegressor.load(added / "stacking"), StackingRegressor.load(with_ / "stacking")
+    pd.testing.assert_frame_equal(a.predict(data, ids), b.predict(data, ids))
+    pd.testing.assert_frame_equal(a.oof_scores(), b.oof_scores())
+    meta = json.loads((added / "model.json").read_text())
+    assert meta["version"] == "9" and meta["ceilings"] == state(with_)["ceilings"]
+    assert "add_ceilings.py" in meta["command"] and "## Evidence ceilings" in (added / "model_card.md").read_text()
+
+    # the wrong training data, or an --out that exists, is one clear message and exit 2
+    assert add_ceilings.main([str(without), "--out", str(tmp_path / "x"), "--store", str(stores[0]), "--labels",
+                              str(manifests[0])]) == 2
+    assert add_ceilings.main([str(without), "--out", str(added), *args]) == 2
+    assert add_ceilings.main([str(without), "--out", str(tmp_path / "y"), *args, "--ceiling", "mood:x:1"]) == 2
