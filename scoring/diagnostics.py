@@ -6,7 +6,10 @@ They come from two sources:
     speakers at training time, see configs/train/default.yaml); adjacent flagged windows merge into
     one segment whose severity is the highest probability in it;
   * clear hand-crafted evidence (EVIDENCE below), thresholds fixed so that they fire only on
-    unambiguous cases: frozen face, mouth moving in silence, mouth shut during speech, clipping.
+    unambiguous cases: frozen face, mouth moving in silence, mouth shut during speech, clipping;
+  * the clip's own AV offset (`offset_diagnostic`): a clip scored poor on lip sync whose sync expert places
+    an offset gets one segment over the whole clip naming it, when no lip-sync window was flagged — a
+    constant offset is in every window alike, and a window head trained on partial faults may see none.
 """
 
 from __future__ import annotations
@@ -92,6 +95,25 @@ def model_diagnostics(probs: pd.DataFrame, thresholds: dict[str, float], win_fea
             out.append({"start": round(start, 2), "end": round(end, 2), "dimension": dim, "issue": issue,
                         "severity": round(sev, 2)})
     return out
+
+
+def offset_diagnostic(scores: dict[str, float | None], clip_offset: float | None, win_feats: pd.DataFrame,
+                      listed: list[dict], skip: set[str]) -> list[dict]:
+    """One lip-sync segment over the whole clip naming its AV offset, when the clip's lip_sync score says
+    the sync is poor (`skip` holds the dimensions not to list: unscored, or scored good under
+    `diagnostics.only_below`; a model without that gate lists it whatever the score, as it lists every
+    window segment), the sync expert names an offset (`clip_offset`: None or NaN when it has
+    none to name, see SyncExpert.named_offset) and no lip-sync segment is `listed` already. Its severity
+    is the score's distance below the scale's top, as a share (a lip_sync of 1 is severity 1)."""
+    score = scores.get("lip_sync")
+    if "lip_sync" in skip or score is None or not np.isfinite(score) or clip_offset is None \
+            or not np.isfinite(clip_offset) or abs(clip_offset) < 2 or win_feats.empty \
+            or any(d["dimension"] == "lip_sync" for d in listed):
+        return []
+    lo, hi = next(d.scale for d in DIMENSIONS if d.name == "lip_sync")
+    return [{"start": round(float(win_feats["t_start"].min()), 2), "end": round(float(win_feats["t_end"].max()), 2),
+             "dimension": "lip_sync", "issue": f"{_PROBLEM['lip_sync']}: {_offset_words(clip_offset)} (whole clip)",
+             "severity": round(float(np.clip((hi - score) / (hi - lo), 0.0, 1.0)), 2)}]
 
 
 def evidence_diagnostics(win_feats: pd.DataFrame, skip: set[str]) -> list[dict]:

@@ -30,7 +30,7 @@ from talkqa.store_data import ExpertInfo, ExpertTokens, StoreData
 from talkqa.tasks import AUDIO_DIMENSIONS, DIMENSION_NAMES
 
 from .bundle import load_bundle
-from .diagnostics import evidence_diagnostics, model_diagnostics, quiet_dimensions
+from .diagnostics import evidence_diagnostics, model_diagnostics, offset_diagnostic, quiet_dimensions
 from .explanation import explain_scores
 from .overall_rule import overall_from_dimensions
 from .result import Result, failed_result, rounded
@@ -190,9 +190,10 @@ class Scorer:
             probs = self.bundle.fusion.predict_windows(data, [cid]).get(cid)
             diags = evidence_diagnostics(windows, skip)
             sync, named_offset = self._sync(data, cid, clip.has_audio)
+            quiet = quiet_dimensions(scores, self.bundle.config.diagnostics.only_below)
             if probs is not None and len(probs):
-                quiet = quiet_dimensions(scores, self.bundle.config.diagnostics.only_below)
                 diags = model_diagnostics(probs, self.bundle.thresholds(), windows, skip | quiet, named_offset) + diags
+            diags += offset_diagnostic(scores, named_offset, windows, diags, skip | quiet)
             diags.sort(key=lambda d: (d["start"], DIMENSION_NAMES.index(d["dimension"])))
             win_rows = [] if probs is None else [
                 {k: rounded(v, 4) for k, v in r.items()} for r in probs.to_dict("records")]

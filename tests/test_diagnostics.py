@@ -81,3 +81,23 @@ def test_the_scorer_gates_window_segments_by_the_clip_score(score_inputs, bundle
     assert gated.scores == open_result.scores
     evidence = {(d["dimension"], d["issue"]) for d in open_result.diagnostics if d["issue"] in {e.issue for e in EVIDENCE}}
     assert {(d["dimension"], d["issue"]) for d in gated.diagnostics} == evidence  # only hand-crafted evidence left
+
+
+def test_a_clip_scored_out_of_sync_names_its_offset_when_no_window_was_flagged():
+    from talkqa.scoring.diagnostics import offset_diagnostic
+
+    t0 = np.arange(6, dtype=float)
+    feats = pd.DataFrame({"t_start": t0, "t_end": t0 + 1})
+    poor = {"lip_sync": 1.0, "expression": 4.2}
+    [seg] = offset_diagnostic(poor, 12.0, feats, listed=[], skip=set())
+    assert (seg["dimension"], seg["start"], seg["end"], seg["severity"]) == ("lip_sync", 0.0, 6.0, 1.0)
+    assert seg["issue"] == "lips out of sync with the speech: audio lags the lips by 12 frames (whole clip)"
+    assert offset_diagnostic({"lip_sync": 3.0}, -8.0, feats, [], set())[0]["severity"] == 0.5
+    assert "leads the lips by 8 frames" in offset_diagnostic({"lip_sync": 3.0}, -8.0, feats, [], set())[0]["issue"]
+    window_segment = {"dimension": "lip_sync", "start": 1.0, "end": 3.0}
+    assert offset_diagnostic(poor, 12.0, feats, [window_segment], set()) == []  # the window segment names it
+    assert offset_diagnostic(poor, 12.0, feats, [], {"lip_sync"}) == []  # scored good (gated) or not scored
+    assert offset_diagnostic(poor, float("nan"), feats, [], set()) == []  # the expert places no offset
+    assert offset_diagnostic(poor, None, feats, [], set()) == []  # no clip reading
+    assert offset_diagnostic(poor, 1.0, feats, [], set()) == []  # within a frame: nothing to name
+    assert offset_diagnostic({"lip_sync": None}, 12.0, feats, [], set()) == []
