@@ -267,14 +267,15 @@ class StackingRegressor:
         return self._scores(self.oof_[self.dimensions_], caps if len(caps.columns) else None)
 
     def level1(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
-        X = self.featurizer_.transform(self._view(data), list(clip_ids))
+        return self._level1(self.featurizer_.transform(self._view(data), list(clip_ids)))
+
+    def _level1(self, X: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({d: self.models_[d].predict(self._narrow(X, d)) for d in self.dimensions_}, index=X.index)
 
     def predict(self, data: StoreData, clip_ids: list[str] | None = None) -> pd.DataFrame:
         clip_ids = list(data.clip_ids if clip_ids is None else clip_ids)
-        X = self.featurizer_.transform(self._view(data), clip_ids)
-        base = pd.DataFrame({d: self.models_[d].predict(self._narrow(X, d)) for d in self.dimensions_}, index=X.index)
-        return self._scores(base, self.caps(X) if self.ceilings_ else None)
+        X = self.featurizer_.transform(self._view(data), clip_ids)  # once: the trees and the ceilings read it
+        return self._scores(self._level1(X), self.caps(X) if self.ceilings_ else None)
 
     def _scores(self, base: pd.DataFrame, caps: pd.DataFrame | None = None) -> pd.DataFrame:
         """Level-1 predictions -> scores: level 2, the calibration curve, the evidence ceilings, the scale's
@@ -315,7 +316,7 @@ class StackingRegressor:
             "monotone": self.monotone_,
             "columns_of": self.columns_of_,
             "calibration": {d: m.to_dict() for d, m in self.calibration_.items()},
-            "ceilings": {d: [c.to_dict() for c in cs] for d, cs in self.ceilings_.items()},
+            "ceilings": self.ceilings_summary(),
         }
         atomic_write_json(folder / "state.json", state)
         for dim, model in self.models_.items():
