@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass
@@ -92,3 +93,15 @@ class Ceiling:
         return cls(d["column"], int(d["worse"]), np.asarray(d["thresholds"], np.float64),
                    np.asarray([np.inf if c is None else c for c in d["caps"]], np.float64), float(d["quantile"]),
                    int(d["min_clips"]))
+
+
+def lowest_caps(ceilings: list[Ceiling], X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of X (feature columns), the lowest cap of `ceilings` (+inf: none) and the column of the
+    ceiling that sets it ('' where none caps)."""
+    caps = np.full(len(X), np.inf)
+    columns = np.full(len(X), "", dtype=object)
+    for ceiling in ceilings:
+        cap = ceiling(X[ceiling.column].to_numpy())
+        lower = cap < caps
+        caps[lower], columns[lower] = cap[lower], ceiling.column
+    return caps, columns

@@ -10,7 +10,7 @@ dimension, carried through the linear level-2 meta-learner (and, with `calibrati
 by the calibration curve's rise between the base value and the clip), so base value + contributions =
 the stacking prediction before it is clipped to the scale. Where an evidence ceiling (stacking/ceilings.py)
 cuts the prediction, the cut is added to the contribution of the reading the ceiling reads, so the sum
-stays the score and the reason reads "frozen picture: ... (-1.2)". `factor_contributions` sums them into factors a
+stays the score and the reason reads "frozen frames: 87 % of frames (-1.32)". `factor_contributions` sums them into factors a
 person can name: all columns of one expert (pooled embedding dimensions and scalars) are one factor,
 each hand-crafted column is its own.
 """
@@ -25,6 +25,7 @@ import pandas as pd
 
 from talkqa.store import atomic_write
 
+from .ceilings import lowest_caps
 from .features import column_group
 from .model import StackingRegressor
 
@@ -102,10 +103,8 @@ def clip_contributions(model: StackingRegressor, data, clip_id: str) -> dict[str
             phi = phi * ((new_pred - new_base) / total) if abs(total) > 1e-12 else phi * 0.0
             base = new_base
         prediction = base + float(np.sum(phi))
-        binding = [(float(c(X[c.column].to_numpy())[0]), c.column) for c in model.ceilings_.get(dim, [])]
-        binding = [b for b in binding if b[0] < prediction]
-        if binding:  # an evidence ceiling cut the score: its reading gets the cut, so the sum stays the score
-            cap, column = min(binding)
+        [cap], [column] = lowest_caps(model.ceilings_.get(dim, []), X)
+        if cap < prediction:  # an evidence ceiling cut the score: its reading gets the cut, so the sum stays the score
             phi = phi.copy()
             phi[position[column]] += cap - prediction
         out[dim] = ClipContributions(dim, base, pd.Series(phi, index=X.columns))

@@ -37,7 +37,7 @@ from talkqa.store_data import StoreData
 from talkqa.tasks import DIMENSION_NAMES, DIMENSIONS
 
 from .calibration import MonotoneMap
-from .ceilings import Ceiling
+from .ceilings import Ceiling, lowest_caps
 from .config import StackingConfig
 from .features import PooledFeaturizer, column_group
 from .trees import Linear, LoadedTrees, Projection
@@ -196,7 +196,7 @@ class StackingRegressor:
                 curve = MonotoneMap.fit(level2[dim].to_numpy(), Y[:, k])
                 if curve.steps >= 3:  # fewer: the out-of-fold predictions do not order the labels at all
                     self.calibration_[dim] = curve
-        self.fit_ceilings(data, labels, clip_ids)
+        self._fit_ceilings(X, labels, clip_ids)
         return self
 
     def fit_ceilings(self, data: StoreData, labels: Labels, clip_ids: list[str]) -> "StackingRegressor":
@@ -204,9 +204,11 @@ class StackingRegressor:
         and, for the out-of-fold scores, each clip's caps from ceilings fitted on the other folds' speakers.
         Ceilings depend on the readings and labels only, not on the trees, so a fitted model can take them
         later (`benchmarks/add_ceilings.py`) and gets what `fit` would have given it."""
-        c = self.config
         clip_ids = list(clip_ids)
-        X = self.featurizer_.transform(self._view(data), clip_ids)
+        return self._fit_ceilings(self.featurizer_.transform(self._view(data), clip_ids), labels, clip_ids)
+
+    def _fit_ceilings(self, X: pd.DataFrame, labels: Labels, clip_ids: list[str]) -> "StackingRegressor":
+        c = self.config
         Y = labels.y(clip_ids)
 
         def fitted(rows) -> dict[str, list[Ceiling]]:
@@ -230,10 +232,7 @@ class StackingRegressor:
             caps = pd.DataFrame(np.inf, index=X.index, columns=[_CAP + d for d in self.ceilings_])
             for tr, te in group_folds(labels.groups(clip_ids), c.oof_folds):  # the folds of the level-1 fit
                 for dim, ceilings in fitted(tr).items():
-                    col = caps.columns.get_loc(_CAP + dim)
-                    for ceiling in ceilings:
-                        caps.iloc[te, col] = np.minimum(caps.iloc[te, col].to_numpy(),
-                                                        ceiling(X[ceiling.column].to_numpy()[te]))
+                    caps.iloc[te, caps.columns.get_loc(_CAP + dim)] = lowest_caps(ceilings, X.iloc[te])[0]
             oof = oof.join(caps.reindex(oof.index))
         self.oof_ = oof
         return self
@@ -246,8 +245,7 @@ class StackingRegressor:
         """Per clip and dimension, the lowest evidence ceiling (inf: none binds); X as `features` gives it."""
         out = pd.DataFrame(np.inf, index=X.index, columns=list(self.dimensions_))
         for dim, ceilings in self.ceilings_.items():
-            for ceiling in ceilings:
-                out[dim] = np.minimum(out[dim].to_numpy(), ceiling(X[ceiling.column].to_numpy()))
+            out[dim] = lowest_caps(ceilings, X)[0]
         return out
 
     def _level2(self, base: pd.DataFrame) -> pd.DataFrame:

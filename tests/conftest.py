@@ -91,5 +91,18 @@ def load_benchmark(monkeypatch):
     return load
 
 
+@pytest.fixture(scope="session")
+def synthetic_stack(tmp_path_factory):
+    """The default synthetic store (tests/synthetic_store.py: 60 clips, 12 speakers) loaded, for the
+    stacking tests: (StoreData, Labels, labelled clip ids). Read only: tests never change it."""
+    from synthetic_store import make_synthetic_store
+    from talkqa.labels import common_clips, load_labels
+    from talkqa.store_data import load_store
+
+    paths = make_synthetic_store(tmp_path_factory.mktemp("synthetic_stack"))
+    data, labels = load_store(paths.store), load_labels(paths.manifest)
+    return data, labels, common_clips(data, labels)
+
+
 # The tiny trained model shared by the tests that score (imported last: tiny_model imports this module).
 from tiny_model import bundle, score_inputs  # noqa: E402,F401

@@ -6,9 +6,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from talkqa.labels import common_clips, load_labels
-from talkqa.store_data import load_store
-from synthetic_store import make_synthetic_store
 from talkqa.stacking.config import StackingConfig
 from talkqa.stacking.explain import explain, plot_explanation
 from talkqa.stacking.model import StackingRegressor
@@ -18,11 +15,8 @@ FAST = {"n_estimators": 60, "learning_rate": 0.1, "num_leaves": 7, "min_child_sa
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    paths = make_synthetic_store(tmp_path_factory.mktemp("synth"))
-    data = load_store(paths.store)
-    labels = load_labels(paths.manifest)
-    ids = common_clips(data, labels)
+def synth(synthetic_stack):
+    data, labels, ids = synthetic_stack  # tests/conftest.py
     groups = labels.groups(ids)
     held = set(sorted(set(groups))[:3])
     train = [c for c, g in zip(ids, groups) if g not in held]

@@ -7,13 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthetic_store import make_synthetic_store
-from talkqa.labels import common_clips, load_labels
 from talkqa.stacking.calibration import MonotoneMap
 from talkqa.stacking.config import StackingConfig
 from talkqa.stacking.explain import clip_contributions
 from talkqa.stacking.model import StackingRegressor
-from talkqa.store_data import load_store
 from talkqa.tasks import DIMENSION_NAMES
 
 FAST = {"n_estimators": 60, "learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 4}
@@ -45,11 +42,8 @@ def test_pooling_merges_violators_and_equal_predictions():
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    paths = make_synthetic_store(tmp_path_factory.mktemp("synth_cal"))
-    data = load_store(paths.store)
-    labels = load_labels(paths.manifest)
-    return data, labels, common_clips(data, labels)
+def synth(synthetic_stack):
+    return synthetic_stack  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthetic_store import make_synthetic_store
-from talkqa.labels import common_clips, load_labels
 from talkqa.stacking.ceilings import Ceiling
 from talkqa.stacking.config import StackingConfig
 from talkqa.stacking.explain import clip_contributions
@@ -73,11 +71,8 @@ def test_a_reading_that_says_nothing_or_too_few_clips_give_no_ceiling():
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    paths = make_synthetic_store(tmp_path_factory.mktemp("synth_ceil"))
-    data = load_store(paths.store)
-    labels = load_labels(paths.manifest)
-    return data, labels, common_clips(data, labels)
+def synth(synthetic_stack):
+    return synthetic_stack  # tests/conftest.py
 
 
 def _config(**extra) -> StackingConfig:
