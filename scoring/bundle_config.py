@@ -33,7 +33,7 @@ class DiagnosticsConfig(StrictModel):
     only_below: float | None = Field(
         None, ge=1, le=5, description="list a dimension's window segments only when the clip's score on it is below "
                                       "this (a clip called good on lip sync lists no lip-sync problem); null = always. "
-                                      "The hand-crafted evidence (frozen face, clipping, ...) is never gated")
+                                      "The hand-crafted evidence (frozen picture, clipping, ...) is never gated")
 
 
 class OverallRule(StrictModel):

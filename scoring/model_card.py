@@ -31,7 +31,7 @@ def _overall_line(meta: dict) -> list[str]:
 def _gate(meta: dict) -> str:
     below = meta.get("diagnostics_only_below")
     return "" if below is None else (f" A dimension's segments are listed only when the clip scores below {below:g} "
-                                     "on it; the hand-crafted evidence (frozen face, clipping, ...) always is.")
+                                     "on it; the hand-crafted evidence (frozen picture, clipping, ...) always is.")
 
 
 def _ceiling_lines(meta: dict) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from talkqa.scoring.diagnostics import EVIDENCE, model_diagnostics
+from talkqa.scoring.diagnostics import EVIDENCE, FROZEN_ISSUE, model_diagnostics
 from talkqa.tasks import DIMENSION_NAMES
 
 
@@ -79,8 +79,28 @@ def test_the_scorer_gates_window_segments_by_the_clip_score(score_inputs, bundle
     scorer.bundle.config.diagnostics = diags.model_copy(update={"only_below": 1.0})  # every score is >= 1
     gated = scorer.score(clip)
     assert gated.scores == open_result.scores
-    evidence = {(d["dimension"], d["issue"]) for d in open_result.diagnostics if d["issue"] in {e.issue for e in EVIDENCE}}
+    evidence = {(d["dimension"], d["issue"]) for d in open_result.diagnostics
+                if d["issue"] in {e.issue for e in EVIDENCE} or d["issue"].startswith(FROZEN_ISSUE)}
     assert {(d["dimension"], d["issue"]) for d in gated.diagnostics} == evidence  # only hand-crafted evidence left
+
+
+def test_frozen_runs_of_half_a_second_or_more_become_segments():
+    from talkqa.scoring.diagnostics import frozen_diagnostics
+
+    fps = 25.0
+    frozen = np.zeros(200)
+    frozen[10:22] = 1  # 0.48 s: too short to name
+    frozen[50:63] = 1  # 0.52 s
+    frozen[100:150] = 1  # 2 s ...
+    frozen[120] = np.nan  # ... broken by a frame without a face: unjudged is not frozen
+    segs = frozen_diagnostics(frozen, fps, skip=set())
+    assert [(d["start"], d["end"]) for d in segs] == [(2.0, 2.52), (4.0, 4.8), (4.84, 6.0)]
+    assert {d["dimension"] for d in segs} == {"expression"} and {d["severity"] for d in segs} == {1.0}
+    assert [d["issue"] for d in segs] == ["picture frozen for 0.5 s", "picture frozen for 0.8 s",
+                                          "picture frozen for 1.2 s"]
+    still_photo = frozen_diagnostics(np.ones(200), fps, skip=set())
+    assert [(d["start"], d["end"]) for d in still_photo] == [(0.0, 8.0)]
+    assert frozen_diagnostics(None, fps, set()) == [] and frozen_diagnostics(np.zeros(50), fps, set()) == []
 
 
 def test_a_clip_scored_out_of_sync_names_its_offset_when_no_window_was_flagged():

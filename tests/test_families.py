@@ -204,6 +204,45 @@ def test_repeated_picture_is_frozen_even_with_a_jittering_mesh(rig):
     assert frozen["frozen_share"] >= 0.95 and live["frozen_share"] < 0.05
 
 
+def test_a_stall_is_named_by_its_own_frames_not_by_the_windows_it_straddles(rig):
+    """A 1.2 s stall from 2.6 s leaves no 1 s window 90 % frozen; the per-frame series names it exactly."""
+    from talkqa.scoring.diagnostics import frozen_diagnostics
+
+    n, a, b = int(8 * FPS), int(2.6 * FPS), int(3.8 * FPS)
+    diff = np.r_[np.nan, np.full(n - 1, 1.5)]
+    diff[a + 1:b] = 0.004  # the frame at a is shown for 1.2 s: every frame after it repeats it
+    _, aperture = talking(8.0)
+    clip = make_clip(rig, n, aperture=aperture, jitter_px=0.3, frame_diff=diff)
+    _, win, out = features("expression", clip)
+    assert np.nanmax(win["frozen_share"]) < 0.9  # what the former window rule needed
+    held = out.series["expression__held"]
+    assert np.nansum(held) == b - a - 1 and held[a + 1:b].all()
+    [seg] = frozen_diagnostics(held, FPS, skip=set())
+    assert (seg["dimension"], seg["start"], seg["end"]) == ("expression", round((a + 1) / FPS, 2), round(b / FPS, 2))
+    assert seg["issue"] == "picture frozen for 1.2 s"
+    assert frozen_diagnostics(held, FPS, skip={"expression"}) == []
+
+
+def test_a_held_frame_the_encoder_keeps_refining_is_still_held(rig):
+    """Without lookahead x264 refines a repeated frame: every fourth frame changes by up to 0.17 (of 255), over
+    the 0.03 a frozen frame may, yet over 0.2 s the picture changes far less than moving footage."""
+    n, a, b = int(8 * FPS), int(3 * FPS), int(4.5 * FPS)
+    diff = np.r_[np.nan, np.full(n - 1, 0.3)]  # a calm speaker: 0.3 per frame
+    refine = np.tile([0.12, 0.01, 0.01, 0.01], (b - a) // 4 + 1)[: b - a - 1]
+    diff[a + 1:b] = refine * np.linspace(1.0, 0.2, b - a - 1)
+    _, aperture = talking(8.0)
+    clip = make_clip(rig, n, aperture=aperture, jitter_px=0.3, frame_diff=diff)
+    c, _, out = features("expression", clip)
+    # frame by frame the stall reads as runs of three frozen frames, none near half a second
+    assert c["frozen_share"] < 0.2 and np.max(np.diff(np.flatnonzero(diff[a + 1:b] >= 0.03))) == 4
+    held = out.series["expression__held"]
+    assert np.nanmean(held[a + 3:b - 2]) == 1.0 and np.nansum(held[: a - 2]) == 0 and np.nansum(held[b + 3:]) == 0
+    from talkqa.scoring.diagnostics import frozen_diagnostics
+
+    [seg] = frozen_diagnostics(held, FPS, skip=set())
+    assert abs(seg["start"] - a / FPS) <= 0.12 and abs(seg["end"] - b / FPS) <= 0.12
+
+
 # ------------------------------------------------------------------------------ (h) speech rate
 def test_speech_rate_tracks_syllable_rate(rig):
     rates = {}

@@ -28,6 +28,13 @@ _AU_WORDS = {"au_brow_raise": ("brow raise (AU1+2 proxy)", "× eye distance"),
              "au_jaw_drop": ("jaw drop (AU26 proxy)", "× eye distance"),
              "au_eye_closure": ("eye closure (AU43 proxy)", "")}
 _MOUTH = np.array(sorted(set(L.MOUTH)))
+# A held picture (the `held` series, for the frozen-picture diagnostic): the mean thumbnail change over
+# 0.2 s below 0.05 of 255. Module constants, not parameters: a parameter with a default would change the
+# extraction config's hash and refuse models trained before it. Chosen on training clips only
+# (benchmarks/frozen_diagnostics.py): with it, 46 of 49 stalls encoded the way `talkqa check` encodes get
+# named (1 of 49 by the frozen frames alone) and no clean clip (0 of 100).
+HOLD_FRAMES = 5
+HOLD_PIXELS = 0.05
 
 
 def detect_blinks(
@@ -88,7 +95,7 @@ class Expression(FeatureFamily):
         "head_speed",
         "frozen_share",
     ) + tuple(f"{a}_{stat}" for a in G.AU_NAMES for stat in ("mean", "std"))
-    series_names = G.AU_NAMES + ("ear", "landmark_speed", "jitter")
+    series_names = G.AU_NAMES + ("ear", "landmark_speed", "jitter", "held")
     feature_labels = {
         "blink_count": FeatureLabel("blinks", fmt="{:.0f}"),
         "blink_rate_per_min": FeatureLabel("blinks per minute", fmt="{:.1f}"),
@@ -190,7 +197,30 @@ class Expression(FeatureFamily):
             head_speed=S.window_reduce(head_speed, windows),
             frozen_share=S.window_share(frozen, windows, judged),
         )
+        # per frame for the diagnostics, which name a frozen stretch by its own start and end: 1 s windows
+        # cut a 1 s stall in two and neither half reads as frozen
+        out.series["held"] = self._held(clip, frozen, judged)
         return out
+
+    @staticmethod
+    def _held(clip: PreprocessedClip, frozen: np.ndarray, judged: np.ndarray) -> np.ndarray:
+        """(T,) 1 where the picture is held, 0 where it moves, NaN unjudged: a frozen frame (as counted in
+        frozen_share), or a frame in the middle of HOLD_FRAMES whose picture changes by less than
+        HOLD_PIXELS on average. An encoder without lookahead keeps refining a held frame (single frames
+        then change by up to ~0.17 on the thumbnail's 0-255 scale, over the 0.03 a frozen frame may), but
+        over 0.2 s the change stays far below that of moving footage."""
+        held = frozen.astype(np.float64)
+        if clip.frame_diff is not None and len(clip.frame_diff) == len(held):
+            diff = np.asarray(clip.frame_diff, np.float64)
+            ok = np.isfinite(diff)
+            kernel = np.ones(HOLD_FRAMES)
+            total = np.convolve(np.where(ok, diff, 0.0), kernel, mode="same")
+            count = np.convolve(ok.astype(np.float64), kernel, mode="same")
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(count >= (HOLD_FRAMES + 1) // 2, total / count, np.inf)
+            held = np.maximum(held, (mean < HOLD_PIXELS).astype(np.float64))
+            judged = judged | ok
+        return np.where(judged, held, np.nan)
 
     def _frozen(self, clip: PreprocessedClip, aligned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(frozen, judged) per frame. A repeated frame shows as a still mesh, or, because MediaPipe's
