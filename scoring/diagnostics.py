@@ -1,6 +1,6 @@
 """Diagnostics: the time segments where a problem was found, with what it is and how severe.
 
-They come from two sources:
+They come from four sources:
   * the fusion model's per-window diagnostic head: a 1 s window is flagged for a dimension when its
     problem probability exceeds that dimension's threshold in model.json (chosen on the validation
     speakers at training time, see configs/train/default.yaml); adjacent flagged windows merge into
@@ -62,13 +62,13 @@ FROZEN_MIN_S = 0.5
 FROZEN_ISSUE = "picture frozen"
 
 
-def frozen_diagnostics(frozen: np.ndarray | None, fps: float, skip: set[str],
+def frozen_diagnostics(held: np.ndarray | None, fps: float, skip: set[str],
                        min_s: float = FROZEN_MIN_S) -> list[dict]:
-    """One expression segment per run of at least `min_s` seconds of held frames (`frozen`: the `held`
-    series, 1 held, 0 not, NaN unjudged; unjudged frames break a run). Severity 1: nothing moves in it."""
-    if frozen is None or "expression" in skip or not fps > 0:
+    """One expression segment per run of at least `min_s` seconds of held frames (`held`: the expression
+    family's series, 1 held, 0 not, NaN unjudged; unjudged frames break a run). Severity 1: nothing moves."""
+    if held is None or "expression" in skip or not fps > 0:
         return []
-    mask = np.nan_to_num(np.asarray(frozen, np.float64), nan=0.0) >= 0.5
+    mask = np.nan_to_num(np.asarray(held, np.float64), nan=0.0) >= 0.5
     out = []
     for a, b in runs(mask):
         if b - a >= min_s * fps - 1e-9:

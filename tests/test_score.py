@@ -246,7 +246,8 @@ def test_a_folder_is_every_video_under_it_in_path_order(inputs, bundle, tmp_path
 
 @pytest.mark.parametrize("args", [[], ["--workers", "0", "x.mp4"], ["--manifest", "m.csv"], ["--bogus-option"],
                                   ["--manifest", "m.csv", "--out", "s.parquet", "--explain"],
-                                  ["--manifest", "m.csv", "--out", "s.parquet", "--json"], ["a.mp4", "--out", "s.parquet"]])
+                                  ["--manifest", "m.csv", "--out", "s.parquet", "--json"], ["a.mp4", "--out", "s.parquet"],
+                                  [""], ["a.mp4", " "]])
 def test_usage_errors_exit_2(args):
     res = CliRunner().invoke(app, ["score", *args])
     assert res.exit_code == 2, res.output

@@ -87,8 +87,8 @@ def _expand(inputs: list[Path]) -> list[tuple[Path, str | None]]:
 @app.command()
 @friendly
 def score(
-    videos: Optional[list[Path]] = typer.Argument(None, help="Video file(s) to score, or folder(s): every video under a folder "
-                                                  "(recursively, sorted by path) is scored."),
+    videos: Optional[list[str]] = typer.Argument(None, metavar="VIDEO...", help="Video file(s) to score, or folder(s): every video under a folder "
+                                                 "(recursively, sorted by path) is scored."),
     json_lines: bool = typer.Option(False, "--json", help="One JSON object per input and line, in input order."),
     explain: bool = typer.Option(False, "--explain", help="Say why: the top named factors of each score (an "
                                  "`explain` block in --json; sentences under the table)."),
@@ -123,7 +123,11 @@ def score(
         raise UsageError("no input: give one or more VIDEO files or folders, or --manifest M --out scores.parquet")
     if out_path is not None:
         raise UsageError("--out is for batch mode (--manifest); single videos print to the terminal")
-    inputs = _expand(videos)
+    if any(not v.strip() for v in videos):
+        # an unset shell variable ("$clip") would otherwise read as ".": every video under the current folder
+        raise UsageError("an empty VIDEO argument (an unset shell variable?): give a video file or folder; "
+                         "use . to score every video under the current folder")
+    inputs = _expand([Path(v) for v in videos])
     if audio is not None and len(inputs) != 1:
         raise UsageError(f"--audio replaces the track of one video; give exactly one VIDEO with it ({len(inputs)} given)")
     from talkqa.scoring.result import failed_result
