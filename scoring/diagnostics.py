@@ -56,8 +56,10 @@ EVIDENCE = (
 # training clips only (benchmarks/frozen_diagnostics.py): stalls of the two corpora of the default model
 # named with at least half covered, 64 of 64 of 1-2 s (the former window rule: 51) and 0 of 26 of 0.48 s;
 # 1.5 s stalls of 49 training sources encoded as `talkqa check` encodes, 46 of 49 (window rule and frozen
-# frames alone: 1); clean clips flagged 0 of 100; clips whose faults do not freeze the picture 16 of 734,
-# 13 of them compressed at QP 36-44 where the coder stopped updating the picture for half a second.
+# frames alone: 1); clean clips flagged 0 of 100; clips whose faults do not freeze the picture 16 of 734:
+# 14 compressed (12 by compression alone, at QP 36-44), where the coder stopped updating the picture for half
+# a second, and 2 of one source (hyperlips/video2) whose last half-second barely changes (0.01-0.05 per frame;
+# its clean clip falls just short of half a second).
 FROZEN_MIN_S = 0.5
 FROZEN_ISSUE = "picture frozen"
 
