@@ -47,14 +47,14 @@ KEPT_STALL, KEPT_CLEAN, KEPT_SECONDS = "stall(seconds=1.5).mp4", "clean.mp4", 1.
 
 
 def rule_segments(family, clip: PreprocessedClip) -> dict[str, list[tuple[float, float]]] | None:
-    """Each rule's segments (seconds) on one clip; None without enough face to judge."""
+    """Each rule's segments (seconds) on one clip; None without enough face to judge (as the family says)."""
     fps, n = clip.fps, clip.n_frames
-    out = family.extract(clip, frame_windows(n, fps))
-    held = out.series.get("expression__held")
-    if held is None:
+    valid = np.asarray(clip.face_valid, bool)
+    if valid.sum() < 3:
         return None
-    aligned = np.where(np.asarray(clip.face_valid, bool)[:, None, None], clip.aligned, np.nan).astype(np.float64)
+    aligned = np.where(valid[:, None, None], clip.aligned, np.nan).astype(np.float64)
     frozen, judged = family._frozen(clip, aligned)
+    held = family._held(clip, frozen, judged)
     frozen = np.where(judged, frozen.astype(np.float64), np.nan)
     windows = []
     for a, b in frame_windows(n, fps):

@@ -125,6 +125,19 @@ def smooth(x: np.ndarray, sigma: float) -> np.ndarray:
         return np.where(ok, num / np.maximum(den, EPS), np.nan)
 
 
+def moving_mean(x: np.ndarray, n: int, min_count: int | None = None) -> np.ndarray:
+    """NaN-aware centred mean over `n` samples (normalised convolution, as `smooth`); NaN where fewer than
+    `min_count` (default: half of `n`, rounded up) finite samples fall in the window."""
+    x = np.asarray(x, np.float64)
+    ok = np.isfinite(x)
+    kernel = np.ones(n)
+    total = np.convolve(np.where(ok, x, 0.0), kernel, mode="same")
+    count = np.convolve(ok.astype(np.float64), kernel, mode="same")
+    need = (n + 1) // 2 if min_count is None else min_count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count >= max(need, 1), total / count, np.nan)
+
+
 def detrend(x: np.ndarray, sigma: float) -> np.ndarray:
     """x minus its Gaussian-smoothed trend: keeps the syllabic modulations that carry audio-visual
     timing and drops slow drifts (head pitch, loudness ramps) that only blur a correlation peak."""

@@ -399,6 +399,15 @@ def test_fill_gaps_and_robust_z():
     assert 0.0 < S.otsu_threshold(np.r_[np.zeros(50), np.ones(50) * 10]) < 10.0
 
 
+def test_moving_mean_skips_nan_and_needs_half_a_window():
+    x = np.array([np.nan, 1.0, 2.0, np.nan, 4.0, 5.0, np.nan, np.nan, np.nan])
+    m = S.moving_mean(x, 3)
+    assert m[1] == 1.5 and m[2] == 1.5 and m[3] == 3.0 and m[4] == 4.5  # the mean of the finite neighbours
+    assert np.isnan(m[6]) and np.isnan(m[7])  # one and no finite sample within reach; 2 of 3 are needed
+    assert np.isnan(S.moving_mean(x, 3, min_count=3)).all()  # never three finite in a row
+    np.testing.assert_array_equal(S.moving_mean(np.array([1.0, 2.0, 3.0]), 3, min_count=3), [np.nan, 2.0, np.nan])
+
+
 # ------------------------------------------------------------- end to end, through the real preprocessing
 @pytest.mark.slow
 def test_rendered_video_through_preprocessing(astronaut, tmp_path):

@@ -211,15 +211,9 @@ class Expression(FeatureFamily):
         over 0.2 s the change stays far below that of moving footage."""
         held = frozen.astype(np.float64)
         if clip.frame_diff is not None and len(clip.frame_diff) == len(held):
-            diff = np.asarray(clip.frame_diff, np.float64)
-            ok = np.isfinite(diff)
-            kernel = np.ones(HOLD_FRAMES)
-            total = np.convolve(np.where(ok, diff, 0.0), kernel, mode="same")
-            count = np.convolve(ok.astype(np.float64), kernel, mode="same")
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = np.where(count >= (HOLD_FRAMES + 1) // 2, total / count, np.inf)
-            held = np.maximum(held, (mean < HOLD_PIXELS).astype(np.float64))
-            judged = judged | ok
+            change = S.moving_mean(clip.frame_diff, HOLD_FRAMES)
+            held = np.maximum(held, (np.nan_to_num(change, nan=np.inf) < HOLD_PIXELS).astype(np.float64))
+            judged = judged | np.isfinite(clip.frame_diff)
         return np.where(judged, held, np.nan)
 
     def _frozen(self, clip: PreprocessedClip, aligned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
