@@ -30,7 +30,8 @@ from talkqa.store_data import ExpertInfo, ExpertTokens, StoreData
 from talkqa.tasks import AUDIO_DIMENSIONS, DIMENSION_NAMES
 
 from .bundle import load_bundle
-from .diagnostics import evidence_diagnostics, frozen_diagnostics, model_diagnostics, offset_diagnostic, quiet_dimensions
+from .diagnostics import (evidence_diagnostics, frozen_diagnostics, model_diagnostics, offset_diagnostic,
+                          quiet_dimensions)
 from .explanation import explain_scores
 from .overall_rule import overall_from_dimensions
 from .result import Result, failed_result, rounded
@@ -188,7 +189,8 @@ class Scorer:
             if self.bundle.config.overall_from == "dimensions" and scores.get("overall") is not None:
                 scores["overall"] = rounded(overall_from_dimensions(scores, self.bundle.config.overall_rule), 4)
             probs = self.bundle.fusion.predict_windows(data, [cid]).get(cid)
-            diags = evidence_diagnostics(windows, skip) + frozen_diagnostics(series.get("expression__held"), clip.fps, skip)
+            diags = evidence_diagnostics(windows, skip)
+            diags += frozen_diagnostics(series.get("expression__held"), clip.fps, skip)
             sync, named_offset = self._sync(data, cid, clip.has_audio)
             quiet = quiet_dimensions(scores, self.bundle.config.diagnostics.only_below)
             if probs is not None and len(probs):

@@ -87,8 +87,9 @@ def _expand(inputs: list[Path]) -> list[tuple[Path, str | None]]:
 @app.command()
 @friendly
 def score(
-    videos: Optional[list[str]] = typer.Argument(None, metavar="VIDEO...", help="Video file(s) to score, or folder(s): every video under a folder "
-                                                 "(recursively, sorted by path) is scored."),
+    videos: Optional[list[str]] = typer.Argument(None, metavar="VIDEO...",
+                                                 help="Video file(s) to score, or folder(s): every video under a "
+                                                 "folder (recursively, sorted by path) is scored."),
     json_lines: bool = typer.Option(False, "--json", help="One JSON object per input and line, in input order."),
     explain: bool = typer.Option(False, "--explain", help="Say why: the top named factors of each score (an "
                                  "`explain` block in --json; sentences under the table)."),
