@@ -86,6 +86,9 @@ def embed_clip(task: EmbedTask, name: str, config_json: str, device: str, store_
         return {**done, "cached": True, "part": key}
     try:
         clip = PreprocessedClip.load(store.track(task.track_key))
+        # byte-identical videos share one track, which keeps the id of the clip extracted first; messages
+        # and tokens must name this one
+        clip.clip_id = task.clip_id
         tokens = expert.embed(clip)
         write_tokens(tokens_table(task.clip_id, tokens, expert.dim), store.part(key, f"{name}.parquet"), expert)
         result = {"status": "ok", "message": "", "scalars": {f"{name}__{k}": float(v) for k, v in tokens.scalars.items()}}

@@ -134,3 +134,19 @@ def test_shipped_weights_recover_an_injected_offset(real_clip_readings, k):
     found = real_clip_readings[k]
     assert abs(found["offset_frames"] - as_is - k) <= 1, (as_is, found["offset_frames"])
     assert found["confidence"] > 0
+
+
+def test_embed_errors_name_the_clip_being_embedded(tmp_path):
+    """Byte-identical videos share one extracted track, which keeps the id of the clip extracted first:
+    an error row must still name the clip it is about, not the other one."""
+    from talkqa.experts.embed import EmbedTask, create_expert, embed_clip
+    from talkqa.store import Store
+
+    store = Store(tmp_path).ensure()
+    faceless = talking_clip(2.0, clip_id="first_copy")
+    faceless.face_valid[::4] = False
+    faceless.save(store.track("shared_key"))
+    config = create_expert("sync").config.model_dump_json()
+    result = embed_clip(EmbedTask("second_copy", "shared_key"), "sync", config, "cpu", str(tmp_path))
+    assert result["status"] == "embed_error"
+    assert "second_copy: no 5 consecutive frames" in result["message"] and "first_copy" not in result["message"]
