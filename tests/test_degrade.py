@@ -571,6 +571,23 @@ def test_balanced_recipe_gives_every_source_each_check_fault_once_over_the_whole
         assert sorted(p["artifacts"][0][0] for p in plans) == sorted(faults)  # each exactly once
 
 
+def test_stalls_recipe_keeps_every_stall_a_stall():
+    """configs/degrade/default_model_stalls.yaml (version 14's third corpus, not shipped): stalls only, and
+    only from sources long enough that the longest stall stays under 40 % of the clip; in a shorter clip a
+    viewer sees a still picture, yet the rule would label it a stall (and such clips lifted the frozen-share
+    ceiling of a still photo's overall from 1.18 to 2.63 in a first build)."""
+    from talkqa.config import load_config
+    from talkqa.corpus.artifacts import ARTIFACTS
+    from talkqa.corpus.degrade import DegradeRecipe, plan_variant
+
+    recipe = load_config(DegradeRecipe, "configs/degrade/default_model_stalls.yaml")
+    assert {a for a, w in recipe.artifacts.items() if w > 0} == {"stall"} and not recipe.clean_variant
+    assert max(ARTIFACTS.get("stall").levels) <= 0.4 * recipe.min_variant_s
+    plans = [plan_variant("real/a/clip", j, recipe, 3, n_frames=150, has_landmarks=True, has_donors=True)
+             for j in range(recipe.variants)]
+    assert all([a[0] for a in p["artifacts"]] == ["stall"] for p in plans)
+
+
 def test_donor_without_audio_is_skipped_not_fatal(tmp_path):
     """A source must not fail because a randomly drawn donor clip has no (or silent) audio."""
     from talkqa.corpus.degrade import _donor_audio
