@@ -86,8 +86,8 @@ def embed_clip(task: EmbedTask, name: str, config_json: str, device: str, store_
         return {**done, "cached": True, "part": key}
     try:
         clip = PreprocessedClip.load(store.track(task.track_key))
-        # byte-identical videos share one track, which keeps the id of the clip extracted first; messages
-        # and tokens must name this one
+        # byte-identical videos share one track, which keeps the id of the clip extracted first; an
+        # expert's error message must name this clip (the tokens already do, via task.clip_id)
         clip.clip_id = task.clip_id
         tokens = expert.embed(clip)
         write_tokens(tokens_table(task.clip_id, tokens, expert.dim), store.part(key, f"{name}.parquet"), expert)
