@@ -12,6 +12,13 @@ With --before (the report of the model it would replace, same clips) it prints i
 (check, expectation) with both models' sources passing, and the counts the README's shipping criteria
 compare: plain rows passed, single outcomes passed, ladder pairs passing on every source, and the clean
 rows and clean_ranks_first of each.
+
+With --mean-with (reports of other seeds of the same recipe, same clips) it re-judges the graded ladders on
+the scores averaged over all the reports, by the rule `talkqa check` applies (Spearman(severity, score) <=
+-0.9 over the clean clip and the levels, a score that does not move fails): whether a recipe, not one
+seed's trees, keeps a ladder.
+
+    .venv/bin/python benchmarks/check_tables.py seed0.json --mean-with seed1.json
 """
 
 from __future__ import annotations
@@ -94,13 +101,57 @@ def comparison_table(before: dict, after: dict) -> list[str]:
     return lines
 
 
+def mean_scores(reports: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """source -> variant -> dimension -> the mean score over the reports that scored it."""
+    if any(sorted(r["sources"]) != sorted(reports[0]["sources"]) for r in reports):
+        raise SystemExit("the reports were run on different source clips: average reports of the same clips")
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for source, variants in reports[0]["scores"].items():
+        for key, scores in variants.items():
+            for dim, value in scores.items():
+                values = [r["scores"].get(source, {}).get(key, {}).get(dim) for r in reports]
+                if all(isinstance(v, (int, float)) for v in values):
+                    out.setdefault(source, {}).setdefault(key, {})[dim] = sum(values) / len(values)
+    return out
+
+
+def mean_ladders(reports: list[dict], min_spearman: float = 0.9) -> list[str]:
+    """One row per graded (artifact, dimension): its Spearman per source on the averaged scores."""
+    import re
+
+    from talkqa.scoring.check import _spearman
+
+    scores = mean_scores(reports)
+    lines = [f"| artifact → dimension | Spearman per source, mean of {len(reports)} reports | status |", "|---|---|---|"]
+    passed = []
+    for (artifact, dim), items in ladders(reports[0]).items():
+        rhos = []
+        for o in items:
+            keys = ["clean"] + o["variant"].split(" → ")
+            severity = [0.0] + [float(m.group(1)) if (m := re.search(r"severity=([0-9.]+)", k)) else i + 1.0
+                                for i, k in enumerate(keys[1:])]
+            values = [scores.get(o["source"], {}).get(k, {}).get(dim) for k in keys]
+            rhos.append(float("nan") if None in values else _spearman(severity, values))
+        ok = all(r == r and -r >= min_spearman - 1e-9 for r in rhos)  # r == r: not nan
+        passed += [f"{artifact} → {dim}"] if ok else []
+        lines.append(f"| {artifact} → {dim} | {', '.join(f'{r:+.2f}' for r in rhos)} | {'pass' if ok else 'fail'} |")
+    lines += ["", f"ladder pairs passing on every source, on the mean of {len(reports)} reports: {len(passed)} of "
+              f"{len(ladders(reports[0]))} ({', '.join(passed) or 'none'})"]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("report", help="JSON written by `talkqa check --json`")
     ap.add_argument("--before", help="the report of the model it is compared with (same source clips)")
+    ap.add_argument("--mean-with", nargs="+", metavar="REPORT",
+                    help="reports of other seeds of the same recipe: re-judge the graded ladders on the mean scores")
     args = ap.parse_args()
     report = json.load(open(args.report))
-    lines = comparison_table(json.load(open(args.before)), report) if args.before else single_table(report)
+    if args.mean_with:
+        lines = mean_ladders([report] + [json.load(open(p)) for p in args.mean_with])
+    else:
+        lines = comparison_table(json.load(open(args.before)), report) if args.before else single_table(report)
     print("\n".join(lines))
 
 

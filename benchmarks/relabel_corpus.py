@@ -30,6 +30,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 from scipy.stats import spearmanr
@@ -73,8 +74,12 @@ def relabel(corpus: Path) -> tuple[pd.DataFrame, LabelRule]:
         new.append({"clip_id": clip_id, **pseudo_mos(applied, rule)})
     new = pd.DataFrame(new).set_index("clip_id")
     out = manifest.copy()
+    # a label `talkqa degrade` left empty stays empty: the source's own recording is poor there, or the
+    # corpus was made for one fault and labels only what that fault moves (recipe `labelled`)
+    labelled = recipe.get("labelled") or DIMENSION_NAMES
     for d in DIMENSION_NAMES:
-        out[f"mos_{d}"] = new.reindex(out["clip_id"])[f"mos_{d}"].to_numpy()
+        values = new.reindex(out["clip_id"])[f"mos_{d}"].to_numpy()
+        out[f"mos_{d}"] = np.where(manifest[f"mos_{d}"].notna() & (d in labelled), values, np.nan)
     return out, rule
 
 
@@ -92,7 +97,7 @@ def main(argv=None) -> int:
     for d in DIMENSION_NAMES:
         o, n = old[f"mos_{d}"], new[f"mos_{d}"]
         changed = int((o - n).abs().gt(1e-3).sum())
-        rho = spearmanr(o, n)[0] if o.nunique() > 1 and n.nunique() > 1 else math.nan
+        rho = spearmanr(o, n, nan_policy="omit")[0] if o.nunique() > 1 and n.nunique() > 1 else math.nan
         print(f"{d:<16}{changed:>9}{o.mean():>10.3f}{n.mean():>10.3f}{n.std():>8.3f}{rho:>14.3f}")
     new.to_csv(args.out, index=False)
     print(f"wrote {len(new)} rows to {args.out}")

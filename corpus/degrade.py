@@ -41,7 +41,7 @@ from talkqa.errors import UsageError
 from talkqa.features.face import quiet_native_stderr
 from talkqa.store import atomic_write_bytes, atomic_write_text, write_parquet
 from talkqa.shared_data import unlabelled_dimensions
-from talkqa.tasks import LABEL_COLUMNS, PERCEPTUAL_DIMENSIONS
+from talkqa.tasks import DIMENSION_NAMES, LABEL_COLUMNS, PERCEPTUAL_DIMENSIONS
 
 from .artifacts import ARTIFACTS, FPS, SR, Sample
 from .labels import Applied, LabelRule, pseudo_mos
@@ -73,6 +73,11 @@ class DegradeRecipe(BaseModel):
     # LabelRule's fields; the ones a recipe leaves out keep the rule's (fitted) defaults, so the
     # recipe written next to a corpus records every value its labels were made with
     labels: dict[str, Any] = Field(default_factory=lambda: dict(LabelRule().__dict__))
+    # The dimensions this corpus labels (null: all). A corpus made to teach one fault labels what that fault
+    # moves and leaves the rest empty: its picture and sound are the real clips' again, which the main corpora
+    # teach already; labelled clean there, version 14's stalls pulled the compressed clips' visual scores up
+    # out of fold (README, "Version 15").
+    labelled: list[str] | None = None
     crf: int = 20
 
     @field_validator("artifacts")
@@ -104,6 +109,16 @@ class DegradeRecipe(BaseModel):
         merged = {**LabelRule().__dict__, **v}
         LabelRule(**merged)  # its own checks (overall weights name real dimensions)
         return {k: dict(w) if isinstance(w, dict) else w for k, w in merged.items()}
+
+    @field_validator("labelled")
+    @classmethod
+    def _labelled(cls, v):
+        if v is not None:
+            unknown = [d for d in v if d not in DIMENSION_NAMES]
+            if unknown or not v:
+                raise ValueError(f"labelled: name at least one of {', '.join(DIMENSION_NAMES)}"
+                                 + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+        return v
 
     @field_validator("split_shares")
     @classmethod
@@ -476,6 +491,8 @@ def degrade_corpus(manifest_df: pd.DataFrame, out_dir: str | Path, recipe: Degra
         # a source whose own recording is poor on a dimension is no 'clean' to fall from: its variants
         # get no label there (recorded in configs/shared_data.yaml `recording`; applied to cached rows too)
         manifest.loc[manifest["source_clip"] == source, [f"mos_{d}" for d in dims]] = np.nan
+    if recipe.labelled is not None:
+        manifest[[f"mos_{d}" for d in DIMENSION_NAMES if d not in recipe.labelled]] = np.nan
     manifest = manifest.sort_values("clip_id").reset_index(drop=True)
     atomic_write_bytes(out / "manifest.csv", manifest.to_csv(index=False).encode())
     diag = pd.DataFrame(diags, columns=list(DIAGNOSTIC_COLUMNS))

@@ -313,6 +313,27 @@ def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, m
     assert res.exit_code == 0 and "check" in res.stdout and "still_photo" in res.stdout  # the table
 
 
+def test_check_tables_judges_ladders_on_the_mean_of_seeds(load_benchmark):
+    """benchmarks/check_tables.py --mean-with: a ladder judged on the scores averaged over seeds, by the check's
+    rule (Spearman <= -0.9 over clean + levels; a score that does not move fails)."""
+    tables = load_benchmark("check_tables")
+    keys = ["artifact(name=face_blur,severity=0.5)", "artifact(name=face_blur,severity=1)"]
+
+    def report(values):  # one source, one ladder: the clean clip, then two levels
+        return {"sources": ["s"], "scores": {"s": {k: {"visual_quality": v} for k, v in zip(["clean"] + keys, values)}},
+                "outcomes": [{"check": "graded:face_blur", "source": "s", "variant": " → ".join(keys), "status": "fail",
+                              "measure": "visual_quality falls with severity (Spearman <= -0.9)"}]}
+
+    inverted, falling, flat = report([4.0, 3.0, 3.2]), report([4.0, 3.0, 2.0]), report([4.0, 4.0, 4.0])
+    assert tables.mean_ladders([inverted, inverted])[-1].startswith(
+        "ladder pairs passing on every source, on the mean of 2 reports: 0 of 1")
+    assert "1 of 1 (face_blur → visual_quality)" in tables.mean_ladders([inverted, falling])[-1]  # 4.0, 3.0, 2.6
+    assert "| face_blur → visual_quality | -1.00 | pass |" in tables.mean_ladders([inverted, falling])
+    assert "0 of 1" in tables.mean_ladders([flat, flat])[-1]
+    with pytest.raises(SystemExit, match="different source clips"):
+        tables.mean_ladders([inverted, {**falling, "sources": ["t"]}])
+
+
 def test_check_command_usage_errors_exit_2(sources, monkeypatch, tmp_path):
     monkeypatch.setenv("TALKQA_SHARED_DATA", str(tmp_path / "nowhere"))
     res = CliRunner().invoke(app, ["check", "--quick"])

@@ -496,6 +496,17 @@ def test_degrade_corpus_end_to_end(tmp_path):
     pd.testing.assert_frame_equal(screened.loc[~mine], rows.loc[~mine])
     loaded, warnings = load_manifest(out / "manifest.csv")
     assert len(loaded) == 12 and not [w for w in warnings if w.fatal]
+    # a corpus made for one fault labels only what the fault moves (recipe `labelled`): the other labels are
+    # empty on every variant, cached ones included, and nothing is re-rendered
+    src["meta__unlabelled"] = ""
+    narrow = DegradeRecipe(**{**recipe.model_dump(), "labelled": ["lip_sync", "expression", "overall"]})
+    narrowed = degrade_corpus(src, out, narrow, seed=1, variants=3).set_index("clip_id")
+    assert {p: p.stat().st_mtime_ns for p in (out / "videos").rglob("*.mp4")} == stamps
+    empty = ["mos_visual_quality", "mos_audio_quality", "mos_consistency"]
+    assert narrowed[empty].isna().all().all()
+    pd.testing.assert_frame_equal(narrowed.drop(columns=empty), rows.drop(columns=empty))
+    with pytest.raises(ValueError, match="unknown: loudness"):
+        DegradeRecipe(labelled=["expression", "loudness"])
     src["meta__unlabelled"] = ["loudness" if c == poor else "" for c in src["clip_id"]]
     with pytest.raises(UsageError, match="meta__unlabelled names loudness"):
         degrade_corpus(src, out, recipe, seed=1, variants=3)
@@ -582,6 +593,7 @@ def test_stalls_recipe_keeps_every_stall_a_stall():
 
     recipe = load_config(DegradeRecipe, "configs/degrade/default_model_stalls.yaml")
     assert {a for a, w in recipe.artifacts.items() if w > 0} == {"stall"} and not recipe.clean_variant
+    assert recipe.labelled == ["lip_sync", "expression", "overall"]  # what a stall moves (version 15)
     assert max(ARTIFACTS.get("stall").levels) <= 0.4 * recipe.min_variant_s
     plans = [plan_variant("real/a/clip", j, recipe, 3, n_frames=150, has_landmarks=True, has_donors=True)
              for j in range(recipe.variants)]
