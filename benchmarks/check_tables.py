@@ -115,8 +115,9 @@ def mean_scores(reports: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     return out
 
 
-def mean_ladders(reports: list[dict], min_spearman: float = 0.9) -> list[str]:
-    """One row per graded (artifact, dimension): its Spearman per source on the averaged scores."""
+def mean_ladders(reports: list[dict]) -> list[str]:
+    """One row per graded (artifact, dimension): its Spearman per source on the averaged scores, judged against
+    the threshold the report's own measure names ("... falls with severity (Spearman <= -0.9)")."""
     import re
 
     from talkqa.scoring.check import _spearman
@@ -125,6 +126,7 @@ def mean_ladders(reports: list[dict], min_spearman: float = 0.9) -> list[str]:
     lines = [f"| artifact → dimension | Spearman per source, mean of {len(reports)} reports | status |", "|---|---|---|"]
     passed = []
     for (artifact, dim), items in ladders(reports[0]).items():
+        min_spearman = float(re.search(r"Spearman <= -([0-9.]+)", items[0]["measure"]).group(1))
         rhos = []
         for o in items:
             keys = ["clean"] + o["variant"].split(" → ")

@@ -330,6 +330,9 @@ def test_check_tables_judges_ladders_on_the_mean_of_seeds(load_benchmark):
     assert "1 of 1 (face_blur → visual_quality)" in tables.mean_ladders([inverted, falling])[-1]  # 4.0, 3.0, 2.6
     assert "| face_blur → visual_quality | -1.00 | pass |" in tables.mean_ladders([inverted, falling])
     assert "0 of 1" in tables.mean_ladders([flat, flat])[-1]
+    loose = report([4.0, 3.0, 3.2])  # the threshold is the one the report's own measure names
+    loose["outcomes"][0]["measure"] = "visual_quality falls with severity (Spearman <= -0.5)"
+    assert "1 of 1" in tables.mean_ladders([loose, loose])[-1]  # Spearman -0.5
     with pytest.raises(SystemExit, match="different source clips"):
         tables.mean_ladders([inverted, {**falling, "sources": ["t"]}])
 
