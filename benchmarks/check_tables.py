@@ -122,10 +122,10 @@ def mean_ladders(reports: list[dict]) -> list[str]:
 
     from talkqa.scoring.check import _spearman
 
-    scores = mean_scores(reports)
+    scores, pairs = mean_scores(reports), ladders(reports[0])
     lines = [f"| artifact → dimension | Spearman per source, mean of {len(reports)} reports | status |", "|---|---|---|"]
     passed = []
-    for (artifact, dim), items in ladders(reports[0]).items():
+    for (artifact, dim), items in pairs.items():
         min_spearman = float(re.search(r"Spearman <= -([0-9.]+)", items[0]["measure"]).group(1))
         rhos = []
         for o in items:
@@ -138,7 +138,7 @@ def mean_ladders(reports: list[dict]) -> list[str]:
         passed += [f"{artifact} → {dim}"] if ok else []
         lines.append(f"| {artifact} → {dim} | {', '.join(f'{r:+.2f}' for r in rhos)} | {'pass' if ok else 'fail'} |")
     lines += ["", f"ladder pairs passing on every source, on the mean of {len(reports)} reports: {len(passed)} of "
-              f"{len(ladders(reports[0]))} ({', '.join(passed) or 'none'})"]
+              f"{len(pairs)} ({', '.join(passed) or 'none'})"]
     return lines
 
 

@@ -76,10 +76,9 @@ def relabel(corpus: Path) -> tuple[pd.DataFrame, LabelRule]:
     out = manifest.copy()
     # a label `talkqa degrade` left empty stays empty: the source's own recording is poor there, or the
     # corpus was made for one fault and labels only what that fault moves (recipe `labelled`)
-    labelled = recipe.get("labelled") or DIMENSION_NAMES
     for d in DIMENSION_NAMES:
         values = new.reindex(out["clip_id"])[f"mos_{d}"].to_numpy()
-        out[f"mos_{d}"] = np.where(manifest[f"mos_{d}"].notna() & (d in labelled), values, np.nan)
+        out[f"mos_{d}"] = np.where(manifest[f"mos_{d}"].notna(), values, np.nan)
     return out, rule
 
 
