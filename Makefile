@@ -66,7 +66,10 @@ VERSION ?= 13
 # clip's own recording makes wrong empty (configs/shared_data.yaml `recording`). It was built as version 12
 # (this recipe without the ceilings, as of commit 05449f1) and given its ceilings by benchmarks/add_ceilings.py,
 # which fits exactly what `talkqa train` fits (tests/test_stacking_ceilings.py). Versions 7-12 were built
-# and measured, not shipped.
+# and measured, not shipped. Extraction now also measures frame_stats upper_change (expression__upper_change),
+# which version 13's trees never saw: this target builds version 13's recipe with that feature; version 13
+# itself is this target as of commit 210426f. Version 16 (not shipped) is this target with
+# --set stacking.bag=2.
 DESCRIPTION := Trained on two degrade corpora (configs/degrade/default_model.yaml, 14 variants per clip; configs/degrade/default_model_balanced.yaml, the nine whole-clip faults of the checks) of the 55 train-split real clips (37 speakers) of ../shared/data, with the four shipped experts; labels from the human-anchored rule of corpus/labels.py, left empty where a clip's own recording is poor (configs/shared_data.yaml recording); frozen-picture share monotone and an evidence ceiling for expression and overall.
 default-model: $(STAMP)
 	$(BIN)/python benchmarks/shared_manifest.py real --split train --out $(WORK)/real_manifest.csv

@@ -21,21 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
 
-from talkqa.config import config_path, save_config, stable_hash
+from talkqa.config import config_path
 from talkqa.errors import UsageError
 from talkqa.labels import common_clips, load_labels, merge_labels
 from talkqa.scoring.bundle import load_bundle
-from talkqa.scoring.model_card import model_card
-from talkqa.scoring.training import _rule_overall_metrics, _val_metrics
-from talkqa.fusion.train import speaker_split
-from talkqa.store import atomic_write_json, atomic_write_text
+from talkqa.scoring.training import restack_model
 from talkqa.store_data import load_store, merge_store_data
 from talkqa.tasks import DIMENSION_NAMES
 
@@ -77,30 +72,8 @@ def add_ceilings(model: Path, out: Path, stores: list[Path], label_files: list[P
     if description is not None:
         config.description = description
 
-    meta = dict(bundle.meta)
-    groups = labels.groups(ids)
-    _, val_ids = speaker_split(ids, groups, config.fusion.train.val_share, config.fusion.train.seed)
-    stack_oof = stacking.oof_scores()
-    metrics = _val_metrics(bundle.fusion.predict(data, val_ids) if val_ids else None, stack_oof, labels, val_ids)
-    if config.overall_from == "dimensions" and "overall" in metrics:
-        metrics["overall"]["by_rule"] = _rule_overall_metrics(stack_oof, labels, val_ids, config)
-    meta.update(version=config.version, description=config.description, val_metrics=metrics,
-                ceilings=stacking.ceilings_summary(),
-                command=f"{meta.get('command', '')}; then {command}",
-                config_hash=stable_hash(config.model_dump(mode="json")))
-
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
-    try:
-        target = tmp / "model"
-        shutil.copytree(model, target)
-        shutil.rmtree(target / "stacking")
-        stacking.save(target / "stacking")
-        save_config(config, target / "train.yaml")
-        atomic_write_json(target / "model.json", meta)
-        atomic_write_text(target / "model_card.md", model_card(meta))
-        target.rename(out)  # the folder appears whole or not at all
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    restack_model(model, out, bundle, stacking, config, data, labels, ids,
+                  {"command": f"{bundle.meta.get('command', '')}; then {command}"})
     return {dim: [{"column": c.column, "steps": c.steps, "lowest cap": round(float(c.caps[0]), 3)}
                   for c in cs] for dim, cs in stacking.ceilings_.items()}
 

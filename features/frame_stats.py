@@ -19,6 +19,12 @@ FRAME_STATS, NaN without a face and on the frames between.
   blockiness         coding-grid excess on the inner face (texture.blockiness; 1 = no grid)
   neck_chroma_delta  Cb/Cr distance (BT.601, 0-255 scale) between the cheeks and the neck below the chin
   neck_luma_delta    luma of the cheeks minus luma of the neck (0-255)
+  upper_change       mean |luma change| (0-255) of eyes + brows + nose bridge since the analysis frame
+                     EVERY frames earlier, both seen through this frame's box at UPPER_THUMB: a face
+                     that only moves its mouth (a talking photo) changes by ~0 there, real footage by
+                     ~1-3 levels (the head, the eyes and the brows never keep still for 0.2 s). One box
+                     for both frames, so the mesh's own jitter moves no pixel; 0.2 s apart, so frames a
+                     frame-rate conversion repeated do not read as still
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from . import landmarks as L
 from .texture import LUMA, band_energies, blockiness, fine_share
 
 FRAME_STATS = ("face_iod_px", "face_fine_share", "upper_fine_share", "mouth_fine_share", "seam_strength",
-               "blockiness", "neck_chroma_delta", "neck_luma_delta")
+               "blockiness", "neck_chroma_delta", "neck_luma_delta", "upper_change")
 # Every 5th analysis frame (5 a second at 25 fps): none of these changes faster, and it keeps them at
 # ~0.15 s for a 20 s clip. A constant, not a config key: a key with a default would change the
 # extraction config's hash and so refuse every model trained before it (scoring/bundle.py).
@@ -44,6 +50,9 @@ _WIDE = np.r_[np.ones(SEAM_REACH - 1), np.zeros(3), np.ones(SEAM_REACH - 1)] / (
 _NEAR = np.r_[np.zeros(SEAM_REACH - 3), np.ones(2), np.zeros(3), np.ones(2), np.zeros(SEAM_REACH - 3)] / 4
 SEAM_BELOW_CHIN = 0.35  # the lowest seam row, in nose-to-chin spans below the chin (Wav2Lip's box ends ~there)
 SEAM_FLOOR = 2.0  # grey levels added to the baseline, so flat skin or background does not peak on noise
+# upper_change compares area-averaged thumbnails of this size (w, h): the same scale at any resolution, and
+# averaging ~4-8 pixels into one keeps sensor and coding noise well under a real face's change
+UPPER_THUMB = (32, 24)
 
 
 def block_period(frame_width: int, source_width: int) -> int:
@@ -149,9 +158,21 @@ def neck_colour(frame: np.ndarray, lm: np.ndarray, iod: float) -> tuple[float, f
     return float(np.hypot(*(face[1:] - below[1:]))), float(face[0] - below[0])
 
 
-def frame_stats(frame: np.ndarray, lm: np.ndarray, period: int) -> np.ndarray:
+def upper_change(frame: np.ndarray, before: np.ndarray, box: tuple[int, int, int, int] | None) -> float:
+    """Mean |luma change| (0-255) between two frames inside one box (x0, y0, x1, y1), on UPPER_THUMB
+    thumbnails; NaN without a box."""
+    if box is None:
+        return float("nan")
+    x0, y0, x1, y1 = box
+    now, then = (cv2.resize(np.ascontiguousarray(f[y0:y1, x0:x1]).astype(np.float32) @ LUMA, UPPER_THUMB,
+                            interpolation=cv2.INTER_AREA) for f in (frame, before))
+    return float(np.abs(now - then).mean())
+
+
+def frame_stats(frame: np.ndarray, lm: np.ndarray, period: int, before: np.ndarray | None = None) -> np.ndarray:
     """(len(FRAME_STATS),) float32 for one analysis frame (H, W, 3 uint8 RGB) and its face mesh
-    (478, 3, analysis pixels); `period` is block_period() of the clip (0: no blockiness)."""
+    (478, 3, analysis pixels); `period` is block_period() of the clip (0: no blockiness); `before` the
+    analysis frame EVERY frames earlier (None: no upper_change)."""
     out = np.full(len(FRAME_STATS), np.nan, np.float32)
     pts = lm[:, :2].astype(np.float64)
     iod = float(np.linalg.norm(pts[L.RIGHT_EYE_OUTER] - pts[L.LEFT_EYE_OUTER]))
@@ -199,4 +220,6 @@ def frame_stats(frame: np.ndarray, lm: np.ndarray, period: int) -> np.ndarray:
         fx0, fy0, fx1, fy1 = face_box
         out[5] = blockiness(grey[fy0:fy1, fx0:fx1], period, origin=(nx0 + fx0, ny0 + fy0))
     out[6], out[7] = neck_colour(frame, pts, iod)
+    if before is not None and before.shape == frame.shape:
+        out[8] = upper_change(frame, before, _box(frame.shape, x_r, brow_y, x_l, pts[L.NOSE_TIP, 1]))
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -237,3 +238,34 @@ def _version(module: str) -> str:
         return str(__import__(module).__version__)
     except Exception:
         return ""
+
+
+def restack_model(source: str | Path, out: str | Path, bundle, stacking: StackingRegressor, config: BundleConfig,
+                  data, labels, clip_ids: list[str], meta_updates: dict[str, Any]) -> dict:
+    """Write a copy of the model folder `source` (loaded as `bundle`) with another stack: `stacking` fitted on
+    `clip_ids` of `data` / `labels` (the clips the model was trained on), `config` as its train.yaml, and
+    model.json's validation figures recomputed (the fusion's on its validation speakers, the stack's out of
+    fold) and updated with `meta_updates`. The folder appears whole at `out` or not at all; `source` is left as
+    it is. Returns the new model.json (for the benchmarks that give a model ceilings or bag its seeds)."""
+    out = Path(out)
+    _, val_ids = speaker_split(clip_ids, labels.groups(clip_ids), config.fusion.train.val_share, config.fusion.train.seed)
+    stack_oof = stacking.oof_scores()
+    metrics = _val_metrics(bundle.fusion.predict(data, val_ids) if val_ids else None, stack_oof, labels, val_ids)
+    if config.overall_from == "dimensions" and "overall" in metrics:
+        metrics["overall"]["by_rule"] = _rule_overall_metrics(stack_oof, labels, val_ids, config)
+    meta = {**bundle.meta, "version": config.version, "description": config.description, "val_metrics": metrics,
+            "ceilings": stacking.ceilings_summary(), **meta_updates,
+            "config_hash": stable_hash(config.model_dump(mode="json"))}
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    try:
+        target = tmp / "model"
+        shutil.copytree(source, target)
+        shutil.rmtree(target / "stacking")
+        stacking.save(target / "stacking")
+        save_config(config, target / "train.yaml")
+        atomic_write_json(target / "model.json", meta)
+        atomic_write_text(target / "model_card.md", model_card(meta))
+        target.rename(out)  # the folder appears whole or not at all
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return meta

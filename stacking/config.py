@@ -22,6 +22,11 @@ class StackingConfig(StrictModel):
     n_trials: int = Field(20, ge=0, description="Optuna trials per dimension (0 = the fixed params below)")
     tuning_folds: int = Field(3, ge=2)
     seed: int = 0
+    bag: int = Field(1, ge=1, description="LightGBM models per dimension, each tuned and fitted with its own seed "
+                                          "(seed, seed + 1, ...); the dimension's prediction is their mean (one "
+                                          "booster holding all their trees, stacking/trees.py mean_of_models). A "
+                                          "bag of seeds smooths the steps one seed's trees put between similar "
+                                          "clips; training takes `bag` times as long")
     n_jobs: int = Field(1, ge=1, description="LightGBM threads")
     params: dict[str, Any] = Field(default_factory=lambda: {
         "n_estimators": 200, "learning_rate": 0.05, "num_leaves": 7, "min_child_samples": 5,

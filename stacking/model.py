@@ -16,6 +16,10 @@ move with a reading in the direction it is known to mean (a higher sync confiden
 lip_sync), and `calibration: isotonic` maps the level-2 prediction through a strictly increasing curve
 fitted on the out-of-fold predictions (stacking/calibration.py), which undoes the trees' pull toward
 the mean at both ends of the scale.
+
+`bag: K` fits each dimension K times with seeds seed ... seed + K - 1 (tuning included) and predicts their
+mean, held as one booster of all their trees (trees.py `mean_of_models`); `bag_of` makes the same model
+from single-seed models trained apart.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from .calibration import MonotoneMap
 from .ceilings import Ceiling, lowest_caps
 from .config import StackingConfig
 from .features import PooledFeaturizer, column_group
-from .trees import Linear, LoadedTrees, Projection
+from .trees import Linear, LoadedTrees, Projection, mean_of_models
 
 _DIM = {d.name: d for d in DIMENSIONS}
 _CAP = "cap__"  # out-of-fold evidence ceilings beside the out-of-fold predictions (oof.parquet)
@@ -50,6 +54,11 @@ def _ridge_cv(**kwargs):
     from sklearn.linear_model import RidgeCV  # lazy: slow import, only when fitting
 
     return RidgeCV(**kwargs)
+
+
+def _text(model) -> str:
+    """LightGBM's model text of a dimension's trees: fitted here (LGBMRegressor) or loaded / merged."""
+    return model.text if isinstance(model, LoadedTrees) else model.booster_.model_to_string()
 
 
 class StackingRegressor:
@@ -72,7 +81,8 @@ class StackingRegressor:
     def oof_(self, value: pd.DataFrame | None) -> None:
         self._oof, self._oof_file = value, None
 
-    def _lgbm(self, params: dict, dim: str | None = None):
+    def _lgbm(self, params: dict, dim: str | None = None, seed: int | None = None):
+        """A LightGBM regressor with `params` over the configured ones; `seed` (a bag member's) or the config's."""
         from lightgbm import LGBMRegressor  # lazy: slow import, only when fitting
 
         c = self.config
@@ -81,8 +91,8 @@ class StackingRegressor:
             signs = self.monotone_[dim]
             constraints = {"monotone_constraints": [signs.get(col, 0) for col in self.columns_of(dim)],
                            "monotone_constraints_method": "advanced"}
-        return LGBMRegressor(**{**c.params, **params, **constraints, "random_state": c.seed, "n_jobs": c.n_jobs,
-                                "verbose": -1})
+        return LGBMRegressor(**{**c.params, **params, **constraints, "random_state": c.seed if seed is None else seed,
+                                "n_jobs": c.n_jobs, "verbose": -1})
 
     def _monotone(self) -> dict[str, dict[str, int]]:
         """The configured constraints on the columns this model has (a dropped expert's are skipped)."""
@@ -116,11 +126,14 @@ class StackingRegressor:
     def _view(self, data: StoreData) -> StoreData:
         return data.view(self.config.drop_experts, self.config.use_handcrafted)
 
-    def tune(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, dim: str | None = None) -> dict:
-        """Optuna TPE search minimising speaker-grouped CV RMSE; returns the best params."""
+    def tune(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, dim: str | None = None,
+             seed: int | None = None) -> dict:
+        """Optuna TPE search minimising speaker-grouped CV RMSE; returns the best params. `seed`: a bag
+        member's, for the sampler and the trees (default: the config's)."""
         import optuna  # lazy: slow import, only on this path
 
         c = self.config
+        seed = c.seed if seed is None else seed
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         folds = group_folds(groups, c.tuning_folds)
 
@@ -133,11 +146,11 @@ class StackingRegressor:
                       "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True)}
             err = []
             for tr, te in folds:
-                m = self._lgbm(params, dim).fit(X.iloc[tr], y[tr])
+                m = self._lgbm(params, dim, seed).fit(X.iloc[tr], y[tr])
                 err.append(np.mean((m.predict(X.iloc[te]) - y[te]) ** 2))
             return float(np.sqrt(np.mean(err)))
 
-        study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=c.seed))
+        study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
         study.optimize(objective, n_trials=c.n_trials)
         return dict(study.best_params)
 
@@ -169,16 +182,71 @@ class StackingRegressor:
             ok = np.isfinite(Y[:, k])
             Xk = self._narrow(X, dim)
             Xd, yd, gd = Xk[ok], Y[ok, k], groups[ok]
-            self.params_[dim] = self.tune(Xd, yd, gd, dim) if c.n_trials else {}
-            self.models_[dim] = self._lgbm(self.params_[dim], dim).fit(Xd, yd)
-            for tr, te in folds:
-                tr = tr[ok[tr]]
-                if len(tr) >= 3:
-                    oof[te, k] = self._lgbm(self.params_[dim], dim).fit(Xk.iloc[tr], Y[tr, k]).predict(Xk.iloc[te])
+            # a bag: each member tuned and fitted with its own seed, exactly as a model of that seed alone
+            # would be, so a bag of two equals the mean of the models of seeds s and s + 1
+            params, members, member_oof = [], [], np.full((c.bag, len(clip_ids)), np.nan)
+            for i, seed in enumerate(range(c.seed, c.seed + c.bag)):
+                params.append(self.tune(Xd, yd, gd, dim, seed) if c.n_trials else {})
+                members.append(self._lgbm(params[-1], dim, seed).fit(Xd, yd))
+                for tr, te in folds:
+                    tr = tr[ok[tr]]
+                    if len(tr) >= 3:
+                        member_oof[i, te] = self._lgbm(params[-1], dim, seed).fit(Xk.iloc[tr], Y[tr, k]).predict(
+                            Xk.iloc[te])
+            oof[:, k] = member_oof.mean(axis=0)
+            self.params_[dim] = params[0] if c.bag == 1 else params
+            self.models_[dim] = members[0] if c.bag == 1 else LoadedTrees(
+                mean_of_models([m.booster_.model_to_string() for m in members]))
             if log:
                 log(f"stacking: {dim} done ({self.dimensions_.index(dim) + 1}/{len(self.dimensions_)}, "
-                    f"{Xk.shape[1]} features, {c.n_trials} tuning trials)")
+                    f"{Xk.shape[1]} features, {c.n_trials} tuning trials"
+                    + (f", a bag of {c.bag} seeds)" if c.bag > 1 else ")"))
         self.oof_ = pd.DataFrame(oof, index=pd.Index(clip_ids, name="clip_id"), columns=list(DIMENSION_NAMES))
+        self._fit_level2(Y)
+        self._fit_ceilings(X, labels, clip_ids)
+        return self
+
+    @classmethod
+    def bag_of(cls, members: list["StackingRegressor"], data: StoreData, labels: Labels,
+               clip_ids: list[str]) -> "StackingRegressor":
+        """The model `fit` makes with `bag: len(members)` and `seed: s`, from models fitted alone with seeds
+        s, s + 1, ... and otherwise the same config on the same clips (in the same order): their trees merged
+        into one booster per dimension, their out-of-fold predictions averaged, and level 2, the calibration
+        and the ceilings fitted on those, as `fit` does. Seeds can so be trained apart (or one more added
+        later) and bagged without training any again."""
+        if not members:
+            raise TalkqaError("a bag needs at least one model")
+        first = members[0]
+        seeds = [m.config.seed for m in members]
+        if any(m.config.bag != 1 for m in members) or seeds != list(range(seeds[0], seeds[0] + len(members))):
+            raise TalkqaError(f"a bag is made of single models of consecutive seeds (s, s + 1, ...); got seeds {seeds} "
+                              f"and bags {[m.config.bag for m in members]}")
+        if any(m.oof_ is None for m in members):
+            raise TalkqaError("a model without its out-of-fold predictions (oof.parquet) cannot join a bag")
+        same = first.config.model_dump(exclude={"seed"})
+        for m in members[1:]:
+            if m.config.model_dump(exclude={"seed"}) != same:
+                raise TalkqaError("the models' stacking configs differ in more than the seed; a bag is one recipe")
+            if m.featurizer_.columns_ != first.featurizer_.columns_ or m.dimensions_ != first.dimensions_:
+                raise TalkqaError("the models were fitted on different features or dimensions; a bag is one recipe")
+            if list(m.oof_.index) != list(first.oof_.index):
+                raise TalkqaError("the models were fitted on different clips; a bag is one training set")
+        if list(first.oof_.index) != list(clip_ids):
+            raise TalkqaError(f"the models were fitted on {len(first.oof_)} clips, not these {len(clip_ids)}")
+        self = cls(first.config.model_copy(update={"bag": len(members)}))
+        self.featurizer_ = first.featurizer_
+        self.monotone_, self.columns_of_, self.dimensions_ = first.monotone_, first.columns_of_, first.dimensions_
+        self.params_ = {d: [m.params_[d] for m in members] for d in self.dimensions_} if len(members) > 1 \
+            else dict(first.params_)
+        self.models_ = {d: LoadedTrees(mean_of_models([_text(m.models_[d]) for m in members])) for d in self.dimensions_}
+        columns = list(DIMENSION_NAMES)
+        self.oof_ = sum(m.oof_[columns] for m in members) / len(members)
+        self._fit_level2(labels.y(list(clip_ids)))
+        return self.fit_ceilings(data, labels, list(clip_ids))
+
+    def _fit_level2(self, Y: np.ndarray) -> None:
+        """Level 2 (the meta-learner) and the calibration, on the out-of-fold level-1 predictions."""
+        c = self.config
         self.meta_ = {}
         if c.meta_learner == "ridge":
             meta_cols = self.dimensions_
@@ -196,8 +264,6 @@ class StackingRegressor:
                 curve = MonotoneMap.fit(level2[dim].to_numpy(), Y[:, k])
                 if curve.steps >= 3:  # fewer: the out-of-fold predictions do not order the labels at all
                     self.calibration_[dim] = curve
-        self._fit_ceilings(X, labels, clip_ids)
-        return self
 
     def fit_ceilings(self, data: StoreData, labels: Labels, clip_ids: list[str]) -> "StackingRegressor":
         """The evidence ceilings of `config.ceilings` on these clips' readings and labels (stacking/ceilings.py),
@@ -317,9 +383,8 @@ class StackingRegressor:
             "ceilings": self.ceilings_summary(),
         }
         atomic_write_json(folder / "state.json", state)
-        for dim, model in self.models_.items():
-            booster = model.booster_ if hasattr(model, "booster_") else model
-            atomic_write_text(folder / f"{dim}.txt", booster.model_to_string())
+        for dim, model in self.models_.items():  # fitted here (LightGBM), a bag's merged trees, or loaded
+            atomic_write_text(folder / f"{dim}.txt", _text(model))
         if self.oof_ is not None:
             write_parquet(self.oof_.reset_index(), folder / "oof.parquet", "stacking.oof", stable_hash(state))
         return folder

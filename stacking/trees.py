@@ -101,6 +101,42 @@ def _parse_trees(text: str) -> tuple[list[_Tree], list[str]]:
     return trees, names
 
 
+def mean_of_models(texts: list[str]) -> str:
+    """One LightGBM regression model (text) whose prediction is the mean of `texts`' predictions: every
+    member's trees, renumbered, with their leaf (and internal) values divided by the number of members.
+    A tree ensemble's output is the sum of its leaves, so the sum over all members' scaled trees is their
+    mean; TreeSHAP is linear in the trees, so LightGBM's contributions of the merged model are the mean of
+    the members' too. The members must share their features (one featurizer); the header, the feature
+    importances and the parameters are the first member's; `tree_sizes` (bytes of each tree's block, which
+    LightGBM reads the trees by) is counted again."""
+    if not texts:
+        raise ValueError("mean_of_models needs at least one model")
+    if len(texts) == 1:
+        return texts[0]
+    scale = 1.0 / len(texts)
+    header, _, _ = texts[0].partition("\nTree=")
+    names = {_parse_trees(t.split("\nend of trees")[0])[1].__repr__() for t in texts}
+    if len(names) > 1:
+        raise ValueError("mean_of_models: the members do not share their feature names")
+    blocks = []
+    for text in texts:
+        body = text.partition("\nTree=")[2].split("\nend of trees")[0]
+        for block in body.split("\nTree="):
+            lines = block.strip().splitlines()[1:]  # after the tree's old number
+            if not any(line.startswith("leaf_value=") for line in lines):
+                continue
+            for i, line in enumerate(lines):
+                key, _, value = line.partition("=")
+                if key in ("leaf_value", "internal_value"):
+                    lines[i] = key + "=" + " ".join(repr(float(v) * scale) for v in value.split())
+            blocks.append(lines)
+    header = "\n".join(line for line in header.splitlines() if line and not line.startswith("tree_sizes="))
+    trees = [f"Tree={k}\n" + "\n".join(lines) + "\n\n\n" for k, lines in enumerate(blocks)]
+    sizes = " ".join(str(len(t.encode())) for t in trees)
+    tail = "end of trees" + texts[0].partition("\nend of trees")[2]
+    return f"{header}\ntree_sizes={sizes}\n\n" + "".join(trees) + tail
+
+
 class LoadedTrees:
     """A LightGBM regression model read from its text: `predict(X)` in NumPy, `booster_` (lightgbm,
     loaded on first use) for what needs LightGBM itself, such as SHAP contributions."""

@@ -139,3 +139,38 @@ def test_killed_run_resumes(inputs, tmp_path):
     assert list(resumed["cached"]) == [True, False, False]
     assert list(resumed["status"]) == ["ok", "ok", "ok"]
     assert not list((tmp_path / "s").rglob("*.tmp"))
+
+
+def test_backfill_gives_an_old_store_the_new_frame_statistic(inputs, tmp_path, load_benchmark):
+    """benchmarks/backfill_frame_stats.py on a store extracted before `upper_change` existed (simulated by
+    taking it out of the tracks, the parts and handcrafted.parquet) gives back what extraction measured,
+    from the stored mesh and the decoded video alone; a stored statistic it cannot reproduce stops it."""
+    backfill = load_benchmark("backfill_frame_stats")
+    cfg = ExtractConfig.model_validate({"features": {"params": {"audio": {"dnsmos": False, "egemaps": False}}}})
+    store = Store(tmp_path / "s")
+    status = run_extract(_manifest(inputs, ["good", "face_in_part"]), store.root, cfg)
+    extracted = read_parquet(store.handcrafted)
+    column = "expression__upper_change"
+    assert extracted[column].notna().all()
+    keys = list(status.loc[status.status == "ok", "cache_key"])
+    for key in keys:  # the store as an older talkqa left it
+        with np.load(store.track(key)) as z:
+            kept = {k: z[k] for k in z.files if k != "frame_stats__upper_change"}
+        np.savez_compressed(store.track(key), **kept)
+        part = read_parquet(store.part(key, "clip.parquet")).drop(columns=[column])
+        part.to_parquet(store.part(key, "clip.parquet"))
+    extracted.drop(columns=[column]).to_parquet(store.handcrafted)
+
+    assert backfill.main([str(store.root), "--workers", "1"]) == 0
+    again = read_parquet(store.handcrafted)
+    pd.testing.assert_series_equal(again[column], extracted[column])
+    pd.testing.assert_frame_equal(again[extracted.columns], extracted)
+    assert backfill.main([str(store.root), "--workers", "1"]) == 0  # a rerun finds nothing to do
+
+    with np.load(store.track(keys[0])) as z:  # a stored statistic the code no longer reproduces
+        kept = {k: z[k] for k in z.files if k != "frame_stats__upper_change"}
+    kept["frame_stats__blockiness"] = kept["frame_stats__blockiness"] + 1
+    np.savez_compressed(store.track(keys[0]), **kept)
+    with pytest.raises(SystemExit, match="blockiness not reproduced"):
+        backfill.main([str(store.root), "--workers", "1"])
+    assert backfill.main([str(tmp_path / "nowhere")]) == 2

@@ -158,3 +158,23 @@ def test_family_contract(name, talking, tmp_path):
     clip.audio = clip.audio_norm = clip.vad = None
     silent = fam.extract(clip, windows)
     assert list(silent.clip) == fam.columns()  # same shape whatever the input
+
+
+def test_a_talking_photo_keeps_the_face_above_the_mouth_still(talking, head, tmp_path):
+    """Only the mouth animated (head, eyes, brows still: the `talking photo` of `talkqa check`) against the
+    same speech with the renderer's head motion and blinks, through H.264 and MediaPipe: the picture above
+    the mouth changes by ~0 in the first, by grey levels in the second; the frozen share, which the
+    moving mouth keeps low, cannot tell them apart."""
+    from talkqa.corpus.render import neutral_controls
+    from talkqa.corpus.speech import controls_from_audio
+
+    frames, audio = talking
+    mouth = neutral_controls(len(frames))
+    moving = controls_from_audio(audio, SR, FPS, np.random.default_rng(1), n_frames=len(frames))
+    mouth["jaw"] = moving["jaw"]
+    photo = preprocess(write_clip(tmp_path / "photo.mp4", head.render(mouth), FPS, audio, SR))
+    live = preprocess(write_clip(tmp_path / "live.mp4", head.render(moving), FPS, audio, SR))
+    a, b = (extract(c, "expression").clip for c in (photo, live))
+    assert np.isfinite(photo.frame_stats["upper_change"]).sum() >= 30
+    assert a["expression__upper_change"] < 0.3 < 1.0 < b["expression__upper_change"], (a, b)
+    assert a["expression__frozen_share"] < 0.5

@@ -222,3 +222,28 @@ def test_rendered_video_through_preprocessing(astronaut, tmp_path):
     assert old.frame_stats is None
     c = fam.extract(old, win).clip
     assert np.isnan(c["visual__seam_strength"]) and c["visual__face_lapvar"] == a["visual__face_lapvar"]
+
+
+def test_upper_change_sees_the_picture_above_the_mouth_not_the_mesh(astronaut):
+    """The same picture under a jittered mesh changes by nothing; a head that moved by a pixel or two, or
+    closed its eyes, does; a new mouth alone barely does; no earlier frame, no reading."""
+    import cv2
+
+    from talkqa.features import landmarks as L
+    from talkqa.features.frame_stats import upper_change
+
+    mesh = neutral_mesh(astronaut).astype(np.float32)
+    i = FRAME_STATS.index("upper_change")
+    jittered = mesh + np.random.default_rng(0).normal(0, 0.7, mesh.shape).astype(np.float32)
+    assert frame_stats(astronaut, jittered, 8, before=astronaut)[i] == 0.0
+    assert np.isnan(frame_stats(astronaut, mesh, 8)[i])
+    moved = cv2.warpAffine(astronaut, np.float32([[1, 0, 1.5], [0, 1, 1.0]]), astronaut.shape[1::-1],
+                           borderMode=cv2.BORDER_REFLECT)
+    mouth_only = astronaut.copy()
+    lips = mesh[list(L.OUTER_LIPS), :2]
+    (x0, y0), (x1, y1) = lips.min(0).astype(int) - 4, lips.max(0).astype(int) + 4
+    mouth_only[y0:y1, x0:x1] = 255 - mouth_only[y0:y1, x0:x1]  # the most a mouth can change
+    head = frame_stats(moved, mesh, 8, before=astronaut)[i]
+    mouth = frame_stats(mouth_only, mesh, 8, before=astronaut)[i]
+    assert head > 1.0 and mouth < 0.2 * head, (head, mouth)
+    assert np.isnan(upper_change(astronaut, astronaut, None))

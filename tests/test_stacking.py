@@ -110,3 +110,61 @@ def test_feature_groups_keep_each_dimension_to_its_evidence(synth, tmp_path):
                                          feature_groups={"expression": ["nosuch"]})).fit(data, labels, train)
     with pytest.raises(ValueError, match="unknown dimension"):
         StackingConfig(feature_groups={"lipsync": ["sync"]})
+
+
+def test_mean_of_models_predicts_and_explains_the_members_mean():
+    import lightgbm as lgb
+
+    from talkqa.stacking.trees import LoadedTrees, mean_of_models
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    y = 2 * X[:, 0] + X[:, 1] ** 2 + 0.1 * rng.normal(size=200)
+    X[rng.random(X.shape) < 0.05] = np.nan  # missing values take each tree's default branch, as in the members
+    members = [lgb.LGBMRegressor(n_estimators=20 + 10 * i, num_leaves=4 + i, subsample=0.8, subsample_freq=1,
+                                 random_state=i, verbose=-1).fit(X, y) for i in range(3)]
+    merged = mean_of_models([m.booster_.model_to_string() for m in members])
+    mean = np.mean([m.predict(X) for m in members], axis=0)
+    booster = lgb.Booster(model_str=merged)
+    assert booster.num_trees() == sum(m.booster_.num_trees() for m in members)
+    np.testing.assert_allclose(booster.predict(X), mean, atol=1e-9)
+    np.testing.assert_allclose(LoadedTrees(merged).predict(X), mean, atol=1e-9)  # many rows, NumPy
+    np.testing.assert_allclose(LoadedTrees(merged).predict(X[:1]), mean[:1], atol=1e-9)  # one clip, row walk
+    contributions = np.mean([m.booster_.predict(X, pred_contrib=True) for m in members], axis=0)
+    np.testing.assert_allclose(booster.predict(X, pred_contrib=True), contributions, atol=1e-9)  # SHAP: exact
+    assert mean_of_models([merged]) == merged
+    other = lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(X[:, :4], y).booster_.model_to_string()
+    with pytest.raises(ValueError, match="feature names"):
+        mean_of_models([merged, other])
+
+
+def test_a_bag_of_two_seeds_is_the_mean_of_the_two_seeds_models(synth, tmp_path):
+    from talkqa.errors import TalkqaError
+
+    data, labels, train, test = synth
+    cfg = dict(n_trials=2, tuning_folds=2, oof_folds=3, params=FAST, calibration="isotonic")
+    single = [StackingRegressor(StackingConfig(seed=s, **cfg)).fit(data, labels, train) for s in (3, 4)]
+    bag = StackingRegressor(StackingConfig(seed=3, bag=2, **cfg)).fit(data, labels, train)
+    X = bag.features(data, test)
+    dims = list(DIMENSION_NAMES)
+    for dim in dims:  # each member tuned and fitted as the model of its seed alone
+        assert bag.params_[dim] == [m.params_[dim] for m in single]
+        np.testing.assert_allclose(bag.models_[dim].predict(X), np.mean([m.models_[dim].predict(X) for m in single], 0),
+                                   atol=1e-9)
+    np.testing.assert_allclose(bag.oof_[dims], (single[0].oof_[dims] + single[1].oof_[dims]) / 2, atol=1e-9)
+    assert not np.allclose(single[0].oof_[dims], single[1].oof_[dims])  # the seeds differ: the bag is not trivial
+    loaded = StackingRegressor.load(bag.save(tmp_path / "bag"))
+    assert loaded.config.bag == 2
+    np.testing.assert_allclose(loaded.predict(data, test), bag.predict(data, test), atol=1e-9)
+    exp = explain(loaded, data, test, "lip_sync")  # SHAP on the merged trees still adds up to the prediction
+    np.testing.assert_allclose(exp.values.sum(1) + exp.base_value, loaded.models_["lip_sync"].predict(X), atol=1e-6)
+    # the same bag from the two models trained apart (saved and loaded, as benchmarks/bag_models.py reads them)
+    apart = [StackingRegressor.load(m.save(tmp_path / f"seed{m.config.seed}")) for m in single]
+    merged = StackingRegressor.bag_of(apart, data, labels, train)
+    assert merged.config == bag.config
+    np.testing.assert_allclose(merged.predict(data, test), bag.predict(data, test), atol=1e-9)
+    np.testing.assert_allclose(merged.oof_scores(), bag.oof_scores(), atol=1e-9)
+    with pytest.raises(TalkqaError, match="consecutive seeds"):
+        StackingRegressor.bag_of(apart[::-1], data, labels, train)
+    with pytest.raises(TalkqaError, match="not these"):
+        StackingRegressor.bag_of(apart, data, labels, train[::-1])

@@ -189,3 +189,45 @@ def test_add_ceilings_gives_a_trained_model_what_training_with_them_gives(bundle
                               str(manifests[0])]) == 2
     assert add_ceilings.main([str(without), "--out", str(added), *args]) == 2
     assert add_ceilings.main([str(without), "--out", str(tmp_path / "y"), *args, "--ceiling", "mood:x:1"]) == 2
+
+
+def test_bag_models_gives_two_trained_seeds_what_training_a_bag_gives(bundle, tmp_path, load_benchmark):
+    """benchmarks/bag_models.py on the tiny models of stacking seeds 0 and 1 equals `talkqa train` with
+    stacking.bag = 2; the members are left as they were; seeds out of order are refused with a usage error."""
+    from typer.testing import CliRunner
+
+    from talkqa.scoring.cli import app
+    from tiny_model import TINY_TRAIN
+
+    bag_models = load_benchmark("bag_models")
+    root = bundle.parent
+    stores = [root / p / "store" for p in ("a", "b")]
+    manifests = [root / p / "manifest.csv" for p in ("a", "b")]
+    args = [a for s, m in zip(stores, manifests) for a in ("--store", str(s), "--labels", str(m))]
+    common = ["-q", *TINY_TRAIN, "--set", "stacking.calibration=isotonic"]
+    trained = {}
+    for name, sets in (("seed0", ["stacking.seed=0"]), ("seed1", ["stacking.seed=1"]), ("bag", ["stacking.bag=2"])):
+        trained[name] = tmp_path / name
+        res = CliRunner().invoke(app, ["train", *args, "--out", str(trained[name]), *common,
+                                       *sum((["--set", s] for s in sets), [])])
+        assert res.exit_code == 0, res.output
+    before = (trained["seed1"] / "stacking" / "state.json").read_text()
+
+    out = tmp_path / "bagged"
+    assert bag_models.main([str(trained["seed0"]), str(trained["seed1"]), "--out", str(out), *args,
+                            "--version", "7"]) == 0
+    assert (trained["seed1"] / "stacking" / "state.json").read_text() == before
+    data = load_store(stores[0])
+    ids = list(data.clip_ids)
+    a, b = StackingRegressor.load(out / "stacking"), StackingRegressor.load(trained["bag"] / "stacking")
+    assert a.config == b.config and a.config.bag == 2
+    pd.testing.assert_frame_equal(a.predict(data, ids), b.predict(data, ids), atol=1e-9)
+    pd.testing.assert_frame_equal(a.oof_scores(), b.oof_scores(), atol=1e-9)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["version"] == "7" and "bag_models.py" in meta["command"] and "[seed 1]" in meta["command"]
+    assert json.loads((trained["bag"] / "model.json").read_text())["val_metrics"]["lip_sync"]["stacking"] == \
+        pytest.approx(meta["val_metrics"]["lip_sync"]["stacking"])
+
+    assert bag_models.main([str(trained["seed1"]), str(trained["seed0"]), "--out", str(tmp_path / "x"), *args]) == 2
+    assert bag_models.main([str(trained["seed0"]), "--out", str(tmp_path / "y"), *args]) == 2
+    assert bag_models.main([str(trained["seed0"]), str(trained["seed1"]), "--out", str(out), *args]) == 2

@@ -86,6 +86,7 @@ class Expression(FeatureFamily):
         "mouth_speed",
         "upper_mouth_energy_ratio",
         "frozen_share",
+        "upper_change",
         "face_valid_share",
     ) + tuple(f"{a}_std" for a in G.AU_NAMES)
     window_features = (
@@ -116,6 +117,8 @@ class Expression(FeatureFamily):
         "mouth_speed": FeatureLabel("mouth motion speed", "eye distances/s", "{:.2f}"),
         "upper_mouth_energy_ratio": FeatureLabel("upper-face vs mouth motion energy", fmt="{:.2f}"),
         "frozen_share": FeatureLabel("frozen frames", "% of frames", "{:.0f}", 100),
+        "upper_change": FeatureLabel("picture change of eyes, brows and nose bridge over 0.2 s (median)",
+                                     "grey levels", "{:.2f}"),
         "face_valid_share": FeatureLabel("face found", "% of frames", "{:.0f}", 100),
         **{f"{au}_std": FeatureLabel(f"{words} variation (std)", unit, "{:.3f}") for au, (words, unit) in _AU_WORDS.items()},
         **{f"{au}_mean": FeatureLabel(f"{words} (mean)", unit, "{:.3f}") for au, (words, unit) in _AU_WORDS.items()},
@@ -188,6 +191,7 @@ class Expression(FeatureFamily):
             mouth_speed=S.nanmean(mouth),
             upper_mouth_energy_ratio=S.nanmean(upper**2) / max(S.nanmean(mouth**2), 1e-12),
             frozen_share=S.share(frozen, judged),
+            upper_change=self._upper_change(clip),
             **self._symmetry(aligned),
         )
         out.windows.update(
@@ -201,6 +205,16 @@ class Expression(FeatureFamily):
         # cut a 1 s stall in two and neither half reads as frozen
         out.series["held"] = self._held(clip, frozen, judged)
         return out
+
+    @staticmethod
+    def _upper_change(clip: PreprocessedClip) -> float:
+        """Median over the measured frames of how much the picture above the mouth changed in 0.2 s
+        (frame_stats upper_change): ~0 where only the mouth is animated on a still photo, while the
+        frozen share stays low there because the mouth moves. NaN for tracks from before it existed."""
+        change = (clip.frame_stats or {}).get("upper_change")
+        if change is None or not np.isfinite(change).any():
+            return float("nan")
+        return float(np.nanmedian(change))
 
     @staticmethod
     def _held(clip: PreprocessedClip, frozen: np.ndarray, judged: np.ndarray) -> np.ndarray:

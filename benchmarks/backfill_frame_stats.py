@@ -1,0 +1,158 @@
+"""Give an existing store the frame statistics added since it was extracted, without meshing any face again.
+
+A frame statistic (features/frame_stats.py) is a function of the analysis frame, the face mesh and the frame
+EVERY frames earlier. A store keeps each clip's mesh in its track file (tracks/<key>.npz), so decoding the
+video again onto the same clock and applying `frame_stats` to the stored mesh gives what `talkqa extract`
+would have measured, at a fraction of the cost (the face mesh is ~90 % of extraction). Every statistic is
+recomputed, and the ones the track already had are compared with what it holds: a clip whose stored values
+are not reproduced stops the run (the store was extracted with other code, or the video changed).
+
+Then the named feature families are computed again from the updated track, and their columns replace those
+of the clip's part and of handcrafted.parquet (the other families' columns and windows.parquet are left as
+they are):
+
+    .venv/bin/python benchmarks/backfill_frame_stats.py build/default-model/real_store --families expression
+
+Tracks and parquet files are rewritten atomically; a rerun skips clips whose track already has every
+statistic. The store's extract.yaml must be the current extraction config (its hash is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from talkqa.config import ExtractConfig, load_config
+from talkqa.errors import OK, PARTIAL_CODES
+from talkqa.features.clip import PreprocessedClip
+from talkqa.features.decode import DecodeStats, iter_video
+from talkqa.features.extract import PRODUCER, compute_features
+from talkqa.features.families import FAMILIES
+from talkqa.features.frame_stats import EVERY, FRAME_STATS, block_period, frame_stats
+from talkqa.store import Store, read_parquet, write_parquet
+
+TOLERANCE = 1e-4  # float32 storage of values the code computes in float64
+
+
+def measured_stats(video: str, clip: PreprocessedClip, config: ExtractConfig) -> np.ndarray:
+    """(T, len(FRAME_STATS)) as preprocessing measures them: every EVERY-th frame with a face, NaN elsewhere."""
+    pre = config.preprocess
+    stats = DecodeStats()
+    out = np.full((clip.n_frames, len(FRAME_STATS)), np.nan, np.float32)
+    period, before = None, None
+    for t, frame in enumerate(iter_video(video, pre.fps, pre.analysis_max_side, stats)):
+        if t >= clip.n_frames:
+            break
+        if np.mean(cv2.mean(frame)[:3]) < pre.black_threshold:  # preprocessing skips black frames
+            continue
+        if period is None:
+            period = block_period(frame.shape[1], stats.display_size[0])
+        if t % EVERY:
+            continue
+        earlier = before[1] if before is not None and before[0] == t - EVERY else None
+        if clip.face_valid[t]:
+            out[t] = frame_stats(frame, clip.landmarks[t], period, earlier)
+        before = (t, frame)
+    return out
+
+
+def backfill_clip(args) -> tuple[str, str, dict | None]:
+    """(clip_id, what happened, the named families' clip features or None)."""
+    clip_id, video, track, config, families = args
+    clip = PreprocessedClip.load(track)
+    old = clip.frame_stats or {}
+    if all(name in old for name in FRAME_STATS):
+        return clip_id, "had every statistic", None
+    new = measured_stats(video, clip, config)
+    for i, name in enumerate(FRAME_STATS):
+        if name in old:
+            a, b = np.asarray(old[name], np.float64), new[:, i].astype(np.float64)
+            same = (np.isnan(a) == np.isnan(b)).all() and np.allclose(a[np.isfinite(a)], b[np.isfinite(b)],
+                                                                      atol=TOLERANCE, rtol=TOLERANCE)
+            if not same:
+                return clip_id, f"stored {name} not reproduced: extracted with other code, or the video changed", None
+    clip.frame_stats = {name: new[:, i].copy() for i, name in enumerate(FRAME_STATS)}
+    clip.save(track, PreprocessedClip.load_series(track))
+    instances = [FAMILIES.create(name, **config.features.params.get(name, {})) for name in families]
+    row, _, _ = compute_features(clip, config, instances)
+    return clip_id, "ok", row
+
+
+def backfill(store_dir: Path, families: list[str], workers: int) -> pd.DataFrame:
+    store = Store(store_dir)
+    config = load_config(ExtractConfig, store.config)
+    status = read_parquet(store.status)
+    status = status[status.status.isin([OK, *PARTIAL_CODES])]
+    jobs = [(r.clip_id, r.video, store.track(r.cache_key), config, families) for r in status.itertuples()
+            if store.track(r.cache_key).is_file()]
+    key_of = dict(zip(status.clip_id, status.cache_key))
+    results, failed, t0 = [], None, time.perf_counter()
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        done = pool.map(backfill_clip, jobs, chunksize=4) if pool else map(backfill_clip, jobs)
+        for i, (clip_id, what, row) in enumerate(done):
+            results.append({"clip_id": clip_id, "result": what})
+            if what not in ("ok", "had every statistic"):
+                failed = f"{store_dir}: {clip_id}: {what}"
+                break
+            if row is not None:
+                part = store.part(key_of[clip_id], "clip.parquet")
+                frame = read_parquet(part)
+                for column, value in row.items():
+                    frame[column] = value
+                write_parquet(frame, part, PRODUCER, config.params_hash())
+            if (i + 1) % 50 == 0 or i + 1 == len(jobs):
+                print(f"{store_dir.name}: {i + 1}/{len(jobs)} clips, {time.perf_counter() - t0:.0f} s", flush=True)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    # handcrafted.parquet from the parts of every clip done so far (this run's or an interrupted one's)
+    columns = [f"{name}__{feature}" for name in families for feature in FAMILIES.get(name).clip_features]
+    table = read_parquet(store.handcrafted)
+    parts = {}
+    for clip_id, key in key_of.items():
+        part = store.part(key, "clip.parquet")
+        if part.is_file():
+            row = read_parquet(part)
+            parts[clip_id] = {c: row[c].iloc[0] for c in columns if c in row}
+    new = pd.DataFrame.from_dict(parts, orient="index")
+    for column in new.columns:
+        table[column] = table["clip_id"].map(new[column]).astype(np.float64)
+    write_parquet(table, store.handcrafted, PRODUCER, config.params_hash())
+    if failed:
+        raise SystemExit(f"error: {failed}; the clips before it are updated (a rerun skips them)")
+    return pd.DataFrame(results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stores", type=Path, nargs="+", help="store folders written by `talkqa extract`")
+    ap.add_argument("--families", nargs="+", default=["expression"],
+                    help="feature families to compute again from the updated tracks (default: expression)")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args(argv)
+    unknown = [f for f in args.families if f not in FAMILIES.names()]
+    if unknown:
+        print(f"error: unknown famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; known: "
+              f"{', '.join(FAMILIES.names())}", file=sys.stderr)
+        return 2
+    for store in args.stores:
+        if not (store / "status.parquet").is_file():
+            print(f"error: {store} is not a store (no status.parquet); give folders written by `talkqa extract`",
+                  file=sys.stderr)
+            return 2
+    for store in args.stores:
+        done = backfill(store, args.families, args.workers)
+        print(f"{store}: " + ", ".join(f"{n} {k}" for k, n in done.result.value_counts().items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
