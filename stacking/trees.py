@@ -115,7 +115,8 @@ def mean_of_models(texts: list[str]) -> str:
         return texts[0]
     scale = 1.0 / len(texts)
     header, _, _ = texts[0].partition("\nTree=")
-    names = {_parse_trees(t.split("\nend of trees")[0])[1].__repr__() for t in texts}
+    names = {next((line for line in t.partition("\nTree=")[0].splitlines() if line.startswith("feature_names=")), "")
+             for t in texts}
     if len(names) > 1:
         raise ValueError("mean_of_models: the members do not share their feature names")
     blocks = []
