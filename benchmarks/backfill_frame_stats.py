@@ -25,7 +25,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -36,6 +35,7 @@ from talkqa.features.decode import DecodeStats, iter_video
 from talkqa.features.extract import PRODUCER, compute_features
 from talkqa.features.families import FAMILIES
 from talkqa.features.frame_stats import EVERY, FRAME_STATS, block_period, frame_stats
+from talkqa.features.preprocess import is_black
 from talkqa.store import Store, read_parquet, write_parquet
 
 TOLERANCE = 1e-4  # float32 storage of values the code computes in float64
@@ -50,7 +50,7 @@ def measured_stats(video: str, clip: PreprocessedClip, config: ExtractConfig) ->
     for t, frame in enumerate(iter_video(video, pre.fps, pre.analysis_max_side, stats)):
         if t >= clip.n_frames:
             break
-        if np.mean(cv2.mean(frame)[:3]) < pre.black_threshold:  # preprocessing skips black frames
+        if is_black(frame, pre.black_threshold):  # preprocessing skips black frames
             continue
         if period is None:
             period = block_period(frame.shape[1], stats.display_size[0])

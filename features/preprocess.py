@@ -109,6 +109,11 @@ class _Frame:
     boxes: list[np.ndarray] | None  # face detections; None when frame t is not a detection frame
 
 
+def is_black(frame: np.ndarray, threshold: float) -> bool:
+    """A frame preprocessing skips: its mean RGB level is under `threshold` (0-255)."""
+    return bool(np.mean(cv2.mean(frame)[:3]) < threshold)
+
+
 def _analysed_frames(path: Path, config: PreprocessConfig, stats: DecodeStats, detector: FaceDetector):
     """Decode + per-frame checks + detection; runs on the producer thread (see features/background.py)."""
     prev_thumb = None
@@ -118,7 +123,7 @@ def _analysed_frames(path: Path, config: PreprocessConfig, stats: DecodeStats, d
         diff = np.nan if prev_thumb is None else float(np.abs(thumb - prev_thumb).mean())
         prev_thumb = thumb
         # Nothing to find in a black frame (and no detection on it); the track holds across a short fade.
-        black = bool(np.mean(cv2.mean(frame)[:3]) < config.black_threshold)
+        black = is_black(frame, config.black_threshold)
         boxes = detector.detect(frame) if not black and detector.due(t) else None
         yield _Frame(t, frame, diff, black, boxes)
 

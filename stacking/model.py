@@ -194,7 +194,7 @@ class StackingRegressor:
                         member_oof[i, te] = self._lgbm(params[-1], dim, seed).fit(Xk.iloc[tr], Y[tr, k]).predict(
                             Xk.iloc[te])
             oof[:, k] = member_oof.mean(axis=0)
-            self.params_[dim] = params[0] if c.bag == 1 else params
+            self.params_[dim] = params[0] if c.bag == 1 else params  # a bag keeps each member's (state.json)
             self.models_[dim] = members[0] if c.bag == 1 else LoadedTrees(
                 mean_of_models([m.booster_.model_to_string() for m in members]))
             if log:
