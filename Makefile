@@ -57,20 +57,18 @@ face-nss: $(STAMP)
 # variant each, configs/degrade/default_model_balanced.yaml; clip ids prefixed balanced/).
 WORK  ?= build/default-model
 TQ    := OMP_NUM_THREADS=1 $(BIN)/talkqa
-VERSION ?= 13
+VERSION ?= 19
 # Version history (README, "Does it move the way people do?"): version 3 real clips only; version 6 the
 # checks' faults drawn more often, monotone constraints on the experts' readings, isotonic calibration, the
 # stack alone (combine=stacking), overall from the five dimension scores (overall_from=dimensions), window
-# segments only below 3.5. Version 13 (shipped) adds the balanced corpus, the frozen-picture share monotone
-# and as an evidence ceiling for expression and overall (configs/train/default.yaml), and leaves the labels a
-# clip's own recording makes wrong empty (configs/shared_data.yaml `recording`). It was built as version 12
-# (this recipe without the ceilings, as of commit 05449f1) and given its ceilings by benchmarks/add_ceilings.py,
-# which fits exactly what `talkqa train` fits (tests/test_stacking_ceilings.py). Versions 7-12 were built
-# and measured, not shipped. Extraction now also measures frame_stats upper_change (expression__upper_change),
-# which version 13's trees never saw: this target builds version 13's recipe with that feature; version 13
-# itself is this target as of commit 210426f. Version 16 (not shipped) is this target with
-# --set stacking.bag=2.
-DESCRIPTION := Trained on two degrade corpora (configs/degrade/default_model.yaml, 14 variants per clip; configs/degrade/default_model_balanced.yaml, the nine whole-clip faults of the checks) of the 55 train-split real clips (37 speakers) of ../shared/data, with the four shipped experts; labels from the human-anchored rule of corpus/labels.py, left empty where a clip's own recording is poor (configs/shared_data.yaml recording); frozen-picture share monotone and an evidence ceiling for expression and overall.
+# segments only below 3.5. Version 13 added the balanced corpus, the frozen-picture share monotone and as an
+# evidence ceiling for expression and overall (configs/train/default.yaml), and left the labels a clip's own
+# recording makes wrong empty (configs/shared_data.yaml `recording`). Version 19 (shipped) adds frame_stats
+# upper_change (expression__upper_change, backfilled into stores made before it by
+# benchmarks/backfill_frame_stats.py) for expression and overall only (stacking.drop_columns in
+# configs/train/default.yaml) and a bag of two stack seeds (stacking.bag=2 below). Versions 7-12 and 14-18
+# were built and measured, not shipped.
+DESCRIPTION := Trained on two degrade corpora (configs/degrade/default_model.yaml, 14 variants per clip; configs/degrade/default_model_balanced.yaml, the nine whole-clip faults of the checks) of the 55 train-split real clips (37 speakers) of ../shared/data, with the four shipped experts; labels from the human-anchored rule of corpus/labels.py, left empty where the source recording itself is poor (configs/shared_data.yaml recording); frozen-picture share monotone and an evidence ceiling for expression and overall; how much the face above the mouth changes (expression__upper_change) read by expression and overall only; a bag of two stack seeds.
 default-model: $(STAMP)
 	$(BIN)/python benchmarks/shared_manifest.py real --split train --out $(WORK)/real_manifest.csv
 	-$(TQ) extract $(WORK)/real_manifest.csv --store $(WORK)/real_clean_store --workers 2
@@ -88,7 +86,7 @@ default-model: $(STAMP)
 	  --store $(WORK)/balanced_store --labels $(WORK)/balanced_degraded/manifest.csv \
 	  --out $(WORK)/model --name talkqa-default -q --set 'version="$(VERSION)"' --set 'description=$(DESCRIPTION)' \
 	  --set fusion.train.threads=2 --set stacking.n_jobs=2 --set stacking.n_trials=8 --set combine=stacking \
-	  --set overall_from=dimensions
+	  --set overall_from=dimensions --set stacking.bag=2
 
 # A large labelled corpus for the fusion (configs/corpus/large.yaml: >= 3,000 clips from the real TRAINING
 # clips of ../shared/data and synthetic heads from its 106 portraits, English and Mandarin), extracted and

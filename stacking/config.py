@@ -42,6 +42,12 @@ class StackingConfig(StrictModel):
         description="per dimension, the column groups (expert names, hand-crafted families: the `<group>__` "
                     "prefix) its trees may use, e.g. {lip_sync: [sync, lipsync]}; a dimension not listed uses "
                     "every column. Groups the model does not have (a dropped expert) are skipped")
+    drop_columns: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per dimension, feature columns its trees never see (after feature_groups), e.g. "
+                    "{visual_quality: [expression__upper_change]}: evidence about one dimension kept out of the "
+                    "trees of the others, where it can only add seed noise; columns the model does not have are "
+                    "skipped")
     calibration: Literal["none", "isotonic"] = Field(
         "none", description="isotonic: per dimension, a strictly increasing map from the stack's out-of-fold "
                             "prediction to the label (centred isotonic regression), which undoes the trees' pull "
@@ -57,7 +63,7 @@ class StackingConfig(StrictModel):
     waterfall_clips: int = Field(3, ge=0, description="per-clip SHAP waterfall plots per dimension")
     max_display: int = Field(15, ge=3)
 
-    @field_validator("monotone", "feature_groups", "ceilings")
+    @field_validator("monotone", "feature_groups", "drop_columns", "ceilings")
     @classmethod
     def _known_dimensions(cls, value: dict) -> dict:
         unknown = sorted(set(value) - set(DIMENSION_NAMES))

@@ -9,7 +9,9 @@ predictions of all the dimensions, which lets e.g. `overall` borrow from the oth
 `feature_groups` narrows a dimension's trees to named column groups (lip_sync: the sync expert and the
 lip-sync family, ...), to ask whether a dimension gains from seeing only its own evidence. On the default
 model's corpus it did not (out of fold, lip_sync, expression and consistency lost; README, version 10),
-so the default leaves every column to every dimension.
+so the default leaves every column to every dimension. `drop_columns` keeps single columns out of a
+dimension's trees (a reading about the face above the mouth out of visual_quality's); since each dimension is
+tuned and fitted alone, that dimension gets exactly the trees of a model that never had the column.
 
 Two ways to keep an expert's evidence intact on the way to the score: `monotone` constrains level 1 to
 move with a reading in the direction it is known to mean (a higher sync confidence never lowers
@@ -66,7 +68,7 @@ class StackingRegressor:
         self.config = config or StackingConfig()
         self._oof, self._oof_file = None, None
         self.monotone_: dict[str, dict[str, int]] = {}
-        self.columns_of_: dict[str, list[str]] = {}  # only the dimensions narrowed by feature_groups
+        self.columns_of_: dict[str, list[str]] = {}  # only the dimensions narrowed by feature_groups / drop_columns
         self.calibration_: dict[str, MonotoneMap] = {}
         self.ceilings_: dict[str, list[Ceiling]] = {}
 
@@ -101,18 +103,23 @@ class StackingRegressor:
                 for dim, signs in self.config.monotone.items()}
 
     def _columns_by_dimension(self, dimensions: list[str]) -> dict[str, list[str]]:
-        """For each dimension named in feature_groups, the featurizer's columns in its groups."""
+        """For each dimension named in feature_groups or drop_columns, the featurizer's columns in its groups
+        less its dropped columns (in the featurizer's order, so a dimension that drops a column the others have
+        is fitted exactly as a model without that column would fit it)."""
         columns = self.featurizer_.columns_
         out = {}
         for dim in dimensions:
             groups = self.config.feature_groups.get(dim)
-            if groups is None:
+            dropped = set(self.config.drop_columns.get(dim, ())) & set(columns)
+            if groups is None and not dropped:
                 continue
-            out[dim] = [c for c in columns if column_group(c) in set(groups)]
+            out[dim] = [c for c in columns if (groups is None or column_group(c) in set(groups)) and c not in dropped]
             if not out[dim]:
                 have = sorted({column_group(c) for c in columns})
-                raise TalkqaError(f"stacking.feature_groups.{dim}: none of {', '.join(groups)} is among the model's "
-                                  f"column groups ({', '.join(have)}); name at least one of them")
+                if groups is not None and not any(column_group(c) in set(groups) for c in columns):
+                    raise TalkqaError(f"stacking.feature_groups.{dim}: none of {', '.join(groups)} is among the "
+                                      f"model's column groups ({', '.join(have)}); name at least one of them")
+                raise TalkqaError(f"stacking.drop_columns.{dim} drops every column its trees could use; drop fewer")
         return out
 
     def columns_of(self, dim: str) -> list[str]:
@@ -294,10 +301,15 @@ class StackingRegressor:
         if oof is None:
             return self
         oof = oof[[col for col in oof.columns if not col.startswith(_CAP)]]
-        if self.ceilings_:  # saved beside the out-of-fold predictions as cap__<dimension> (inf: no cap)
-            caps = pd.DataFrame(np.inf, index=X.index, columns=[_CAP + d for d in self.ceilings_])
-            for tr, te in group_folds(labels.groups(clip_ids), c.oof_folds):  # the folds of the level-1 fit
-                for dim, ceilings in fitted(tr).items():
+        # each fold's caps from the ceilings fitted without it, saved beside the out-of-fold predictions as
+        # cap__<dimension> (inf: no cap). A fold's ceiling can have steps where the one fitted on every clip has
+        # none (the reading says nothing over all of them), so the columns are those of any fit.
+        per_fold = [(te, fitted(tr)) for tr, te in group_folds(labels.groups(clip_ids), c.oof_folds)]
+        dims = [d for d in c.ceilings if d in self.ceilings_ or any(d in f for _, f in per_fold)]
+        if dims:
+            caps = pd.DataFrame(np.inf, index=X.index, columns=[_CAP + d for d in dims])
+            for te, fold_ceilings in per_fold:  # the folds of the level-1 fit
+                for dim, ceilings in fold_ceilings.items():
                     caps.iloc[te, caps.columns.get_loc(_CAP + dim)] = lowest_caps(ceilings, X.iloc[te])[0]
             oof = oof.join(caps.reindex(oof.index))
         self.oof_ = oof
@@ -348,7 +360,7 @@ class StackingRegressor:
         for dim, curve in self.calibration_.items():
             out[dim] = curve(out[dim].to_numpy())
         if caps is not None:
-            for dim in self.ceilings_:
+            for dim in caps.columns.intersection(out.columns):  # out of fold: also a dimension only folds cap
                 out[dim] = np.minimum(out[dim].to_numpy(), caps[dim].reindex(out.index).to_numpy())
         for dim in out:
             lo, hi = _DIM[dim].scale

@@ -348,10 +348,10 @@ def test_check_command_usage_errors_exit_2(sources, monkeypatch, tmp_path):
 
 
 # A ratchet: the checks the shipped model passes on the --quick clip (README, "Does it move the way people
-# do?") must stay passed. The ones it still fails there (talking photo, another voice, stall, blur,
-# compression, clean ranks first) are in the README's table, not hidden here.
-SHIPPED_PASSES = ("clean", "still_photo", "audio_off_0.5s", "audio_off_0.2s", "audio_later_ladder", "audio_earlier_ladder",
-                  "heavy_noise", "mirror")
+# do?") must stay passed. The ones it still fails there (another voice's consistency, blur, compression) are in
+# the README's table, not hidden here; the stall passes there by 0.03 points, too thin to hold as a ratchet.
+SHIPPED_PASSES = ("clean", "still_photo", "talking_photo", "audio_off_0.5s", "audio_off_0.2s", "audio_later_ladder",
+                  "audio_earlier_ladder", "heavy_noise", "mirror")
 
 
 @pytest.mark.integration

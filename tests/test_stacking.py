@@ -112,6 +112,41 @@ def test_feature_groups_keep_each_dimension_to_its_evidence(synth, tmp_path):
         StackingConfig(feature_groups={"lipsync": ["sync"]})
 
 
+def test_drop_columns_fits_a_dimension_as_a_model_without_the_column(synth, tmp_path):
+    import dataclasses
+
+    from talkqa.errors import TalkqaError
+
+    data, labels, train, test = synth
+    column = next(c for c in data.handcrafted.columns if c.startswith("expression__"))
+    kept_out = ["lip_sync", "visual_quality"]
+    cfg = dict(n_trials=2, tuning_folds=2, oof_folds=3, params=FAST)
+    model = StackingRegressor(StackingConfig(**cfg, drop_columns={d: [column, "no__such_column"] for d in kept_out})
+                              ).fit(data, labels, train)
+    without = dataclasses.replace(data, handcrafted=data.handcrafted.drop(columns=[column]))
+    alone = StackingRegressor(StackingConfig(**cfg)).fit(without, labels, train)
+    X, X_without = model.features(data, test), alone.features(without, test)
+    for dim in DIMENSION_NAMES:
+        if dim in kept_out:  # tuned, fitted and predicted out of fold exactly as without the column
+            assert model.columns_of(dim) == alone.featurizer_.columns_ and column not in model.columns_of(dim)
+            assert model.params_[dim] == alone.params_[dim]
+            assert model.models_[dim].booster_.model_to_string() == alone.models_[dim].booster_.model_to_string()
+            np.testing.assert_allclose(model.oof_[dim], alone.oof_[dim], atol=1e-12)
+            np.testing.assert_allclose(model.level1(data, test)[dim], alone.models_[dim].predict(X_without), atol=1e-12)
+        else:  # the others still read it
+            assert model.columns_of(dim) == model.featurizer_.columns_ and column in model.columns_of(dim)
+    assert X.shape[1] == X_without.shape[1] + 1
+    loaded = StackingRegressor.load(model.save(tmp_path / "dropped"))
+    assert loaded.config.drop_columns == model.config.drop_columns
+    np.testing.assert_allclose(loaded.predict(data, test), model.predict(data, test), atol=1e-9)
+    with pytest.raises(TalkqaError, match=r"drop_columns\.lip_sync drops every column"):
+        StackingRegressor(StackingConfig(n_trials=0, oof_folds=3, params=FAST, feature_groups={"lip_sync": ["sync"]},
+                                         drop_columns={"lip_sync": [c for c in model.featurizer_.columns_
+                                                                    if c.startswith("sync__")]})).fit(data, labels, train)
+    with pytest.raises(ValueError, match="unknown dimension"):
+        StackingConfig(drop_columns={"lipsync": [column]})
+
+
 def test_mean_of_models_predicts_and_explains_the_members_mean():
     import lightgbm as lgb
 

@@ -126,6 +126,34 @@ def test_ceilings_added_later_equal_ceilings_fitted_with_the_trees(synth, capped
     pd.testing.assert_frame_equal(plain.oof_scores(), capped.oof_scores())
 
 
+def test_a_ceiling_only_a_fold_finds_still_caps_that_fold_out_of_fold(synth, capped, monkeypatch):
+    # over every clip a reading can say nothing (no steps) while over the clips of four folds out of five it
+    # does: the out-of-fold scores must take that fold fit's caps (this once raised KeyError cap__<dim>)
+    import talkqa.stacking.model as model_module
+
+    data, labels, ids = synth
+    fit = Ceiling.fit.__func__
+
+    def fold_only(cls, column, worse, reading, label, *args):
+        found = fit(cls, column, worse, reading, label, *args)
+        return cls(column, worse, np.zeros(0), np.zeros(0), found.quantile, found.min_clips) if len(reading) == len(
+            ids) else found
+
+    monkeypatch.setattr(model_module.Ceiling, "fit", classmethod(fold_only))
+    capped.config = _config(ceilings=CEILINGS, ceiling_quantile=0.5)
+    try:
+        capped.fit_ceilings(data, labels, ids)
+        assert capped.ceilings_ == {}  # none over every clip ...
+        oof_caps = capped.oof_.filter(like="cap__")
+        assert list(oof_caps.columns) == ["cap__expression", "cap__lip_sync"]  # ... but each fold's own
+        assert np.isfinite(oof_caps["cap__expression"]).any()
+        assert (capped.oof_scores()["expression"] <= oof_caps["cap__expression"] + 1e-9).all()
+    finally:
+        monkeypatch.undo()
+        capped.fit_ceilings(data, labels, ids)  # the shared fixture as the other tests expect it
+    assert set(capped.ceilings_) == {"expression", "lip_sync"}
+
+
 def test_a_cut_is_explained_by_the_reading_that_made_it(synth, capped):
     data, _, ids = synth
     pred = capped.predict(data, ids)
