@@ -110,13 +110,14 @@ class StackingRegressor:
         out = {}
         for dim in dimensions:
             groups = self.config.feature_groups.get(dim)
+            wanted = None if groups is None else set(groups)
             dropped = set(self.config.drop_columns.get(dim, ())) & set(columns)
-            if groups is None and not dropped:
+            if wanted is None and not dropped:
                 continue
-            out[dim] = [c for c in columns if (groups is None or column_group(c) in set(groups)) and c not in dropped]
+            out[dim] = [c for c in columns if (wanted is None or column_group(c) in wanted) and c not in dropped]
             if not out[dim]:
                 have = sorted({column_group(c) for c in columns})
-                if groups is not None and not any(column_group(c) in set(groups) for c in columns):
+                if wanted is not None and not wanted & set(have):
                     raise TalkqaError(f"stacking.feature_groups.{dim}: none of {', '.join(groups)} is among the "
                                       f"model's column groups ({', '.join(have)}); name at least one of them")
                 raise TalkqaError(f"stacking.drop_columns.{dim} drops every column its trees could use; drop fewer")
