@@ -12,6 +12,11 @@ Clip scalars: the mean distance curve over lags -15..+15 frames (`dist_lag_*`), 
 `min_dist` (LSE-D analogue: the minimum of the mean curve) and `confidence` (LSE-C analogue:
 median - minimum of the mean curve). Unlike SyncNet's pipeline, clips of 1-4 s work: each lag is
 averaged over the windows that have audio at that lag.
+
+`wide_offset_frames` and `wide_confidence` are the same argmin and median - minimum over lags -30..+30
+(1.2 s): a whole-clip offset of 0.6-1.2 s falls off the +-15 curve, which then reads as flat as the
+curve of another speaker's voice; on the wide curve the offset clip still finds its dip and the
+other voice does not, so "the voice belongs to this face, late" and "another voice" part.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ WINDOW = 5  # video frames per sync window (0.2 s)
 HALF = WINDOW // 2
 MAX_LAG = 15
 LAGS = np.arange(-MAX_LAG, MAX_LAG + 1)
+WIDE_LAG = 30  # 1.2 s: beyond the corpus's largest offset (1 s, corpus/artifacts/lipsync.py)
 
 
 def lag_name(lag: int) -> str:
@@ -44,6 +50,7 @@ class SyncConfig(ExpertConfig):
     n_mels: int = 40
     mouth_downsample: int = 2  # 48x96 mouth crops are averaged down by this factor
     max_lag: int = MAX_LAG  # offsets searched either side, in frames (the scalar names assume 15)
+    wide_lag: int = WIDE_LAG  # ... and for the wide_* scalars (at least max_lag)
     min_lag_windows: int = 5  # a lag needs audio for at least this many valid windows to count
     # training
     steps: int = 4500
@@ -143,7 +150,8 @@ class SyncExpert(Expert):
     version = "1"
     input_kind = "mouth+audio"
     modality = "audiovisual"
-    scalar_names = ("offset_frames", "confidence", "min_dist", *(lag_name(int(l)) for l in LAGS))
+    scalar_names = ("offset_frames", "confidence", "min_dist", *(lag_name(int(l)) for l in LAGS),
+                    "wide_offset_frames", "wide_confidence")
     config_cls = SyncConfig
     display_name = "lip-sync expert"
     # An offset reads as in sync from 1 frame of sound before the lips to 3 frames after: about the
@@ -159,14 +167,16 @@ class SyncExpert(Expert):
                "log-mel window, trained with InfoNCE over offsets (positive: in sync; negatives: shifted by 2-15 "
                "frames and other clips) on real talking footage. Clip scalars: mean distance curve over lags "
                "-15..+15, `offset_frames` (argmin; positive = sound after lips), `min_dist` (LSE-D analogue) and "
-               "`confidence` (median - min, LSE-C analogue). Tokens: 0.2 s windows of [visual, audio, visual*audio].")
+               "`confidence` (median - min, LSE-C analogue); `wide_offset_frames` / `wide_confidence`, the same over lags "
+               "-30..+30. Tokens: 0.2 s windows of [visual, audio, visual*audio].")
     limits = ("Trained on 33 real clips (20 speakers) of ../shared/data/real: news, interviews, MEAD/GRID crops, "
               "mostly frontal English speech; 7 clips of 7 other speakers held out. It memorises its training clips "
               "(confidence ~0.5 on them vs ~0.05-0.16 on held-out ones), so read confidences of training clips with "
               "care. Injected offsets come back exactly relative to a clip's own reading (97 % within +-1 frame), "
               "but several held-out real clips read +1..+3 frames as they are (the hand-crafted lipsync estimator "
               "agrees), so 'recovered within +-1 of the injected k' is only 46 %: the footage, or the decode, is "
-              "not exactly in sync. Offsets beyond +-15 frames saturate at the edge. Silence carries no sync "
+              "not exactly in sync. Offsets beyond +-15 frames saturate at the edge of `offset_frames` (the wide_* "
+              "scalars reach +-30). Silence carries no sync "
               "evidence: clips with little speech give a flat curve (low confidence). Distances are between "
               "L2-normalised embeddings (0..2), not on SyncNet's scale: LSE numbers are not comparable with "
               "published ones.")
@@ -184,6 +194,14 @@ class SyncExpert(Expert):
         off, conf = float(scalars.get("offset_frames", np.nan)), float(scalars.get("confidence", np.nan))
         if not np.isfinite(off):
             return "no sync reading (no speech with a visible mouth)"
+        wide_off = float(scalars.get("wide_offset_frames", np.nan))
+        wide_conf = float(scalars.get("wide_confidence", np.nan))
+        if (np.isfinite(wide_off) and abs(wide_off) > self.config.max_lag and np.isfinite(wide_conf)
+                and wide_conf >= self.weak_confidence and not conf >= wide_conf):
+            # the dip lies beyond the +-15 curve: a late or early voice of this face, not a flat curve
+            k = abs(int(round(wide_off)))
+            return (f"lips and audio disagree — sound {k} frames {'after' if wide_off > 0 else 'before'} the lips "
+                    f"(offset {wide_off:+.0f}, {k / 25:.1f} s at 25 fps), confidence {wide_conf:.2f} on the wide curve")
         k = abs(int(round(off)))
         where = "offset 0 frames" if k == 0 else \
             f"sound {k} frame{'s' if k != 1 else ''} {'after' if off > 0 else 'before'} the lips (offset {off:+.0f})"
@@ -257,10 +275,12 @@ class SyncExpert(Expert):
             outs.append(self.run_graph(tower, piece.astype(np.float32))[0][0])
         return np.concatenate(outs)[: n - WINDOW + 1]
 
-    def curve(self, v: np.ndarray, a: np.ndarray, win_valid: np.ndarray) -> np.ndarray:
-        """Mean distance per lag over the windows with a face (and audio at that lag); NaN for lags with
-        fewer than `min_lag_windows` such windows (short clips)."""
-        lags = np.arange(-self.config.max_lag, self.config.max_lag + 1)
+    def curve(self, v: np.ndarray, a: np.ndarray, win_valid: np.ndarray, max_lag: int | None = None) -> np.ndarray:
+        """Mean distance per lag -max_lag..+max_lag (default: the config's) over the windows with a face (and
+        audio at that lag); NaN for lags with fewer than `min_lag_windows` such windows (short clips). Each
+        lag's mean reads only that lag's windows: the middle of a wider curve is the narrower one."""
+        max_lag = self.config.max_lag if max_lag is None else max_lag
+        lags = np.arange(-max_lag, max_lag + 1)
         d = window_distances(v, a, lags)
         d[~win_valid] = np.nan
         ok = np.isfinite(d)
@@ -270,8 +290,11 @@ class SyncExpert(Expert):
 
     def embed(self, clip: PreprocessedClip) -> Tokens:
         v, a, win_valid = self.encode(clip)
-        curve = self.curve(v, a, win_valid)
-        scalars = curve_scalars(curve, self.config.max_lag)
+        m, w = self.config.max_lag, max(self.config.wide_lag, self.config.max_lag)
+        wide = self.curve(v, a, win_valid, w)
+        scalars = curve_scalars(wide[w - m : w + m + 1], m)
+        scalars.update({f"wide_{k}": v_ for k, v_ in curve_scalars(wide, w).items()
+                        if k in ("offset_frames", "confidence")})
         step = max(1, int(round(self.config.token_s * clip.fps)))
         starts = np.arange(0, clip.n_frames, step)
         # token s..s+step is represented by the window centred on its middle frame (clamped at the edges)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -41,9 +43,9 @@ def untrained(**cfg) -> SyncExpert:
 def test_declared_names_and_tokens():
     expert = untrained()
     assert expert.scalar_names[:3] == ("offset_frames", "confidence", "min_dist")
-    assert expert.scalar_names[3:] == tuple(lag_name(int(k)) for k in LAGS)
+    assert expert.scalar_names[3:-2] == tuple(lag_name(int(k)) for k in LAGS)
     assert expert.scalar_names[3] == "dist_lag_m15" and expert.scalar_names[18] == "dist_lag_0"
-    assert expert.scalar_names[-1] == "dist_lag_p15"
+    assert expert.scalar_names[-3:] == ("dist_lag_p15", "wide_offset_frames", "wide_confidence")
     clip = talking_clip(3.0)
     clip.face_valid[10:14] = False  # frames without a face are masked, not fatal
     tokens = expert.embed(clip)
@@ -53,6 +55,21 @@ def test_declared_names_and_tokens():
     assert -15 <= tokens.scalars["offset_frames"] <= 15 and tokens.scalars["confidence"] >= 0
     curve = np.array([tokens.scalars[lag_name(int(k))] for k in LAGS])
     assert np.isfinite(curve).all() and tokens.scalars["min_dist"] == pytest.approx(np.nanmin(curve))
+
+
+def test_the_wide_curve_extends_the_narrow_one():
+    expert = untrained()
+    clip = talking_clip(4.0)
+    v, a, valid = expert.encode(clip)
+    narrow, wide = expert.curve(v, a, valid), expert.curve(v, a, valid, 30)
+    assert len(wide) == 61 and np.array_equal(wide[15:46], narrow)  # each lag reads only its own windows
+    s = expert.embed(clip).scalars
+    i = int(np.nanargmin(wide))
+    assert s["wide_offset_frames"] == i - 30
+    assert s["wide_confidence"] == pytest.approx(np.nanmedian(wide) - wide[i])
+    # a clip too short for the far lags leaves them out of the wide reading rather than failing
+    short = expert.embed(talking_clip(1.2)).scalars
+    assert np.isfinite(short["wide_confidence"]) and abs(short["wide_offset_frames"]) <= 30
 
 
 def test_short_clips_use_the_lags_they_can():
@@ -134,6 +151,30 @@ def test_shipped_weights_recover_an_injected_offset(real_clip_readings, k):
     found = real_clip_readings[k]
     assert abs(found["offset_frames"] - as_is - k) <= 1, (as_is, found["offset_frames"])
     assert found["confidence"] > 0
+
+
+# 8 s of another held-out speaker: long enough for the wide curve's far lags
+LONG_HELDOUT_CLIP = "real/sadtalker/WDA_KatieHill_000.mp4"
+
+
+@pytest.mark.integration
+def test_shipped_weights_tell_a_late_voice_from_another_voice(shared_data):
+    """A 1 s offset (25 frames) falls off the +-15 curve: it reads about as flat as another speaker's
+    voice there. The wide curve finds the offset and stays flat for the other voice."""
+    from talkqa.features.preprocess import preprocess
+
+    clip = preprocess(shared_data / LONG_HELDOUT_CLIP)
+    donor = preprocess(shared_data / HELDOUT_CLIP)
+    expert = SyncExpert().load()
+    as_is = expert.embed(clip).scalars
+    late = expert.embed(shifted_audio_clip(clip, 25)).scalars
+    other_audio = {k: np.resize(getattr(donor, k), len(getattr(clip, k))).astype(np.float32)
+                   for k in ("audio", "audio_norm")}
+    other = expert.embed(replace(clip, vad=None, **other_audio)).scalars
+    assert abs(late["wide_offset_frames"] - as_is["offset_frames"] - 25) <= 2, late
+    assert late["confidence"] < 0.5 * as_is["confidence"]  # on the narrow curve the late voice looks lost
+    assert late["wide_confidence"] > 0.6 * as_is["wide_confidence"]  # on the wide one it is found again
+    assert other["wide_confidence"] < 0.6 * late["wide_confidence"]
 
 
 def test_embed_errors_name_the_clip_being_embedded(tmp_path):

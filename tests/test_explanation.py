@@ -72,6 +72,12 @@ def test_experts_describe_what_they_saw_in_words_with_numbers():
     ok = sync.describe({"offset_frames": 1.0, "confidence": 0.12})
     assert ok.startswith("audio and lips agree") and "1 frame after" in ok
     assert "little sync evidence" in sync.describe({"offset_frames": 0.0, "confidence": 0.01})
+    # a 1 s offset: flat on the +-15 curve, its dip found on the wide one
+    late = sync.describe({"offset_frames": 13.0, "confidence": 0.02, "wide_offset_frames": 26.0,
+                          "wide_confidence": 0.15})
+    assert "sound 26 frames after" in late and "wide curve" in late
+    assert "little sync evidence" in sync.describe({"offset_frames": 13.0, "confidence": 0.02,
+                                                    "wide_offset_frames": 26.0, "wide_confidence": 0.02})
     assert "natural" in create_expert("motion").describe({"naturalness_logit": 2.3})
     assert "unlike real" in create_expert("motion").describe({"naturalness_logit": -1.0})
     voice = create_expert("voice").describe({"quality_logit": 1.8, "dnsmos_ovrl": 3.4})
