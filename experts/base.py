@@ -34,7 +34,7 @@ from talkqa.features.clip import PreprocessedClip
 from talkqa.onnx_model import Graph, export_graph, is_export_file, is_exportable, load_exports, run_module, \
     write_exports_manifest
 from talkqa.registry import Registry
-from talkqa.splits import hold_out_groups
+from talkqa.splits import group_folds, hold_out_groups
 from talkqa.store import Store, read_parquet
 
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -139,18 +139,20 @@ class Expert:
         return [p for p in model.parameters() if p.requires_grad]
 
     # ---- training: the loop, the same for every expert ------------------------------------------
-    def fit(self, stores: list[str | Path], seed: int = 0) -> dict[str, Any]:
+    def fit(self, stores: list[str | Path], seed: int = 0, fold: tuple[int, int] | None = None) -> dict[str, Any]:
         """Train on the tracks of the given stores; returns held-out metrics for the model card."""
         items = []
         for _, track, group in training_clips(stores):
             item = self.training_item(PreprocessedClip.load(track), group)
             if item is not None:
                 items.append(item)
-        return {**self.fit_items(items, seed), "stores": [str(s) for s in stores]}
+        return {**self.fit_items(items, seed, fold), "stores": [str(s) for s in stores]}
 
-    def fit_items(self, items: list[tuple], seed: int = 0) -> dict[str, Any]:
+    def fit_items(self, items: list[tuple], seed: int = 0, fold: tuple[int, int] | None = None) -> dict[str, Any]:
         """Train on in-memory training items: whole groups are held out for evaluation (and, with early
-        stopping, for validation), so every held-out figure is speaker-disjoint."""
+        stopping, for validation), so every held-out figure is speaker-disjoint. `fold=(k, n)` holds out
+        the k-th of n speaker folds instead of a random share: n such experts together read every speaker
+        with weights that never saw it (`talkqa embed --out-of-fold`)."""
         import torch  # lazy: slow import, only on this path
 
         cfg = self.config
@@ -159,7 +161,7 @@ class Expert:
         if len(items) < self.min_training_items:
             raise ValueError(f"{self.name}: need at least {self.min_training_items} {self.training_requirement}; "
                              f"found {len(items)}")
-        train, test, held = _split(items, cfg.eval_share, seed)
+        train, test, held = _fold_split(items, *fold, seed) if fold else _split(items, cfg.eval_share, seed)
         val: list[tuple] = []
         if cfg.patience:
             train, val, _ = _split(train, cfg.eval_share, seed + 1)
@@ -208,6 +210,7 @@ class Expert:
             heldout = self.evaluate(test, seed + 1)
         self.metrics_ = {
             "train_clips": len(train), "val_clips": len(val), "heldout_clips": len(test), "heldout_groups": held,
+            "train_groups": sorted({item[0] for item in train + val}), **({"fold": f"{fold[0]}/{fold[1]}"} if fold else {}),
             "train_seconds": round(time.perf_counter() - t0, 1), "steps": step, "stopped_by": stopped,
             "final_loss": float(np.mean(losses[-50:])), "seed": seed, **heldout,
         }
@@ -345,10 +348,26 @@ def training_clips(stores: list[str | Path]) -> list[tuple[str, Path, str]]:
         status = read_parquet(store.status)
         for r in status.itertuples():
             if r.status in ("ok", "no_audio", "silent_audio") and store.track(r.cache_key).exists():
-                speaker = getattr(r, "speaker", "") or ""
-                group = speaker or (r.clip_id.rsplit("/", 1)[0] if "/" in r.clip_id else r.clip_id)
-                rows.append((r.clip_id, store.track(r.cache_key), group))
+                rows.append((r.clip_id, store.track(r.cache_key), clip_group(r.clip_id, getattr(r, "speaker", ""))))
     return rows
+
+
+def clip_group(clip_id: str, speaker) -> str:
+    """A clip's speaker group: the manifest's speaker, else the clip's folder."""
+    speaker = speaker if isinstance(speaker, str) else ""
+    return speaker or (clip_id.rsplit("/", 1)[0] if "/" in clip_id else clip_id)
+
+
+def _fold_split(items: list[tuple], k: int, n: int, seed: int) -> tuple[list, list, list[str]]:
+    """Hold out the k-th (1-based) of n speaker folds, shuffled with `seed`: the same seed and stores give
+    the same folds, so folds 1..n of one seed cover every group exactly once."""
+    if not 1 <= k <= n or n < 2:
+        raise ValueError(f"fold {k}/{n}: need 2 <= n and 1 <= k <= n")
+    groups = [item[0] for item in items]
+    if len(set(groups)) < n:
+        raise ValueError(f"fold {k}/{n}: the training clips have only {len(set(groups))} speaker groups")
+    train, held = group_folds(groups, n, seed)[k - 1]
+    return [items[i] for i in train], [items[i] for i in held], sorted({groups[i] for i in held})
 
 
 def _split(items: list[tuple], share: float, seed: int) -> tuple[list, list, list[str]]:

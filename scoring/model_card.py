@@ -66,6 +66,12 @@ def model_card(meta: dict) -> str:
         lines.append(f"| {name} | {e['version']} | `{e['weights_hash']}` | {e['dim']} | {e['modality']} |")
     if not meta["experts"]:
         lines.append("| (none: hand-crafted features only) | | | | |")
+    for name, e in meta["experts"].items():
+        folds = (e.get("training_readings") or {}).get("out_of_fold")
+        if folds:
+            lines += ["", f"Training readings of {name} are out of fold: each clip was read by weights that never saw "
+                      f"its speaker ({len(folds)} folds: {', '.join(f['weights'] for f in folds)}); scoring reads "
+                      f"with the weights above."]
     lines += ["", "## Training data", "",
               f"- stores: {', '.join(td['stores'])}; labels: {', '.join(td['labels'])}",
               f"- {td['clips']} labelled clips of {td['speakers']} speakers; fusion trained on {td['fusion_train_clips']}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import shutil
 import sys
@@ -30,21 +31,34 @@ from .overall_rule import overall_from_dimensions
 from .thresholds import diagnostic_thresholds
 
 
-def _expert_entries(data, names: list[str], overrides: dict[str, list[str]]) -> dict[str, dict]:
-    """name -> what scoring must reproduce; refuses a store embedded with other expert settings."""
+def _expert_entries(store_dirs: list[Path], names: list[str], overrides: dict[str, list[str]]) -> dict[str, dict]:
+    """name -> what scoring must reproduce; refuses a store embedded with other expert settings, and stores
+    that mix out-of-fold readings (`embed --out-of-fold`) with the expert's own: the model learns one kind."""
     out = {}
     for name in names:
         expert = create_expert(name, overrides=overrides.get(name, []))
-        meta = parquet_meta(data.root / "experts" / f"{name}.parquet")
-        problems = [f"{k} {meta.get(k)!r} in the store vs {v!r} configured"
-                    for k, v in (("version", expert.version), ("params_hash", expert.params_hash()),
-                                 ("weights_hash", expert.weights_hash())) if str(meta.get(k, "")) != str(v)]
-        if problems:
-            raise UsageError(f"expert {name!r}: {'; '.join(problems)}; set expert_overrides.{name} to the --set values "
-                             f"the store was embedded with, or re-run `talkqa embed --store {data.root} --experts {name}`")
+        folds = {}
+        for root in store_dirs:
+            meta = parquet_meta(Path(root) / "experts" / f"{name}.parquet")
+            problems = [f"{k} {meta.get(k)!r} in the store vs {v!r} configured"
+                        for k, v in (("version", expert.version), ("params_hash", expert.params_hash()),
+                                     ("weights_hash", expert.weights_hash())) if str(meta.get(k, "")) != str(v)]
+            if problems:
+                raise UsageError(f"expert {name!r}: {'; '.join(problems)}; set expert_overrides.{name} to the --set "
+                                 f"values the store was embedded with, or re-run `talkqa embed --store {root} "
+                                 f"--experts {name}`")
+            folds[str(root)] = meta.get("out_of_fold")
+        if len({json.dumps(f, sort_keys=True) for f in folds.values()}) > 1:
+            raise UsageError(f"expert {name!r}: the stores were not embedded alike (out-of-fold readings in "
+                             f"{', '.join(r for r, f in folds.items() if f) or 'none'}, the expert's own in "
+                             f"{', '.join(r for r, f in folds.items() if not f) or 'none'}); embed every training "
+                             "store the same way")
         out[name] = {"version": expert.version, "weights_hash": expert.weights_hash(), "params_hash": expert.params_hash(),
                      "config": expert.config.model_dump(mode="json"), "dim": expert.dim, "modality": expert.modality,
                      "scalars": expert.columns()}
+        fold_info = next(iter(folds.values()), None)
+        if fold_info:
+            out[name]["training_readings"] = {"out_of_fold": fold_info}
     return out
 
 
@@ -150,7 +164,7 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
     if not data.experts:
         log("warning: the store has no expert outputs; the model uses hand-crafted features only")
     ids = common_clips(data, labels)
-    experts = _expert_entries(data, data.expert_names, config.expert_overrides)
+    experts = _expert_entries(store_dirs, data.expert_names, config.expert_overrides)
     groups = labels.groups(ids)
     tcfg = config.fusion.train
     train_ids, val_ids = speaker_split(ids, groups, tcfg.val_share, tcfg.seed)

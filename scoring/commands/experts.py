@@ -62,16 +62,24 @@ def embed(
     engine: str = typer.Option("local", help="local or ray."),
     workers: int = typer.Option(1, min=1),
     ray_address: Optional[str] = typer.Option(None),
+    out_of_fold: Optional[list[Path]] = typer.Option(None, "--out-of-fold", metavar="DIR", help="Fold weights of one expert (from `talkqa train-expert NAME --fold K/N --out DIR`; repeat for each fold): every clip is read by the weights that never saw its speaker. For the stores a model stacked on the expert trains on; scoring uses the expert's own weights."),
 ):
     """Run experts over the store's clips: writes STORE/experts/<name>.parquet (tokens) and
-    <name>.scalars.parquet (one row per clip). Reruns skip finished clips."""
+    <name>.scalars.parquet (one row per clip). Reruns skip finished clips.
+
+    Example (out-of-fold sync readings for a training store): talkqa embed --store S --experts sync
+    --out-of-fold weights/sync_fold1 --out-of-fold weights/sync_fold2"""
     from talkqa.experts.embed import run_embed
 
+    names = _names(experts)
+    if out_of_fold and len(names) != 1:
+        raise UsageError("--out-of-fold reads with one expert's fold weights: name that expert with --experts NAME")
     failed = 0
-    for name in _names(experts):
+    for name in names:
         with ClipProgress(f"embed {name}", None) as progress:
             table = run_embed(store, name, config_dir, set_ or [], device, engine, workers, ray_address,
-                              lambda r: progress.done(r["status"] == "ok", r["status"], r["clip_id"], r["message"]))
+                              lambda r: progress.done(r["status"] == "ok", r["status"], r["clip_id"], r["message"]),
+                              out_of_fold=out_of_fold or None)
         failed += progress.failed
         out.print(f"{name}: {len(table)} clips ({int(table['cached'].sum())} cached) -> {Path(store) / 'experts' / (name + '.parquet')}")
     if failed:
@@ -89,21 +97,44 @@ def train_expert(
     set_: Optional[list[str]] = SetOpt,
     device: str = typer.Option("cpu", help="cpu or cuda (used when present; never required)."),
     seed: int = typer.Option(0),
+    fold: Optional[str] = typer.Option(None, "--fold", metavar="K/N", help="Hold out the K-th of N speaker folds (shuffled with --seed) instead of a random share of speakers. Train K = 1..N with the same seed and stores, then `talkqa embed --out-of-fold` reads every clip with the weights that never saw its speaker (what a model stacked on the expert should train on)."),
 ):
     """Train an expert on the clips of a store and save its weights with a model card, into a new folder
-    (use them with `--set weights=DIR` on embed, or `weights: DIR` in the expert's YAML)."""
+    (use them with `--set weights=DIR` on embed, or `weights: DIR` in the expert's YAML).
+
+    Experts remember the clips they trained on (the sync expert reads them with far more confidence than
+    new footage). A model stacked on an expert learns from its readings, so it should see readings of
+    speakers the expert never saw: train fold experts (`--fold 1/2`, `--fold 2/2`, same --seed) and embed the
+    model's training stores with `talkqa embed --out-of-fold DIR1 --out-of-fold DIR2`."""
 
     from talkqa.experts.embed import create_expert
 
     if out_dir is not None and replace_shipped:
         raise UsageError("give --out DIR or --replace-shipped, not both")
+    fold_kn = _parse_fold(fold) if fold else None
+    if fold_kn and replace_shipped:
+        raise UsageError("--fold trains weights for out-of-fold readings; save them with --out DIR, not over the shipped ones")
     expert = create_expert(name, config_dir, set_ or [], device)
     target = expert.weights_dir() if replace_shipped else (out_dir or Path("weights") / name)
     if not replace_shipped and target.exists() and any(target.iterdir()):
         raise UsageError(f"{target} exists and is not empty; choose a new --out folder (or --replace-shipped to "
                          "overwrite the weights shipped with talkqa)")
-    metrics = expert.fit(store, seed=seed)
+    try:
+        metrics = expert.fit(store, seed=seed, fold=fold_kn)
+    except ValueError as exc:
+        raise UsageError(f"train-expert {name}: {exc}") from exc
     metrics.setdefault("command", "talkqa " + " ".join(sys.argv[1:]))
     expert.save(target)
     out.print(f"saved {name} to {target}" + ("" if replace_shipped else f"; use it with --set weights={target}"))
     out.print(json.dumps(metrics, indent=2, default=float))
+
+
+def _parse_fold(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    try:
+        kn = int(k), int(n)
+    except ValueError:
+        raise UsageError(f"--fold {text!r}: write K/N, e.g. --fold 1/2 (the first of two speaker folds)") from None
+    if not (kn[1] >= 2 and 1 <= kn[0] <= kn[1]):
+        raise UsageError(f"--fold {text!r}: need N >= 2 and 1 <= K <= N")
+    return kn
