@@ -210,7 +210,8 @@ class Expert:
             heldout = self.evaluate(test, seed + 1)
         self.metrics_ = {
             "train_clips": len(train), "val_clips": len(val), "heldout_clips": len(test), "heldout_groups": held,
-            "train_groups": sorted({item[0] for item in train + val}), **({"fold": f"{fold[0]}/{fold[1]}"} if fold else {}),
+            "train_groups": sorted({item[0] for item in train + val}),  # which speakers its readings may flatter
+            **({"fold": f"{fold[0]}/{fold[1]}"} if fold else {}),
             "train_seconds": round(time.perf_counter() - t0, 1), "steps": step, "stopped_by": stopped,
             "final_loss": float(np.mean(losses[-50:])), "seed": seed, **heldout,
         }
