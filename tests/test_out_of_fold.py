@@ -146,3 +146,16 @@ def test_the_commands_explain_impossible_fold_requests(args, words):
 
     res = CliRunner().invoke(app, args)
     assert res.exit_code != 0 and words in " ".join(res.output.split()), res.output
+
+
+def test_the_fold_probe_reads_each_variant_with_every_reader(tmp_path, load_benchmark, capsys):
+    """benchmarks/sync_fold_probe.py: the shipped weights and each fold read the same clips and variants."""
+    probe = load_benchmark("sync_fold_probe")
+    store = tiny_store(tmp_path / "store", ["ann", "bob"])
+    assert probe.main(["--store", str(store.root), "--out", str(tmp_path / "r.csv")]) == 0
+    readings = pd.read_csv(tmp_path / "r.csv")
+    assert set(readings["variant"]) == {"clean", "late_0.5s", "early_0.5s", "other_voice"}
+    assert set(readings["reader"]) == {"shipped"} and len(readings) == 8
+    assert "2 clips of 2 speakers" in capsys.readouterr().out
+    one = tiny_store(tmp_path / "one", ["ann"])
+    assert probe.main(["--store", str(one.root)]) == 1
