@@ -122,8 +122,9 @@ def run_embed(store_dir: str | Path, name: str, config_dir: str | Path | None = 
     if out_of_fold:
         groups = [clip_group(r.clip_id, getattr(r, "speaker", "")) for r in usable.itertuples()]
         runs, results, extra = _fold_runs(name, config_dir, overrides, device, out_of_fold, tasks, groups)
-        for clip_id, res in results.items() if on_done else ():
-            on_done({"clip_id": clip_id, **res})
+        if on_done:
+            for clip_id, res in results.items():
+                on_done({"clip_id": clip_id, **res})
     else:
         runs, extra = [(tasks, expert.config.model_dump_json())], {}
     for batch, config_json in runs:
@@ -143,7 +144,6 @@ class FoldWeights:
     """Weights trained with `train-expert --fold K/N`: which speaker groups they held out and trained on."""
 
     path: Path
-    weights_hash: str
     heldout_groups: list[str]
     train_groups: list[str]
 
@@ -156,8 +156,7 @@ class FoldWeights:
         if meta.get("name") != name or "train_groups" not in metrics:
             raise UsageError(f"--out-of-fold {folder}: not {name} weights whose meta.json names the speakers they "
                              f"trained on; train one per fold with `talkqa train-expert {name} --fold K/N --out DIR`")
-        cfg = create_expert(name, overrides=[f"weights={json.dumps(str(folder))}"])
-        return cls(folder, cfg.weights_hash(), list(metrics.get("heldout_groups", [])), list(metrics["train_groups"]))
+        return cls(folder, list(metrics.get("heldout_groups", [])), list(metrics["train_groups"]))
 
 
 def _fold_runs(name, config_dir, overrides, device, folders, tasks, groups) -> tuple[list, dict, dict]:
@@ -165,18 +164,18 @@ def _fold_runs(name, config_dir, overrides, device, folders, tasks, groups) -> t
     weights; error rows for clips no fold can read; the store metadata naming the folds)."""
     folds = [FoldWeights.read(name, d) for d in folders]
     chosen = [_fold_for(folds, g) for g in groups]
-    runs = []
+    runs, described = [], []
     for fold in folds:
         fold_expert = create_expert(name, config_dir, [*(overrides or []), f"weights={json.dumps(str(fold.path))}"],
                                     device)
         runs.append(([t for t, c in zip(tasks, chosen) if c is fold], fold_expert.config.model_dump_json()))
+        described.append({"weights": str(fold.path), "weights_hash": fold_expert.weights_hash(),
+                          "heldout_groups": fold.heldout_groups})
     errors = {t.clip_id: {"status": "embed_error", "scalars": {}, "cached": False,
                           "message": f"speaker {g!r} is in the training clips of every fold "
                                      f"({', '.join(str(f.path) for f in folds)}): no out-of-fold reading"}
               for t, g, c in zip(tasks, groups, chosen) if c is None}
-    extra = {"out_of_fold": [{"weights": str(f.path), "weights_hash": f.weights_hash,
-                              "heldout_groups": f.heldout_groups} for f in folds]}
-    return runs, errors, extra
+    return runs, errors, {"out_of_fold": described}
 
 
 def _fold_for(folds: list[FoldWeights], group: str) -> FoldWeights | None:

@@ -49,9 +49,9 @@ def _expert_entries(store_dirs: list[Path], names: list[str], overrides: dict[st
                                  f"--experts {name}`")
             folds[str(root)] = meta.get("out_of_fold")
         if len({json.dumps(f, sort_keys=True) for f in folds.values()}) > 1:
-            raise UsageError(f"expert {name!r}: the stores were not embedded alike (out-of-fold readings in "
-                             f"{', '.join(r for r, f in folds.items() if f) or 'none'}, the expert's own in "
-                             f"{', '.join(r for r, f in folds.items() if not f) or 'none'}); embed every training "
+            kinds = "; ".join(f"{r}: " + (f"out of fold ({', '.join(x['weights'] for x in f)})" if f else "its own weights")
+                              for r, f in folds.items())
+            raise UsageError(f"expert {name!r}: the stores were not embedded alike ({kinds}); embed every training "
                              "store the same way")
         out[name] = {"version": expert.version, "weights_hash": expert.weights_hash(), "params_hash": expert.params_hash(),
                      "config": expert.config.model_dump(mode="json"), "dim": expert.dim, "modality": expert.modality,

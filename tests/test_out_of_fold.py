@@ -85,6 +85,8 @@ def test_each_clip_is_read_by_the_fold_that_never_saw_its_speaker(tmp_path, fold
     configured = create_expert("sync", overrides=TINY_SET)
     assert meta["weights_hash"] == configured.weights_hash()  # the readings stand in for the configured expert
     assert [f["weights"] for f in meta["out_of_fold"]] == [str(f) for f in fold_weights]
+    assert [f["weights_hash"] for f in meta["out_of_fold"]] == [
+        create_expert("sync", overrides=[*TINY_SET, f"weights={json.dumps(str(f))}"]).weights_hash() for f in fold_weights]
     assert sorted(sum((f["heldout_groups"] for f in meta["out_of_fold"]), [])) == SPEAKERS
 
 
