@@ -41,9 +41,9 @@ def parse_ceiling(text: str) -> tuple[str, str, int]:
         sign_value = int(sign)
     except ValueError:
         raise UsageError(f"--ceiling {text!r}: write DIMENSION:COLUMN:SIGN, e.g. expression:expression__frozen_share:1")
-    if dim not in DIMENSION_NAMES or sign_value not in (-1, 1):
+    if dim not in DIMENSION_NAMES or sign_value not in (-1, 0, 1):
         raise UsageError(f"--ceiling {text!r}: the dimension is one of {', '.join(DIMENSION_NAMES)} and the sign +1 "
-                         "(a higher reading is worse) or -1 (a lower one is)")
+                         "(a higher reading is worse), -1 (a lower one is) or 0 (one farther from zero either way is)")
     return dim, column, sign_value
 
 

@@ -34,6 +34,9 @@ def _gate(meta: dict) -> str:
                                      "on it; the hand-crafted evidence (frozen picture, clipping, ...) always is.")
 
 
+_WORSE_WHEN = {1: "higher", -1: "lower", 0: "farther from 0 (caps by magnitude)"}
+
+
 def _ceiling_lines(meta: dict) -> list[str]:
     ceilings = meta.get("ceilings") or {}
     if not ceilings:
@@ -47,7 +50,7 @@ def _ceiling_lines(meta: dict) -> list[str]:
             steps = ", ".join(f"{t:.3g} → {'none' if cap is None else f'{cap:.2f}'}"
                               for t, cap in zip(c["thresholds"][:6], c["caps"][:6]))
             more = f" (+{len(c['caps']) - 6} steps)" if len(c["caps"]) > 6 else ""
-            lines.append(f"| {dim} | {c['column']} | {'higher' if c['worse'] > 0 else 'lower'} | {c['quantile']:g} "
+            lines.append(f"| {dim} | {c['column']} | {_WORSE_WHEN[c['worse']]} | {c['quantile']:g} "
                          f"of ≥ {c['min_clips']} clips | {steps}{more} |")
     return lines
 

@@ -16,6 +16,10 @@ two clips that are both below it.
 
 A step function on purpose: between two training readings the labels say nothing finer, and a step keeps
 the rule exactly "of the clips that read this badly, 90 % were labelled at most this".
+
+A reading is worse when higher (`worse` +1: the frozen share), when lower (-1: a confidence) or when farther
+from zero either way (0: an audio-visual offset in frames, where sound 12 frames early is as far out of sync
+as sound 12 frames late); for 0 the thresholds are in units of the reading's magnitude.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ import pandas as pd
 @dataclass
 class Ceiling:
     column: str
-    worse: int  # +1: a higher reading is worse (frozen share); -1: a lower reading is worse (confidence)
-    thresholds: np.ndarray  # in the column's units, from the worst reading towards better ones
+    worse: int  # +1: a higher reading is worse (frozen share); -1: a lower one (confidence); 0: farther from 0 (offset)
+    thresholds: np.ndarray  # in the column's units (for 0: its magnitude), from the worst reading towards better ones
     caps: np.ndarray  # caps[i] holds for readings at least as bad as thresholds[i]; non-decreasing
     quantile: float
     min_clips: int
@@ -39,11 +43,11 @@ class Ceiling:
     def fit(cls, column: str, worse: int, reading, label, quantile: float = 0.9,
             min_clips: int = 20) -> "Ceiling":
         """The ceiling of `label` along `reading` (finite pairs only); no steps when the reading says nothing."""
-        if worse not in (1, -1):
-            raise ValueError(f"ceiling {column}: worse must be +1 or -1, got {worse}")
+        if worse not in (1, -1, 0):
+            raise ValueError(f"ceiling {column}: worse must be +1, -1 or 0, got {worse}")
         reading, label = np.asarray(reading, np.float64), np.asarray(label, np.float64)
         ok = np.isfinite(reading) & np.isfinite(label)
-        s, y = worse * reading[ok], label[ok]  # s: higher = worse
+        s, y = _badness(worse, reading[ok]), label[ok]  # s: higher = worse
         empty = cls(column, worse, np.zeros(0), np.zeros(0), quantile, min_clips)
         if len(s) <= min_clips:
             return empty
@@ -64,7 +68,7 @@ class Ceiling:
             return empty
         start = np.r_[True, caps[1:] != caps[:-1]]  # keep the first (worst) reading of each run of equal caps
         values, caps = values[start], caps[start]
-        return cls(column, worse, worse * values, caps, quantile, min_clips)
+        return cls(column, worse, values if worse == 0 else worse * values, caps, quantile, min_clips)
 
     @property
     def steps(self) -> int:
@@ -75,8 +79,8 @@ class Ceiling:
         values = np.asarray(values, np.float64)
         if not self.steps:
             return np.full(values.shape, np.inf)
-        u = self.worse * values  # higher = worse
-        t = self.worse * self.thresholds  # decreasing: the worst step first
+        u = _badness(self.worse, values)  # higher = worse
+        t = _badness(self.worse, self.thresholds)  # decreasing: the worst step first
         # the step of a reading is the last whose threshold is at least as bad as it; a reading worse than
         # every threshold takes the worst step (the cap over the min_clips worst clips)
         k = np.searchsorted(-t, -u, side="right") - 1
@@ -93,6 +97,11 @@ class Ceiling:
         return cls(d["column"], int(d["worse"]), np.asarray(d["thresholds"], np.float64),
                    np.asarray([np.inf if c is None else c for c in d["caps"]], np.float64), float(d["quantile"]),
                    int(d["min_clips"]))
+
+
+def _badness(worse: int, reading: np.ndarray) -> np.ndarray:
+    """The reading turned so that higher is worse."""
+    return np.abs(reading) if worse == 0 else worse * reading
 
 
 def lowest_caps(ceilings: list[Ceiling], X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

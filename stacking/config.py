@@ -52,9 +52,10 @@ class StackingConfig(StrictModel):
         "none", description="isotonic: per dimension, a strictly increasing map from the stack's out-of-fold "
                             "prediction to the label (centred isotonic regression), which undoes the trees' pull "
                             "toward the mean at both ends of the scale")
-    ceilings: dict[str, dict[str, Literal[-1, 1]]] = Field(
+    ceilings: dict[str, dict[str, Literal[-1, 0, 1]]] = Field(
         default_factory=dict,
-        description="per dimension, reading column -> +1 (a higher reading is worse) or -1 (a lower one is): an "
+        description="per dimension, reading column -> +1 (a higher reading is worse), -1 (a lower one is) or 0 (one "
+                    "farther from zero either way is, as an audio-visual offset): an "
                     "evidence ceiling (stacking/ceilings.py) caps the dimension's score at what the training clips "
                     "reading at least as badly were labelled (their `ceiling_quantile`); columns the model does "
                     "not have are skipped")

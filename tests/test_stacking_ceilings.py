@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from talkqa.scoring.model_card import _ceiling_lines
 from talkqa.stacking.ceilings import Ceiling
 from talkqa.stacking.config import StackingConfig
 from talkqa.stacking.explain import clip_contributions
@@ -67,7 +68,33 @@ def test_a_reading_that_says_nothing_or_too_few_clips_give_no_ceiling():
     assert unrelated.steps == 0 and np.isinf(unrelated(np.array([10.0]))).all()
     assert Ceiling.fit("x", 1, np.arange(10.0), np.arange(10.0) / 3 + 1, min_clips=20).steps == 0
     with pytest.raises(ValueError, match="worse must be"):
-        Ceiling.fit("x", 0, [1.0], [1.0])
+        Ceiling.fit("x", 2, [1.0], [1.0])
+
+
+def test_an_offset_is_capped_by_its_size_whichever_way_it_goes():
+    # 100 clips in sync (offset within a frame, 4.5), 40 with the sound 12 frames late and 40 with it 12 frames
+    # early (both labelled about 1.1), 30 at 5 frames either way (3.0): worse = 0 caps by the magnitude
+    rng = np.random.default_rng(1)
+    offset = np.r_[rng.integers(-1, 2, 100), np.full(40, 12), np.full(40, -12), np.full(15, 5), np.full(15, -5)]
+    label = np.r_[np.full(100, 4.5), np.full(80, 1.1), np.full(30, 3.0)].astype(float)
+    ceiling = Ceiling.fit("sync__offset_frames", 0, offset, label, quantile=0.9, min_clips=20)
+    assert ceiling.worse == 0 and np.all(ceiling.thresholds >= 0)
+    got = ceiling(np.array([0.0, 1.0, -1.0, 5.0, -5.0, 8.0, 12.0, -12.0, -30.0, np.nan]))
+    assert got.tolist() == [np.inf, np.inf, np.inf, 3.0, 3.0, 1.1, 1.1, 1.1, 1.1, np.inf]
+    # the definition on the magnitude, and a +1 ceiling on |offset| is the same ceiling
+    on_size = Ceiling.fit("size", 1, np.abs(offset), label, quantile=0.9, min_clips=20)
+    grid = np.linspace(-20, 20, 81)
+    assert np.array_equal(ceiling(grid), on_size(np.abs(grid)))
+    assert np.allclose(ceiling(grid), [naive_cap(np.abs(offset), label, 1, abs(u), 0.9, 20) for u in grid])
+    back = Ceiling.from_dict(json.loads(json.dumps(ceiling.to_dict())))
+    assert back.worse == 0 and np.array_equal(back(grid), ceiling(grid))
+    # a one-sided ceiling on the same readings sees only the late side
+    late = Ceiling.fit("sync__offset_frames", 1, offset, label, quantile=0.9, min_clips=20)
+    assert late(np.array([-12.0]))[0] > 3.0 and late(np.array([12.0]))[0] == pytest.approx(1.1)
+    # configurable as 0, and the model card says how it reads
+    assert StackingConfig(ceilings={"lip_sync": {"sync__offset_frames": 0}}).ceilings["lip_sync"] == {"sync__offset_frames": 0}
+    card = "\n".join(_ceiling_lines({"ceilings": {"lip_sync": [ceiling.to_dict()]}}))
+    assert "| lip_sync | sync__offset_frames | farther from 0" in card and "12 → 1.10" in card
 
 
 @pytest.fixture(scope="module")
