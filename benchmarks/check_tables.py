@@ -19,6 +19,9 @@ the scores averaged over all the reports, by the rule `talkqa check` applies (Sp
 seed's trees, keeps a ladder.
 
     .venv/bin/python benchmarks/check_tables.py seed0.json --mean-with seed1.json
+
+A report of several models (`talkqa check --model A --model B --json`, {"reports": [...]}) is named as
+FILE:K, the K-th model (1-based, in --model order): `check_tables.py both.json:2 --before both.json:1`.
 """
 
 from __future__ import annotations
@@ -142,18 +145,33 @@ def mean_ladders(reports: list[dict]) -> list[str]:
     return lines
 
 
+def load_report(name: str) -> dict:
+    """The report in FILE, or the K-th of a several-model report named FILE:K."""
+    path, _, k = name.rpartition(":") if name.rpartition(":")[2].isdigit() else (name, "", "")
+    doc = json.load(open(path))
+    if "reports" not in doc:
+        if k:
+            raise SystemExit(f"{path} holds one model's report; name it without :{k}")
+        return doc
+    if not k or not 1 <= int(k) <= len(doc["reports"]):
+        models = ", ".join(f"{path}:{i} ({r['model'].get('name', '?')} {r['model'].get('version', '')})"
+                           for i, r in enumerate(doc["reports"], 1))
+        raise SystemExit(f"{path} holds {len(doc['reports'])} models' reports; name one: {models}")
+    return doc["reports"][int(k) - 1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("report", help="JSON written by `talkqa check --json`")
+    ap.add_argument("report", help="JSON written by `talkqa check --json` (FILE:K for the K-th of several models)")
     ap.add_argument("--before", help="the report of the model it is compared with (same source clips)")
     ap.add_argument("--mean-with", nargs="+", metavar="REPORT",
                     help="reports of other seeds of the same recipe: re-judge the graded ladders on the mean scores")
     args = ap.parse_args()
-    report = json.load(open(args.report))
+    report = load_report(args.report)
     if args.mean_with:
-        lines = mean_ladders([report] + [json.load(open(p)) for p in args.mean_with])
+        lines = mean_ladders([report] + [load_report(p) for p in args.mean_with])
     else:
-        lines = comparison_table(json.load(open(args.before)), report) if args.before else single_table(report)
+        lines = comparison_table(load_report(args.before), report) if args.before else single_table(report)
     print("\n".join(lines))
 
 

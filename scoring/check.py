@@ -10,6 +10,9 @@ comparison is one `Outcome` row with its value, threshold and margin (positive: 
     report.failed  # -> the rows that failed
 
 `scorer` is anything with `.score(path) -> Result` and a `.model` dict, so a test can pass a stub.
+`run_checks(sources, [scorer_a, scorer_b], ...)` judges several models on the same variants; Scorers whose
+`reading_key` agrees (the same extraction and experts, other heads) share one reading of each variant, so a
+second such model costs seconds, not another full run.
 The corpus (decoding, artifacts, the renderer) is imported where it is used: `talkqa check --help`
 and loading a report need none of it.
 """
@@ -204,15 +207,41 @@ def run_check(sources: pd.DataFrame, scorer, config: CheckConfig, work_dir: str 
               progress: Callable[[int, int, str], None] | None = None) -> CheckReport:
     """Make, score and judge every variant of every source; variant clips go under `work_dir`.
     `progress(done, total, label)` is called after each variant."""
+    return run_checks(sources, [scorer], config, work_dir, quick, only, donor_pool, progress)[0]
+
+
+def _score_variant(scorers: list, path: Path) -> list:
+    """Each scorer's Result for one variant; scorers with equal `reading_key`s score one shared reading."""
+    readings: dict[str, Any] = {}
+    results = []
+    for scorer in scorers:
+        key = scorer.reading_key() if hasattr(scorer, "analyse") else None
+        if key is None:  # a stub, or a scorer that cannot share
+            results.append(scorer.score(path))
+            continue
+        if key not in readings:
+            try:
+                readings[key] = scorer.analyse(path)
+            except Exception as exc:  # score() turns it into the error Result it would have given
+                readings[key] = exc
+        results.append(scorer.score(path, analysis=readings[key]))
+    return results
+
+
+def run_checks(sources: pd.DataFrame, scorers: list, config: CheckConfig, work_dir: str | Path, quick: bool = False,
+               only: list[str] | None = None, donor_pool: pd.DataFrame | None = None,
+               progress: Callable[[int, int, str], None] | None = None) -> list[CheckReport]:
+    """`run_check` for several models at once: the same variants, one report per scorer (in order)."""
 
     t0 = time.perf_counter()
     plans = plan_check(sources, config, quick, only, donor_pool)
     total, done = sum(len(p.variants) for p in plans), 0
-    outcomes: list[Outcome] = []
-    all_scores: dict[str, dict[str, dict]] = {}
+    n = len(scorers)
+    outcomes: list[list[Outcome]] = [[] for _ in range(n)]
+    all_scores: list[dict[str, dict[str, dict]]] = [{} for _ in range(n)]
     says = {c.name.split(":")[0] if c.name.startswith("graded:") else c.name: c.says for p in plans for c in p.checks}
     for plan in plans:
-        results: dict[str, Any] = {}
+        results: list[dict[str, Any]] = [{} for _ in range(n)]
         problems: dict[str, str] = {}  # variant key -> why it could not be made
         try:
             sample = _load_sample(plan, config)
@@ -228,17 +257,20 @@ def run_check(sources: pd.DataFrame, scorer, config: CheckConfig, work_dir: str 
                     # reproducible: the same check on the same model gives the same numbers on every run
                     path = write_clip(folder / f"{key}.mp4", edit.sample.frames, edit.sample.fps, _peak_safe(edit.sample.audio),
                                       edit.sample.sr, crf=edit.crf, reproducible=True)
-                    results[key] = (scorer.score(path), edit)
+                    for i, result in enumerate(_score_variant(scorers, path)):
+                        results[i][key] = (result, edit)
                 except ValueError as exc:  # the source lacks what this variant needs (a face, a donor)
                     problems[key] = str(exc)
             done += 1
             if progress:
                 progress(done, total, f"{plan.clip_id.rsplit('/', 1)[-1]} {key}")
-        all_scores[plan.clip_id] = {k: dict(r.scores) for k, (r, _) in results.items() if not r.error}
-        for check in plan.checks:
-            outcomes += judge(check, plan.clip_id, results, problems, plan.poor)
-    model = dict(getattr(scorer, "model", {}) or {})
-    return CheckReport(outcomes, [p.clip_id for p in plans], model, quick, time.perf_counter() - t0, all_scores, says)
+        for i in range(n):
+            all_scores[i][plan.clip_id] = {k: dict(r.scores) for k, (r, _) in results[i].items() if not r.error}
+            for check in plan.checks:
+                outcomes[i] += judge(check, plan.clip_id, results[i], problems, plan.poor)
+    elapsed = time.perf_counter() - t0
+    return [CheckReport(outcomes[i], [p.clip_id for p in plans], dict(getattr(s, "model", {}) or {}), quick, elapsed,
+                        all_scores[i], says) for i, s in enumerate(scorers)]
 
 
 def _peak_safe(audio: np.ndarray) -> np.ndarray:

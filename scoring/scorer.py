@@ -12,10 +12,13 @@ Many clips: scoring/batch.py.
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sys
 
@@ -35,6 +38,19 @@ from .diagnostics import (evidence_diagnostics, frozen_diagnostics, model_diagno
 from .explanation import explain_scores
 from .overall_rule import overall_from_dimensions
 from .result import Result, failed_result, rounded
+
+
+@dataclass
+class Analysis:
+    """What a clip reads as before any model's heads: the preprocessed clip, its hand-crafted features and
+    every expert's tokens (Scorer.analyse). Models whose `reading_key` agrees read a clip identically, so one
+    analysis serves them all (`talkqa check --model A --model B`)."""
+    clip: Any
+    row: dict
+    windows: pd.DataFrame
+    series: dict
+    tokens: dict
+    failed: dict
 
 
 class Scorer:
@@ -58,6 +74,14 @@ class Scorer:
         # the others; that dimension is null with a warning rather than a made-up number.
         known = set(self.bundle.fusion.tasks_) | set(self.bundle.stacking.dimensions_)
         self.untrained_dimensions = [d for d in DIMENSION_NAMES if d not in known]
+
+    def reading_key(self) -> str:
+        """Equal for two Scorers that read every clip identically: the same extraction config, the same
+        experts with the same configs and weights, on the same device. Only their heads may differ
+        (a model retrained on the same readings, or given ceilings afterwards)."""
+        experts = {n: [e.version, e.weights_hash_, e.config.model_dump(mode="json")] for n, e in self.experts.items()}
+        return json.dumps([self.bundle.extract_config.model_dump(mode="json"), experts, self.device], sort_keys=True,
+                          default=str)
 
     # ------------------------------------------------------------------ in-memory store of one clip
     def _store_data(self, cid: str, path: Path, row: dict, windows: pd.DataFrame, tokens: dict):
@@ -157,18 +181,28 @@ class Scorer:
         return explain_scores(self.bundle.stacking, data, cid, scores, self.experts, self.families,
                               self.bundle.meta["combine"], self.explain_top, per_dimension=per_dim, overall_rule=rule)
 
+    def analyse(self, path: str | Path, audio: str | Path | None = None) -> Analysis:
+        """Preprocess the clip and read it with the hand-crafted families and every expert; raises ClipError
+        (and TalkqaError) for a clip that cannot be read. `score` does this itself unless given the result."""
+        clip = preprocess(path, self.bundle.extract_config.preprocess, clip_id=Path(path).stem, audio_path=audio)
+        return Analysis(clip, *self._analyse(clip))
+
     def score(self, path: str | Path, audio: str | Path | None = None, keep_details: bool = False,
-              explain: bool = False) -> Result:
+              explain: bool = False, analysis: Analysis | Exception | None = None) -> Result:
         """Score one clip; never raises for bad input (the Result carries the error). `explain` adds
-        `Result.explanation`; `keep_details` (what the HTML report reads) implies it."""
+        `Result.explanation`; `keep_details` (what the HTML report reads) implies it. `analysis`: what
+        `analyse` gave (or raised) for this clip from a Scorer with the same `reading_key`, so that several
+        models score one reading."""
 
         t0 = time.perf_counter()
         clip_name = str(path)
         try:
-            clip = preprocess(path, self.bundle.extract_config.preprocess, clip_id=Path(path).stem, audio_path=audio)
+            if isinstance(analysis, Exception):
+                raise analysis
+            a = analysis if analysis is not None else self.analyse(path, audio)
+            clip, row, windows, series, tokens, failed = a.clip, a.row, a.windows, a.series, a.tokens, a.failed
             cid = clip.clip_id
             warnings = list(clip.warnings)
-            row, windows, series, tokens, failed = self._analyse(clip)
             for name, exc in failed.items():  # the expert cannot read this clip: the model scores without it
                 if clip.has_audio or self.experts[name].modality == "visual":
                     warnings.append(f"expert {name} could not run ({exc}); scored without it")

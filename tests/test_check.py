@@ -260,6 +260,50 @@ def test_scores_a_viewer_would_give_pass_and_missing_dimensions_are_not_scored(s
     assert json.loads(json.dumps(report.to_dict()))["passed"] is True
 
 
+class SharingScorer(ViewerScorer):
+    """A viewer-like model that, like talkqa's Scorer, reads a clip (`analyse`) before its heads score it;
+    models with the same `reading_key` can share that reading."""
+
+    def __init__(self, key: str, reads: list, name: str):
+        self.key, self.reads, self.model = key, reads, {"name": name, "version": "0"}
+
+    def reading_key(self):
+        return self.key
+
+    def analyse(self, path, audio=None):
+        self.reads.append((self.key, Path(path).stem))
+        if Path(path).stem == "still_photo":
+            raise RuntimeError("no face")  # what a clip that cannot be read does
+        return ("reading of", Path(path).name)
+
+    def score(self, path, audio=None, keep_details=False, analysis=None):
+        if isinstance(analysis, Exception):
+            return Result(str(path), {d: None for d in DIMENSION_NAMES}, {}, [], [], str(analysis), self.model)
+        assert analysis == ("reading of", Path(path).name)  # its own clip's reading, never another's
+        return super().score(path)
+
+
+@pytest.mark.slow
+def test_several_models_are_judged_on_one_reading_of_each_variant(sources, tmp_path):
+    from talkqa.scoring.check import run_checks
+
+    reads: list = []
+    scorers = [SharingScorer("a", reads, "first"), ConstantScorer(), SharingScorer("a", reads, "second"),
+               SharingScorer("b", reads, "third")]
+    reports = run_checks(sources[0], scorers, _config(), tmp_path, only=["clean", "still_photo"])
+    assert [r.model["name"] for r in reports] == ["first", "constant", "second", "third"]
+    variants = {(c, k) for c in ("talker0", "talker1") for k in ("clean", "still_photo")}
+    # one reading per variant for the two models that read alike, one more for the third; the stub reads nothing
+    assert len(reads) == 2 * len(variants) and {r[0] for r in reads} == {"a", "b"}
+    first, constant, second, third = (r.to_dict() for r in reports)
+    assert first["outcomes"] == second["outcomes"] == third["outcomes"] and first["scores"] == second["scores"]
+    still = [o for o in first["outcomes"] if o["check"] == "still_photo"]
+    assert still and {o["status"] for o in still} == {"error"}  # the failed reading reaches every model that shared it
+    assert first["passed"] is False and constant["outcomes"] != first["outcomes"]
+    alone = run_checks(sources[0], [ConstantScorer()], _config(), tmp_path / "alone", only=["clean", "still_photo"])[0]
+    assert alone.to_dict()["outcomes"] == constant["outcomes"]
+
+
 def test_quick_runs_one_source_with_the_strongest_level_of_each_graded_artifact(sources):
     from talkqa.corpus.artifacts import ARTIFACTS
     from talkqa.scoring.check import plan_check
@@ -311,6 +355,19 @@ def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, m
         tables.comparison_table({**before, "sources": ["other"]}, after)
     res = CliRunner().invoke(app, ["check", "--manifest", str(manifest), "--only", "clean,still_photo"])
     assert res.exit_code == 0 and "check" in res.stdout and "still_photo" in res.stdout  # the table
+    # several models on the same variants: one report each, in order; exit 1 when any fails
+    stubs = {"const": ConstantScorer, "viewer": ViewerScorer}
+    monkeypatch.setattr(scorer_module, "Scorer", lambda model=None, device="cpu": stubs[str(model)]())
+    res = CliRunner().invoke(app, ["check", "--manifest", str(manifest), "--only", "clean,still_photo,mirror", "--json",
+                                   "--model", "const", "--model", "viewer"])
+    assert res.exit_code == 1, res.output
+    both = json.loads(res.stdout)["reports"]
+    assert [r["model"]["name"] for r in both] == ["constant", "viewer"] and [r["passed"] for r in both] == [False, True]
+    assert [r["summary"] for r in both] == [r["summary"] for r in reports]  # as when each model ran alone
+    (tmp_path / "both.json").write_text(res.stdout)
+    assert tables.load_report(f"{tmp_path / 'both.json'}:2") == both[1]
+    with pytest.raises(SystemExit, match=r"holds 2 models' reports; name one: .*both.json:1 \(constant 0\)"):
+        tables.load_report(str(tmp_path / "both.json"))
 
 
 def test_check_tables_judges_ladders_on_the_mean_of_seeds(load_benchmark):

@@ -366,6 +366,26 @@ def test_scoring_in_two_lanes_gives_what_extract_and_embed_give(inputs, bundle):
         assert np.array_equal(tokens[name].emb, ref.emb) and tokens[name].scalars == ref.scalars, name
 
 
+def test_models_that_read_alike_score_one_shared_reading_as_they_would_alone(inputs, bundle, tmp_path):
+    """`talkqa check --model A --model B`: a second model with the same extraction and experts scores the first
+    one's reading of a clip and gets exactly what it gets reading the clip itself, errors included."""
+    from talkqa.scoring.scorer import Scorer
+
+    shutil.copytree(bundle, tmp_path / "copy")
+    first, second = Scorer(bundle), Scorer(tmp_path / "copy")
+    assert first.reading_key() == second.reading_key()
+    for name in ("good", "no_audio_track", "text_as_mp4"):
+        path = inputs[name][0]
+        try:
+            reading = first.analyse(path)
+        except Exception as exc:
+            reading = exc
+        assert second.score(path, analysis=reading).to_dict() == second.score(path).to_dict(), name
+    other = Scorer(bundle)
+    next(iter(other.experts.values())).weights_hash_ = "other weights"
+    assert other.reading_key() != first.reading_key()
+
+
 def test_import_talkqa_stays_cheap():
     code = "import sys, talkqa; assert 'torch' not in sys.modules and 'talkqa.scoring' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

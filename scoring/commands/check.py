@@ -81,7 +81,7 @@ def _table(report, source_note: str) -> None:
 @app.command()
 @friendly
 def check(
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model folder from `talkqa train` (default: the shipped model)."),
+    model: Optional[list[Path]] = typer.Option(None, "--model", "-m", help="Model folder from `talkqa train` (default: the shipped model). Repeat it to check several models on the same variants: models that read clips alike (same extraction and experts, e.g. one model and a copy given ceilings by benchmarks/add_ceilings.py) share each variant's reading, so each one more costs seconds per variant instead of a full run; with --json the output is then {\"reports\": [one per model, in order]}."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Source clips (clip_id, video, optional speaker): real, clean, in sync; an optional meta__unlabelled column (e.g. 'audio_quality;overall') names dimensions a clip's own recording fails, which are then not required to score well. Default: the held-out real clips of ../shared/data."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Checks YAML (default: the shipped configs/check/default.yaml)."),
     set_: Optional[list[str]] = SetOpt,
@@ -102,9 +102,10 @@ def check(
 
     Examples: talkqa check --quick ; talkqa check --json > check.json ;
     talkqa check --model models/new ;
+    talkqa check --model models/v1 --model models/v2 --json > both.json ;
     talkqa check --manifest clips.csv --only clean,still_photo
     """
-    from talkqa.scoring.check import plan_check, run_check
+    from talkqa.scoring.check import plan_check, run_checks
     from talkqa.scoring.check_config import load_check_config
 
     cfg = load_check_config(config, list(set_ or []))
@@ -117,7 +118,12 @@ def check(
               highlight=False)
     from talkqa.scoring.scorer import Scorer
 
-    scorer = Scorer(model, device)
+    scorers = [Scorer(m, device) for m in (model or [None])]
+    if len(scorers) > 1:
+        readings = len({s.reading_key() if hasattr(s, "reading_key") else id(s) for s in scorers})
+        err.print(f"{len(scorers)} models, {readings} different reading(s) of each variant "
+                  f"({'shared where the extraction and experts agree' if readings < len(scorers) else 'none shared'})",
+                  highlight=False)
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="talkqa-check-"))
     try:
         with progress_bar("variants") as bar:
@@ -126,15 +132,18 @@ def check(
             def progress(done: int, total: int, label: str) -> None:
                 bar.update(job, completed=done, total=total, description=f"check {escape(label)[:40]:<40}")
 
-            report = run_check(sources, scorer, cfg, work, quick=quick, only=names, donor_pool=pool, progress=progress)
+            reports = run_checks(sources, scorers, cfg, work, quick=quick, only=names, donor_pool=pool,
+                                 progress=progress)
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
     if json_out:
-        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
+        doc = reports[0].to_dict() if len(reports) == 1 else {"reports": [r.to_dict() for r in reports]}
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
     else:
-        _table(report, source_note)
+        for report in reports:
+            _table(report, source_note)
         if keep is not None:
             err.print(f"variant clips kept in {keep}", highlight=False)
-    if not report.passed:
+    if not all(r.passed for r in reports):
         raise typer.Exit(1)
