@@ -312,7 +312,7 @@ class StackingRegressor:
             for te, fold_ceilings in per_fold:  # the folds of the level-1 fit
                 for dim, ceilings in fold_ceilings.items():
                     caps.iloc[te, caps.columns.get_loc(_CAP + dim)] = lowest_caps(ceilings, X.iloc[te])[0]
-            oof = oof.join(caps.reindex(oof.index))
+            oof = oof.join(caps.reindex(oof.index).fillna(np.inf))  # a clip not refitted: no cap
         self.oof_ = oof
         return self
 

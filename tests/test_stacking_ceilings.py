@@ -245,6 +245,19 @@ def test_add_ceilings_gives_a_trained_model_what_training_with_them_gives(bundle
     assert add_ceilings.main([str(without), "--out", str(added), *args]) == 2
     assert add_ceilings.main([str(without), "--out", str(tmp_path / "y"), *args, "--ceiling", "mood:x:1"]) == 2
 
+    # stores rebuilt since training may miss a few of its clips: left out of the fit (within max_missing), and
+    # their out-of-fold rows get no cap rather than a missing one
+    short = tmp_path / "short.csv"
+    labels_b = pd.read_csv(manifests[1])
+    gone = labels_b["clip_id"].iloc[0]
+    labels_b.iloc[1:].to_csv(short, index=False)
+    as_dict = {d: {c: int(sg)} for d, c, sg in (x.split(":") for x in ceilings)}
+    add_ceilings.add_ceilings(without, tmp_path / "rebuilt", stores, [manifests[0], short], as_dict, None, None, "test",
+                              max_missing=0.5)
+    rebuilt = StackingRegressor.load(tmp_path / "rebuilt" / "stacking")
+    scores = rebuilt.oof_scores()
+    assert gone in scores.index and np.isfinite(scores.to_numpy(dtype=float)).all()
+
 
 def test_bag_models_gives_two_trained_seeds_what_training_a_bag_gives(bundle, tmp_path, load_benchmark):
     """benchmarks/bag_models.py on the tiny models of stacking seeds 0 and 1 equals `talkqa train` with
