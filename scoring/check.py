@@ -210,12 +210,16 @@ def run_check(sources: pd.DataFrame, scorer, config: CheckConfig, work_dir: str 
     return run_checks(sources, [scorer], config, work_dir, quick, only, donor_pool, progress)[0]
 
 
-def _score_variant(scorers: list, path: Path) -> list:
-    """Each scorer's Result for one variant; scorers with equal `reading_key`s score one shared reading."""
+def _reading_keys(scorers: list) -> list[str | None]:
+    """Each scorer's `reading_key` (None: a stub, or a scorer that cannot share its reading)."""
+    return [s.reading_key() if hasattr(s, "analyse") else None for s in scorers]
+
+
+def _score_variant(scorers: list, keys: list[str | None], path: Path) -> list:
+    """Each scorer's Result for one variant; scorers with equal reading keys score one shared reading."""
     readings: dict[str, Any] = {}
     results = []
-    for scorer in scorers:
-        key = scorer.reading_key() if hasattr(scorer, "analyse") else None
+    for scorer, key in zip(scorers, keys):
         if key is None:  # a stub, or a scorer that cannot share
             results.append(scorer.score(path))
             continue
@@ -236,7 +240,7 @@ def run_checks(sources: pd.DataFrame, scorers: list, config: CheckConfig, work_d
     t0 = time.perf_counter()
     plans = plan_check(sources, config, quick, only, donor_pool)
     total, done = sum(len(p.variants) for p in plans), 0
-    n = len(scorers)
+    n, keys = len(scorers), _reading_keys(scorers)
     outcomes: list[list[Outcome]] = [[] for _ in range(n)]
     all_scores: list[dict[str, dict[str, dict]]] = [{} for _ in range(n)]
     says = {c.name.split(":")[0] if c.name.startswith("graded:") else c.name: c.says for p in plans for c in p.checks}
@@ -257,7 +261,7 @@ def run_checks(sources: pd.DataFrame, scorers: list, config: CheckConfig, work_d
                     # reproducible: the same check on the same model gives the same numbers on every run
                     path = write_clip(folder / f"{key}.mp4", edit.sample.frames, edit.sample.fps, _peak_safe(edit.sample.audio),
                                       edit.sample.sr, crf=edit.crf, reproducible=True)
-                    for i, result in enumerate(_score_variant(scorers, path)):
+                    for i, result in enumerate(_score_variant(scorers, keys, path)):
                         results[i][key] = (result, edit)
                 except ValueError as exc:  # the source lacks what this variant needs (a face, a donor)
                     problems[key] = str(exc)
