@@ -46,7 +46,7 @@ def measured_stats(video: str, clip: PreprocessedClip, config: ExtractConfig) ->
     pre = config.preprocess
     stats = DecodeStats()
     out = np.full((clip.n_frames, len(FRAME_STATS)), np.nan, np.float32)
-    period, before = None, None
+    period, before, last = None, None, None
     for t, frame in enumerate(iter_video(video, pre.fps, pre.analysis_max_side, stats)):
         if t >= clip.n_frames:
             break
@@ -54,11 +54,13 @@ def measured_stats(video: str, clip: PreprocessedClip, config: ExtractConfig) ->
             continue
         if period is None:
             period = block_period(frame.shape[1], stats.display_size[0])
+        previous = last[1] if last is not None and last[0] == t - 1 else None
+        last = (t, frame)
         if t % EVERY:
             continue
         earlier = before[1] if before is not None and before[0] == t - EVERY else None
         if clip.face_valid[t]:
-            out[t] = frame_stats(frame, clip.landmarks[t], period, earlier)
+            out[t] = frame_stats(frame, clip.landmarks[t], period, earlier, previous)
         before = (t, frame)
     return out
 

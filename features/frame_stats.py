@@ -25,6 +25,14 @@ FRAME_STATS, NaN without a face and on the frames between.
                      ~1-3 levels (the head, the eyes and the brows never keep still for 0.2 s). One box
                      for both frames, so the mesh's own jitter moves no pixel; 0.2 s apart, so frames a
                      frame-rate conversion repeated do not read as still
+  static_blocks      share of the inner face's 4x4 blocks (on the frame's own 4-px grid) whose pixels did not
+                     change at all (< 1 grey level) since the frame just before. A coder starved of bits
+                     copies whole blocks forward (H.264's skip blocks) while the face moves on, so a heavily
+                     compressed face keeps a fifth to three quarters of its blocks still; real footage, whose
+                     sensor noise and motion touch every block, keeps a few percent. It reads the coder, not
+                     the face's texture or size, which is why it varies less between sources than the detail
+                     measures above. NaN without the frame before, and on a frame that repeats it (>= 97 %
+                     of the blocks still: a frame-rate conversion, a frozen picture; frozen_share sees those)
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from . import landmarks as L
 from .texture import LUMA, band_energies, blockiness, fine_share
 
 FRAME_STATS = ("face_iod_px", "face_fine_share", "upper_fine_share", "mouth_fine_share", "seam_strength",
-               "blockiness", "neck_chroma_delta", "neck_luma_delta", "upper_change")
+               "blockiness", "neck_chroma_delta", "neck_luma_delta", "upper_change", "static_blocks")
 # Every 5th analysis frame (5 a second at 25 fps): none of these changes faster, and it keeps them at
 # ~0.15 s for a 20 s clip. A constant, not a config key: a key with a default would change the
 # extraction config's hash and so refuse every model trained before it (scoring/bundle.py).
@@ -53,6 +61,9 @@ SEAM_FLOOR = 2.0  # grey levels added to the baseline, so flat skin or backgroun
 # upper_change compares area-averaged thumbnails of this size (w, h): the same scale at any resolution, and
 # averaging ~4-8 pixels into one keeps sensor and coding noise well under a real face's change
 UPPER_THUMB = (32, 24)
+STATIC_BLOCK = 4  # px: H.264's smallest transform block; skipped macroblocks are whole 4x4 blocks of them
+STATIC_LEVEL = 1.0  # grey levels: a block whose every pixel changed by less is a copy of the one before
+REPEATED_FRAME = 0.97  # this share of still blocks or more: the whole frame was repeated, not coded sparsely
 
 
 def block_period(frame_width: int, source_width: int) -> int:
@@ -169,10 +180,28 @@ def upper_change(frame: np.ndarray, before: np.ndarray, box: tuple[int, int, int
     return float(np.abs(now - then).mean())
 
 
-def frame_stats(frame: np.ndarray, lm: np.ndarray, period: int, before: np.ndarray | None = None) -> np.ndarray:
+def static_blocks(grey: np.ndarray, previous: np.ndarray, origin: tuple[int, int]) -> float:
+    """Share of the STATIC_BLOCK-px blocks of `grey` (a region whose top-left pixel is at `origin` =
+    (x0, y0) of the frame) in which no pixel changed by STATIC_LEVEL or more against `previous` (the same
+    region of the frame before). Blocks lie on the frame's own grid (a coder's blocks do), so the region's
+    partial blocks at its edges are left out. NaN for a repeated frame (REPEATED_FRAME) or no whole block."""
+    b = STATIC_BLOCK
+    ox, oy = (-origin[0]) % b, (-origin[1]) % b
+    change = np.abs(grey[oy:, ox:] - previous[oy:, ox:])
+    h, w = (change.shape[0] // b) * b, (change.shape[1] // b) * b
+    if h == 0 or w == 0:
+        return float("nan")
+    still = change[:h, :w].reshape(h // b, b, w // b, b).max(axis=(1, 3)) < STATIC_LEVEL
+    share = float(still.mean())
+    return share if share < REPEATED_FRAME else float("nan")
+
+
+def frame_stats(frame: np.ndarray, lm: np.ndarray, period: int, before: np.ndarray | None = None,
+                previous: np.ndarray | None = None) -> np.ndarray:
     """(len(FRAME_STATS),) float32 for one analysis frame (H, W, 3 uint8 RGB) and its face mesh
     (478, 3, analysis pixels); `period` is block_period() of the clip (0: no blockiness); `before` the
-    analysis frame EVERY frames earlier (None: no upper_change)."""
+    analysis frame EVERY frames earlier (None: no upper_change); `previous` the frame just before (None:
+    no static_blocks)."""
     out = np.full(len(FRAME_STATS), np.nan, np.float32)
     pts = lm[:, :2].astype(np.float64)
     iod = float(np.linalg.norm(pts[L.RIGHT_EYE_OUTER] - pts[L.LEFT_EYE_OUTER]))
@@ -222,4 +251,9 @@ def frame_stats(frame: np.ndarray, lm: np.ndarray, period: int, before: np.ndarr
     out[6], out[7] = neck_colour(frame, pts, iod)
     if before is not None and before.shape == frame.shape:
         out[8] = upper_change(frame, before, _box(frame.shape, x_r, brow_y, x_l, pts[L.NOSE_TIP, 1]))
+    if previous is not None and previous.shape == frame.shape:
+        fx0, fy0, fx1, fy1 = face_box
+        x0, y0 = nx0 + fx0, ny0 + fy0
+        earlier = previous[y0:ny0 + fy1, x0:nx0 + fx1].astype(np.float32) @ LUMA
+        out[9] = static_blocks(grey[fy0:fy1, fx0:fx1], earlier, (x0, y0))
     return out

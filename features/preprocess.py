@@ -139,6 +139,7 @@ def _visual_pass(path: Path, config: PreprocessConfig) -> _VisualPass:
     mouth_size = tuple(config.mouth_size)
     period = None
     before: tuple[int, np.ndarray] | None = None  # the last measured frame (upper_change looks EVERY frames back)
+    last: tuple[int, np.ndarray] | None = None  # the frame just before (static_blocks)
     frames = in_background(_analysed_frames(path, config, out.stats, detector))
     try:
         for f in frames:
@@ -152,12 +153,14 @@ def _visual_pass(path: Path, config: PreprocessConfig) -> _VisualPass:
                 period = block_period(f.rgb.shape[1], out.stats.display_size[0])
             measure = f.t % EVERY == 0
             earlier = before[1] if measure and before is not None and before[0] == f.t - EVERY else None
+            previous = last[1] if measure and last is not None and last[0] == f.t - 1 else None
             for track, lm in tracker.step(f.t, f.rgb, f.boxes):
                 aligned, face, mouth = align_frame(f.rgb, lm, config.face_size, mouth_size)
-                picture = frame_stats(f.rgb, lm, period, earlier) if measure else None
+                picture = frame_stats(f.rgb, lm, period, earlier, previous) if measure else None
                 per_track.setdefault(track.track_id, {})[f.t] = (lm, aligned, face, mouth, head_pose(lm), picture)
             if measure:
                 before = (f.t, f.rgb)
+            last = (f.t, f.rgb)
         main = tracker.main_track()
         out.n_tracks = tracker.max_simultaneous
     finally:

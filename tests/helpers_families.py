@@ -103,8 +103,9 @@ class FaceRig:
             from talkqa.features.frame_stats import FRAME_STATS, frame_stats
 
             _, face, mouth = align_frame(image, mesh.astype(np.float32), FACE_SIZE, (FACE_SIZE // 2, FACE_SIZE))
-            # the frame 0.2 s earlier: the head a pixel to the side, as a live face never keeps still
-            stats = frame_stats(image, mesh, 8, before=np.roll(image, 1, axis=1))
+            # the frame 0.2 s earlier: the head a pixel to the side, as a live face never keeps still; the
+            # frame just before: a pixel higher
+            stats = frame_stats(image, mesh, 8, before=np.roll(image, 1, axis=1), previous=np.roll(image, -1, axis=0))
             picture = {"face_crops": face, "mouth_crops": mouth, "frame_stats": dict(zip(FRAME_STATS, stats))}
         return cls(pts.astype(np.float64), depth, iod, jaw, lid, brows, picture)
 

@@ -36,7 +36,8 @@ def portrait_clip(frames: np.ndarray, meshes: np.ndarray, block_period: int = 8,
                   clip_id: str = "portrait") -> PreprocessedClip:
     n = len(frames)
     crops = [align_frame(f, m, FACE_SIZE, MOUTH_SIZE) for f, m in zip(frames, meshes)]
-    stats = np.stack([frame_stats(f, m, block_period) for f, m in zip(frames, meshes)])
+    stats = np.stack([frame_stats(f, m, block_period, previous=frames[i - 1] if i else None)
+                      for i, (f, m) in enumerate(zip(frames, meshes))])
     h, w = frames.shape[1:3]
     return PreprocessedClip(
         clip_id=clip_id, fps=FPS, n_frames=n, face_valid=np.ones(n, bool), landmarks=meshes,

@@ -247,3 +247,39 @@ def test_upper_change_sees_the_picture_above_the_mouth_not_the_mesh(astronaut):
     mouth = frame_stats(mouth_only, mesh, 8, before=astronaut)[i]
     assert head > 1.0 and mouth < 0.2 * head, (head, mouth)
     assert np.isnan(upper_change(astronaut, astronaut, None))
+
+
+def test_static_blocks_counts_what_the_coder_copied_forward(astronaut):
+    """A block whose pixels all stayed put since the frame before counts as still, on the frame's own
+    4-px grid; a repeated frame and a frame without the one before read nothing. Through a real encoder, a
+    slowly drifting noisy portrait keeps more blocks still the coarser the quantiser."""
+    from helpers_visual import drifting
+
+    from talkqa.corpus.artifacts.playback import h264_roundtrip
+    from talkqa.features.frame_stats import static_blocks
+
+    i = FRAME_STATS.index("static_blocks")
+    mesh = neutral_mesh(astronaut).astype(np.float32)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(astronaut + rng.normal(0, 3, astronaut.shape), 0, 255).astype(np.uint8)
+    assert frame_stats(noisy, mesh, 8, previous=astronaut)[i] == 0.0  # noise touches every block
+    assert np.isnan(frame_stats(astronaut, mesh, 8, previous=astronaut)[i])  # a repeated frame
+    assert np.isnan(frame_stats(astronaut, mesh, 8)[i])
+
+    grey = rng.uniform(0, 255, (40, 40)).astype(np.float32)
+    half = grey.copy()
+    half[:, 20:] += 5.0  # the right half changed, the left half copied
+    assert static_blocks(half, grey, (0, 0)) == 0.5
+    # the region starts 2 px into a block: its partial blocks are left out, the whole ones split 4 : 5
+    assert static_blocks(half[:, 2:], grey[:, 2:], (2, 0)) == pytest.approx(4 / 9)
+
+    frames, meshes = drifting(astronaut, mesh, 12)
+    frames = np.clip(frames + rng.normal(0, 2, frames.shape), 0, 255).astype(np.uint8)  # sensor noise
+
+    def still(qp):
+        coded = h264_roundtrip(frames, qp) if qp else frames
+        return np.nanmedian([frame_stats(coded[t], meshes[t], 8, previous=coded[t - 1])[i] for t in range(1, 12)])
+
+    levels = [still(qp) for qp in (0, 20, 44, 51)]
+    assert levels[0] == 0.0 and levels[1] < 0.02, levels
+    assert levels[1] < levels[2] < levels[3] and levels[3] > 0.5, levels
