@@ -8,10 +8,12 @@ recomputed, and the ones the track already had are compared with what it holds: 
 are not reproduced stops the run (the store was extracted with other code, or the video changed).
 
 Then the named feature families are computed again from the updated track, and their columns replace those
-of the clip's part and of handcrafted.parquet (the other families' columns and windows.parquet are left as
-they are):
+of the clip's part and of handcrafted.parquet, in the order extraction writes them (the other families'
+columns and windows.parquet are left as they are: training reads only the windows' times, so a backfilled
+store trains like a re-extracted one, while its window values of a new statistic stay missing):
 
     .venv/bin/python benchmarks/backfill_frame_stats.py build/default-model/real_store --families expression
+    .venv/bin/python benchmarks/backfill_frame_stats.py build/default-model/real_store --families visual  # static_blocks
 
 Tracks and parquet files are rewritten atomically; a rerun skips clips whose track already has every
 statistic. The store's extract.yaml must be the current extraction config (its hash is kept).
@@ -32,7 +34,7 @@ from talkqa.config import ExtractConfig, load_config
 from talkqa.errors import OK, PARTIAL_CODES
 from talkqa.features.clip import PreprocessedClip
 from talkqa.features.decode import DecodeStats, iter_video
-from talkqa.features.extract import PRODUCER, compute_features
+from talkqa.features.extract import PRODUCER, compute_features, families_of
 from talkqa.features.families import FAMILIES
 from talkqa.features.frame_stats import EVERY, FRAME_STATS, block_period, frame_stats
 from talkqa.features.preprocess import is_black
@@ -87,6 +89,15 @@ def backfill_clip(args) -> tuple[str, str, dict | None]:
     return clip_id, "ok", row
 
 
+def in_extraction_order(frame: pd.DataFrame, config: ExtractConfig) -> pd.DataFrame:
+    """`frame` in the column order `talkqa extract` writes: the other columns (clip_id) first, as they were,
+    then the features family by family as in the config. A column added here would otherwise come last,
+    and stores whose columns are ordered differently cannot be trained on together."""
+    order = [c for fam in families_of(config) for c in fam.columns() if c in frame.columns]
+    known = set(order)
+    return frame[[c for c in frame.columns if c not in known] + order]
+
+
 def backfill(store_dir: Path, families: list[str], workers: int) -> pd.DataFrame:
     store = Store(store_dir)
     config = load_config(ExtractConfig, store.config)
@@ -109,7 +120,7 @@ def backfill(store_dir: Path, families: list[str], workers: int) -> pd.DataFrame
                 frame = read_parquet(part)
                 for column, value in row.items():
                     frame[column] = value
-                write_parquet(frame, part, PRODUCER, config.params_hash())
+                write_parquet(in_extraction_order(frame, config), part, PRODUCER, config.params_hash())
             if (i + 1) % 50 == 0 or i + 1 == len(jobs):
                 print(f"{store_dir.name}: {i + 1}/{len(jobs)} clips, {time.perf_counter() - t0:.0f} s", flush=True)
     finally:
@@ -127,7 +138,7 @@ def backfill(store_dir: Path, families: list[str], workers: int) -> pd.DataFrame
     new = pd.DataFrame.from_dict(parts, orient="index")
     for column in new.columns:
         table[column] = table["clip_id"].map(new[column]).astype(np.float64)
-    write_parquet(table, store.handcrafted, PRODUCER, config.params_hash())
+    write_parquet(in_extraction_order(table, config), store.handcrafted, PRODUCER, config.params_hash())
     if failed:
         raise SystemExit(f"error: {failed}; the clips before it are updated (a rerun skips them)")
     return pd.DataFrame(results)
