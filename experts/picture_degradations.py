@@ -9,9 +9,10 @@ stronger (what the expert's ranking loss needs).
 The mouth crop is a zoom of a fixed box of the face crop (features/align.py), so a local artefact is
 drawn once in face-crop coordinates and applied to both crops where it falls, at each crop's scale.
 
-Families are of two kinds (`Degradation.kind`): `source` (blur, a low-resolution frame, JPEG blocks:
-what real footage from a small or compressed source has too) and `generation` (a soft or pasted mouth,
-flicker, ghosting, grain, restored-looking skin, smeared teeth, warping: what generators leave).
+Families are of two kinds (`Degradation.kind`): `source` (blur, a low-resolution frame, JPEG blocks, a
+coarse H.264 encode: what real footage from a small or compressed source has too) and `generation` (a soft
+or pasted mouth, flicker, ghosting, grain, restored-looking skin, smeared teeth, warping: what generators
+leave).
 
 These are for learning signal, kept separate from the `talkqa degrade` corpus artifacts so that
 evaluation on that corpus stays out-of-sample.
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 
 from talkqa.features.align import EYE_Y, IOD, MOUTH_BOX
+from talkqa.features.codec import h264_roundtrip
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,28 @@ def blockiness(face, mouth, sev, rng):
     return _per_crop(face, mouth, op)
 
 
+def video_codec(face, mouth, sev, rng):
+    """The window through H.264 at a coarse quantiser, as a pipeline's last encode leaves a picture:
+    detail smeared into flat blocks, ringing at edges, and where the face barely moves, blocks carried
+    over from the frame before. JPEG blocks (`blockiness`) have only the first of these: an expert
+    trained without this family read faces encoded at QP 44 as clean as their sources (README, version
+    26). The crops are encoded at a drawn source size (source pixels per face-crop pixel, a face small
+    or large in its frame), so the coder's 4-16 pixel blocks cover more or less of the face."""
+    qp = int(round(28 + 23 * sev))  # x264 QP: 30 at severity 0.1, 51 (the coarsest) at 1
+    source = rng.uniform(1.0, 2.5)
+
+    def op(frames, x, y, scale):
+        h, w = frames.shape[1:3]
+        size = (max(16, int(round(w * source / scale))), max(16, int(round(h * source / scale))))
+        up = size[0] >= w
+        coded = h264_roundtrip(np.stack([cv2.resize(fr, size, interpolation=cv2.INTER_CUBIC if up else cv2.INTER_AREA)
+                                         for fr in _to_uint8(frames)]), qp)
+        return np.stack([cv2.resize(fr, (w, h), interpolation=cv2.INTER_AREA if up else cv2.INTER_CUBIC)
+                         for fr in coded]).astype(np.float32)
+
+    return _per_crop(face, mouth, op)
+
+
 def flicker(face, mouth, sev, rng):
     """Brightness and colour that jump from frame to frame, over the whole face or the lower face only
     (where a generator re-renders the mouth every frame)."""
@@ -325,6 +349,7 @@ DEGRADATIONS: dict[str, Degradation] = {
     "face_blur": Degradation(face_blur, kind=SOURCE),
     "lowres_frame": Degradation(lowres_frame, kind=SOURCE),
     "blockiness": Degradation(blockiness, kind=SOURCE),
+    "video_codec": Degradation(video_codec, kind=SOURCE),
     "lowres_mouth": Degradation(lowres_mouth),
     "pasted_box": Degradation(pasted_box, ("face",)),
     "flicker": Degradation(flicker),

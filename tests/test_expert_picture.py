@@ -190,6 +190,23 @@ def test_blocks_flicker_and_seams_are_graded(window):
     assert max(eyes) < 0.5
 
 
+def test_the_video_codec_smears_detail_and_carries_the_face_over(window):
+    """A coarse H.264 encode does what JPEG blocks do not: the face loses detail and, between frames of a
+    face that barely moves, more and more of it is copied unchanged from the frame before."""
+    face, mouth = window
+
+    def unchanged(frames):
+        g = frames.astype(int).mean(-1)
+        return float((np.abs(np.diff(g, axis=0)) < 1).mean())
+
+    sevs = (0.1, 0.5, 1.0)
+    detail = graded("video_codec", window, lambda f, m: laplacian_var(f), sevs)
+    assert laplacian_var(face) > detail[0] > detail[1] > detail[2]
+    still = graded("video_codec", window, lambda f, m: unchanged(f), sevs)
+    assert unchanged(face) < 0.2 and still[0] < still[2] and still[2] > 0.4, (unchanged(face), still)
+    assert DEGRADATIONS["video_codec"].kind == "source"
+
+
 def test_the_mouth_crop_is_where_the_geometry_says(astronaut):
     """A patch drawn around the mouth in face coordinates lands in the middle of the mouth crop."""
     clip = crops_clip(astronaut, 9)

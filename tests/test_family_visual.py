@@ -255,7 +255,7 @@ def test_static_blocks_counts_what_the_coder_copied_forward(astronaut):
     slowly drifting noisy portrait keeps more blocks still the coarser the quantiser."""
     from helpers_visual import drifting
 
-    from talkqa.corpus.artifacts.playback import h264_roundtrip
+    from talkqa.features.codec import h264_roundtrip
     from talkqa.features.frame_stats import static_blocks
 
     i = FRAME_STATS.index("static_blocks")

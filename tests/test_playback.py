@@ -61,7 +61,7 @@ def test_compression_is_deterministic_and_local(panning):
 
 
 def test_h264_roundtrip_handles_odd_sizes():
-    from talkqa.corpus.artifacts.playback import h264_roundtrip
+    from talkqa.features.codec import h264_roundtrip
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (5, 33, 47, 3), dtype=np.uint8)
