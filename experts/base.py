@@ -62,6 +62,17 @@ class ExpertConfig(BaseModel):
     patience: int = Field(0, ge=0, description="early stopping: validation checks without improvement before "
                                                "stopping (0 = off); validation groups come out of the training side")
     val_every: int = Field(100, ge=1, description="steps between validation-loss checks when patience > 0")
+    # Fields added after weights were shipped: left out of params_hash while at their default, so that a new
+    # option does not orphan every store and model embedded before it existed.
+    hash_omits_default: ClassVar[tuple[str, ...]] = ()
+
+    def hashed(self) -> dict[str, Any]:
+        """The settings params_hash covers: every field, less those of hash_omits_default at their default."""
+        data = self.model_dump(mode="json")
+        for name in self.hash_omits_default:
+            if getattr(self, name) == type(self).model_fields[name].get_default(call_default_factory=True):
+                data.pop(name, None)
+        return data
 
 
 def steps_from_epochs(data):
@@ -320,7 +331,7 @@ class Expert:
         return h.hexdigest()
 
     def params_hash(self) -> str:
-        return stable_hash({"name": self.name, "version": self.version, **self.config.model_dump(mode="json")})
+        return stable_hash({"name": self.name, "version": self.version, **self.config.hashed()})
 
     def empty_scalars(self) -> dict[str, float]:
         return {c: float("nan") for c in self.columns()}

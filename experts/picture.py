@@ -20,15 +20,15 @@ a short bad stretch). Frames without a face are left out.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from talkqa.features.clip import PreprocessedClip
 
 from .base import EXPERTS, Expert, ExpertConfig, Tokens
-from .picture_degradations import DEGRADATIONS, GENERATION, SOURCE_FAMILIES
+from .picture_degradations import DEGRADATIONS, GENERATION, OPT_IN_FAMILIES, SOURCE, families
 
 EVAL_SEVERITIES = (0.25, 0.5, 0.75, 1.0)
 HEADS = ("quality", "artifact", "face", "mouth")
@@ -48,6 +48,18 @@ class PictureConfig(ExpertConfig):
     severities: int = Field(3, ge=1, description="severities of one degradation per clean training window")
     source_share: float = Field(0.5, ge=0, le=1, description="share of clean training windows given a source "
                                                              "degradation first (see artifact_logit)")
+    opt_in_families: list[str] = Field(
+        default_factory=list, description=f"training families used only when named here ({', '.join(OPT_IN_FAMILIES)}: "
+                                          "an H.264 encode of the crops; README, version 26)")
+    # Added after the shipped weights: at its default it is left out of params_hash, so stores and models
+    # embedded before it still match.
+    hash_omits_default: ClassVar[tuple[str, ...]] = ("opt_in_families",)
+
+    @field_validator("opt_in_families")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        families(names)  # raises on a name that is not an opt-in family
+        return names
     rank_margin: float = 0.5
     rank_weight: float = 1.0
     branch_weight: float = 0.5
@@ -70,9 +82,9 @@ class PictureExpert(Expert):
                "resolution, each frame with its difference to the frame before, then a temporal convolution; trained "
                "to tell clean real footage from graded degradations of it with BCE plus a severity ranking loss. "
                "Higher = cleaner: `quality_logit` counts every degradation (blur, low-resolution frame, JPEG blocks, "
-               "low-resolution mouth, pasted lower-face box, flicker, ghosting, grain/checkerboard, restored "
+               "a coarse H.264 encode, low-resolution mouth, pasted lower-face box, flicker, ghosting, grain/checkerboard, restored "
                "(smoothed then sharpened) skin, teeth smear, warping); `artifact_logit` only the generation ones, trained to ignore source quality (blur, "
-               "resolution, blocks); `face_logit` and `mouth_logit` are the two crop branches alone; "
+               "resolution, blocks, coding); `face_logit` and `mouth_logit` are the two crop branches alone; "
                "`quality_logit_p10` the worst tenth of its 0.2 s tokens.")
     limits = ("Negatives are synthetic degradations of real crops, not outputs of real generators: it measures "
               "distance from clean real footage. `quality_logit` ranks real footage from small or compressed "
@@ -189,7 +201,8 @@ class PictureExpert(Expert):
         """With probability source_share, the window after a random source degradation."""
         if rng.uniform() >= self.config.source_share:
             return face, mouth, False
-        family = SOURCE_FAMILIES[rng.integers(len(SOURCE_FAMILIES))]
+        sources = families(self.config.opt_in_families, SOURCE)
+        family = sources[rng.integers(len(sources))]
         return (*DEGRADATIONS[family](face, mouth, float(rng.uniform(0.05, 1.0)), rng), True)
 
     def training_batch(self, items, rng, n: int):
@@ -199,12 +212,12 @@ class PictureExpert(Expert):
         degradation), face and mouth (nothing visible in that crop); and whether the group ranks the
         artifact head (a generation family)."""
         k = self.config.severities
-        families = list(DEGRADATIONS)
+        names = families(self.config.opt_in_families)
         rows: list[tuple] = []
         for _ in range(max(1, n // (k + 1))):
             face, mouth = self._window(items[rng.integers(len(items))], rng)
             face, mouth, sourced = self._source(face, mouth, rng)
-            family = families[rng.integers(len(families))]
+            family = names[rng.integers(len(names))]
             deg = DEGRADATIONS[family]
             generation = float(deg.kind == GENERATION)
             sevs = [rng.uniform(0.1 + 0.9 * j / k, 0.1 + 0.9 * (j + 1) / k) for j in range(k)]
@@ -248,18 +261,20 @@ class PictureExpert(Expert):
         from scipy.stats import spearmanr  # lazy: slow import, only on this path
 
         rng = np.random.default_rng(seed)
+        used = {name: DEGRADATIONS[name] for name in families(self.config.opt_in_families)}
+        sources = families(self.config.opt_in_families, SOURCE)
         windows, fams, sevs, sourced = [], [], [], []
         for item in items:
             for w in range(self.config.eval_windows):
                 face, mouth = self._window(item, rng)
                 with_source = w % 2 == 1
                 if with_source:
-                    family = SOURCE_FAMILIES[rng.integers(len(SOURCE_FAMILIES))]
+                    family = sources[rng.integers(len(sources))]
                     face, mouth = DEGRADATIONS[family](face, mouth, float(rng.uniform(0.05, 1.0)), rng)
                 draw = int(rng.integers(2**31))
                 variants = [("clean", 0.0, (face, mouth))] + [
                     (family, sev, deg(face, mouth, sev, np.random.default_rng(draw)))
-                    for family, deg in DEGRADATIONS.items() for sev in EVAL_SEVERITIES]
+                    for family, deg in used.items() for sev in EVAL_SEVERITIES]
                 for family, sev, (f, m) in variants:
                     windows.append(self._read(f, m, 0))
                     fams.append(family)
@@ -273,7 +288,7 @@ class PictureExpert(Expert):
         clean = fams == "clean"
         plain = clean & ~sourced
         auc, auc_mild, rho, artifact_auc = {}, {}, {}, {}
-        for family, deg in DEGRADATIONS.items():
+        for family, deg in used.items():
             fam = (fams == family) & ~sourced
             auc[family] = _auc(q[plain], q[fam])
             auc_mild[family] = _auc(q[plain], q[fam & (sevs == EVAL_SEVERITIES[0])])
@@ -282,7 +297,7 @@ class PictureExpert(Expert):
                 artifact_auc[family] = _auc(a[clean], a[fams == family])
         branch_auc = {}
         for branch in ("face", "mouth"):
-            hit = np.isin(fams, [f for f, d in DEGRADATIONS.items() if branch in d.regions]) & ~sourced
+            hit = np.isin(fams, [f for f, d in used.items() if branch in d.regions]) & ~sourced
             branch_auc[branch] = _auc(scores[branch][plain], scores[branch][hit])
         seen = getattr(self, "seen_clips_", {})
         held = {item[1] for item in items}

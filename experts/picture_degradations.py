@@ -331,13 +331,15 @@ SOURCE, GENERATION = "source", "generation"
 @dataclass(frozen=True)
 class Degradation:
     """A family; which crops it visibly changes (the mouth crop lies inside a pasted lower-face box, so
-    the box's seam shows only in the face crop; teeth are too small to judge in the face crop); and its
-    kind: `source` for what a camera, a codec or a small source does to the whole frame (real footage has
+    the box's seam shows only in the face crop; teeth are too small to judge in the face crop); whether
+    training uses it only when asked (a family newer than the shipped weights, measured and not adopted:
+    see `families`); and its kind: `source` for what a camera, a codec or a small source does to the whole frame (real footage has
     it too), `generation` for what a generator leaves (local, or unstable in time)."""
 
     fn: Callable
     regions: tuple[str, ...] = ("face", "mouth")
     kind: str = GENERATION
+    opt_in: bool = False  # trained on only when the expert's config names it (opt_in_families)
 
     def __call__(self, face, mouth, sev, rng):
         if not 0 < sev <= 1:
@@ -349,7 +351,7 @@ DEGRADATIONS: dict[str, Degradation] = {
     "face_blur": Degradation(face_blur, kind=SOURCE),
     "lowres_frame": Degradation(lowres_frame, kind=SOURCE),
     "blockiness": Degradation(blockiness, kind=SOURCE),
-    "video_codec": Degradation(video_codec, kind=SOURCE),
+    "video_codec": Degradation(video_codec, kind=SOURCE, opt_in=True),
     "lowres_mouth": Degradation(lowres_mouth),
     "pasted_box": Degradation(pasted_box, ("face",)),
     "flicker": Degradation(flicker),
@@ -359,4 +361,13 @@ DEGRADATIONS: dict[str, Degradation] = {
     "teeth_smear": Degradation(teeth_smear, ("mouth",)),
     "warp": Degradation(warp),
 }
-SOURCE_FAMILIES = tuple(n for n, d in DEGRADATIONS.items() if d.kind == SOURCE)
+OPT_IN_FAMILIES = tuple(n for n, d in DEGRADATIONS.items() if d.opt_in)
+
+
+def families(opt_in=(), kind: str | None = None) -> list[str]:
+    """The families a training run draws from (and evaluates): every family that is not opt-in, plus the
+    opt-in ones named; `kind` keeps only source or generation families."""
+    unknown = sorted(set(opt_in) - set(OPT_IN_FAMILIES))
+    if unknown:
+        raise ValueError(f"not opt-in picture families: {', '.join(unknown)} (opt-in: {', '.join(OPT_IN_FAMILIES)})")
+    return [n for n, d in DEGRADATIONS.items() if (not d.opt_in or n in opt_in) and kind in (None, d.kind)]
