@@ -51,15 +51,6 @@ class PictureConfig(ExpertConfig):
     opt_in_families: list[str] = Field(
         default_factory=list, description=f"training families used only when named here ({', '.join(OPT_IN_FAMILIES)}: "
                                           "an H.264 encode of the crops; README, version 26)")
-    # Added after the shipped weights: at its default it is left out of params_hash, so stores and models
-    # embedded before it still match.
-    hash_omits_default: ClassVar[tuple[str, ...]] = ("opt_in_families",)
-
-    @field_validator("opt_in_families")
-    @classmethod
-    def _known(cls, names: list[str]) -> list[str]:
-        families(names)  # raises on a name that is not an opt-in family
-        return names
     rank_margin: float = 0.5
     rank_weight: float = 1.0
     branch_weight: float = 0.5
@@ -68,6 +59,14 @@ class PictureConfig(ExpertConfig):
     steps: int = 800
     batch_size: int = 24
     lr: float = 3e-3
+    # newer than the shipped weights: left out of params_hash at its default (ExpertConfig.hash_omits_default)
+    hash_omits_default: ClassVar[tuple[str, ...]] = ("opt_in_families",)
+
+    @field_validator("opt_in_families")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        families(names)  # raises on a name that is not an opt-in family
+        return names
 
 
 @EXPERTS.register
@@ -82,9 +81,10 @@ class PictureExpert(Expert):
                "resolution, each frame with its difference to the frame before, then a temporal convolution; trained "
                "to tell clean real footage from graded degradations of it with BCE plus a severity ranking loss. "
                "Higher = cleaner: `quality_logit` counts every degradation (blur, low-resolution frame, JPEG blocks, "
-               "a coarse H.264 encode, low-resolution mouth, pasted lower-face box, flicker, ghosting, grain/checkerboard, restored "
-               "(smoothed then sharpened) skin, teeth smear, warping); `artifact_logit` only the generation ones, trained to ignore source quality (blur, "
-               "resolution, blocks, coding); `face_logit` and `mouth_logit` are the two crop branches alone; "
+               "a coarse H.264 encode where trained with it, low-resolution mouth, pasted lower-face box, flicker, "
+               "ghosting, grain/checkerboard, restored (smoothed then sharpened) skin, teeth smear, warping); "
+               "`artifact_logit` only the generation ones, trained to ignore source quality (blur, resolution, "
+               "blocks, coding); `face_logit` and `mouth_logit` are the two crop branches alone; "
                "`quality_logit_p10` the worst tenth of its 0.2 s tokens.")
     limits = ("Negatives are synthetic degradations of real crops, not outputs of real generators: it measures "
               "distance from clean real footage. `quality_logit` ranks real footage from small or compressed "

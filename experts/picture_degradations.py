@@ -192,8 +192,8 @@ def video_codec(face, mouth, sev, rng):
     """The window through H.264 at a coarse quantiser, as a pipeline's last encode leaves a picture:
     detail smeared into flat blocks, ringing at edges, and where the face barely moves, blocks carried
     over from the frame before. JPEG blocks (`blockiness`) have only the first of these: an expert
-    trained without this family read faces encoded at QP 44 as clean as their sources (README, version
-    26). The crops are encoded at a drawn source size (source pixels per face-crop pixel, a face small
+    trained without this family read faces encoded at QP 40-44 almost as clean as their sources (README,
+    version 26). The crops are encoded at a drawn source size (source pixels per face-crop pixel, a face small
     or large in its frame), so the coder's 4-16 pixel blocks cover more or less of the face."""
     qp = int(round(28 + 23 * sev))  # x264 QP: 30 at severity 0.1, 51 (the coarsest) at 1
     source = rng.uniform(1.0, 2.5)
@@ -333,8 +333,8 @@ class Degradation:
     """A family; which crops it visibly changes (the mouth crop lies inside a pasted lower-face box, so
     the box's seam shows only in the face crop; teeth are too small to judge in the face crop); whether
     training uses it only when asked (a family newer than the shipped weights, measured and not adopted:
-    see `families`); and its kind: `source` for what a camera, a codec or a small source does to the whole frame (real footage has
-    it too), `generation` for what a generator leaves (local, or unstable in time)."""
+    see `families`); and its kind: `source` for what a camera, a codec or a small source does to the whole
+    frame (real footage has it too), `generation` for what a generator leaves (local, or unstable in time)."""
 
     fn: Callable
     regions: tuple[str, ...] = ("face", "mouth")

@@ -146,7 +146,8 @@ def test_an_opt_in_family_is_trained_on_only_when_named_and_leaves_the_hash_alon
             expert.training_batch([item], np.random.default_rng(seed), 16)
         assert ("video_codec" in drawn) == bool(opt_in), (opt_in, sorted(set(drawn)))
         assert set(drawn) <= set(families(opt_in)) and len(set(drawn)) >= 6
-    plain, opted = PictureExpert(PictureConfig(**TINY)), PictureExpert(PictureConfig(**TINY, opt_in_families=["video_codec"]))
+    plain = PictureExpert(PictureConfig(**TINY))
+    opted = PictureExpert(PictureConfig(**TINY, opt_in_families=["video_codec"]))
     before = {k: v for k, v in plain.config.model_dump(mode="json").items() if k != "opt_in_families"}
     assert plain.params_hash() == stable_hash({"name": "picture", "version": plain.version, **before})
     assert opted.params_hash() != plain.params_hash()
