@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.talkqa-installed
 
-.PHONY: demo test test-fast lint install bench face-nss default-model corpus-large corpus-slice clean
+.PHONY: demo test test-fast lint install bench face-nss codec-reader default-model corpus-large corpus-slice clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ bench: $(STAMP)
 face-nss: $(STAMP)
 	$(BIN)/python benchmarks/fit_face_nss.py
 
+# Retrain the visual family's codec reader (features/models/codec_reader.npz, the `codec_logit` frame
+# statistic) on the default model's training corpora under $(WORK) (build them first with `default-model`;
+# about 15 min on 2 cores, with --evaluate 25). Stores extracted before keep the old readings: run
+# benchmarks/backfill_frame_stats.py on them, or extract again.
+codec-reader: $(STAMP)
+	$(BIN)/python benchmarks/train_codec_reader.py --corpus $(WORK) --evaluate
+
 # Build the default model from ../shared/data/real (about 1.7 hours on 2 cores: degrade 8 + 3.5 min,
 # extract 22 + 4.5 min, embed 10 + 8.5 min, train 18 min for version 13). Writes under $(WORK); copy
 # $(WORK)/model over talkqa/models/default to ship it. Only the `train` speakers of configs/shared_data.yaml:
@@ -68,7 +75,7 @@ VERSION ?= 19
 # upper_change (expression__upper_change, backfilled into stores made before it by
 # benchmarks/backfill_frame_stats.py) for expression and overall only (stacking.drop_columns in
 # configs/train/default.yaml) and a bag of two stack seeds (stacking.bag=2 below). Versions 7-12, 14-18
-# and 20-26 were built and measured, not shipped.
+# and 20-27 were built and measured, not shipped.
 DESCRIPTION := Trained on two degrade corpora (configs/degrade/default_model.yaml, 14 variants per clip; configs/degrade/default_model_balanced.yaml, the nine whole-clip faults of the checks) of the 55 train-split real clips (37 speakers) of ../shared/data, with the four shipped experts; labels from the human-anchored rule of corpus/labels.py, left empty where the source recording itself is poor (configs/shared_data.yaml recording); frozen-picture share monotone and an evidence ceiling for expression and overall; how much the face above the mouth changes (expression__upper_change) read by expression and overall only; a bag of two stack seeds.
 default-model: $(STAMP)
 	$(BIN)/python benchmarks/shared_manifest.py real --split train --out $(WORK)/real_manifest.csv

@@ -33,6 +33,9 @@ FRAME_STATS, NaN without a face and on the frames between.
                      never changes; median 60-74 %), so alone it does not tell the two apart (README,
                      version 25). NaN without the frame before, and on a frame that repeats it (>= 97 % of
                      the blocks still: a frame-rate conversion, a frozen picture; frozen_share sees those)
+  codec_logit        how hard a video coder squeezed the face (codec_reader.py: a small network on three 48 px
+                     patches of nose and cheekbones at the frame's own resolution; > 0 about CRF 38 or harder).
+                     NaN when no reader is shipped
 """
 
 from __future__ import annotations
@@ -41,13 +44,16 @@ import cv2
 import numpy as np
 
 from . import landmarks as L
+from .codec_reader import load_reader
 from .texture import LUMA, band_energies, blockiness, fine_share
 
 FRAME_STATS = ("face_iod_px", "face_fine_share", "upper_fine_share", "mouth_fine_share", "seam_strength",
-               "blockiness", "neck_chroma_delta", "neck_luma_delta", "upper_change", "static_blocks")
+               "blockiness", "neck_chroma_delta", "neck_luma_delta", "upper_change", "static_blocks",
+               "codec_logit")
 # Every 5th analysis frame (5 a second at 25 fps): none of these changes faster, and it keeps them at
-# ~0.15 s for a 20 s clip. A constant, not a config key: a key with a default would change the
-# extraction config's hash and so refuse every model trained before it (scoring/bundle.py).
+# ~0.15 s for a 20 s clip, plus ~0.3 s for the codec reader (3 ms a frame). A constant, not a config key: a
+# key with a default would change the extraction config's hash and so refuse every model trained before it
+# (scoring/bundle.py).
 EVERY = 5
 CODING_BLOCK = 8  # px of the source: JPEG and the codecs' transform blocks
 RIGHT_CHEEK, LEFT_CHEEK = 50, 280  # mesh points on the cheekbones, below the eyes
@@ -256,4 +262,7 @@ def frame_stats(frame: np.ndarray, lm: np.ndarray, period: int, before: np.ndarr
         x0, y0 = nx0 + fx0, ny0 + fy0
         earlier = previous[y0:ny0 + fy1, x0:nx0 + fx1].astype(np.float32) @ LUMA
         out[9] = static_blocks(grey[fy0:fy1, fx0:fx1], earlier, (x0, y0))
+    reader = load_reader()
+    if reader is not None:
+        out[10] = reader.read_frame(frame, pts)
     return out

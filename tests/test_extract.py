@@ -13,6 +13,7 @@ from talkqa.features.families import FAMILIES
 from talkqa.scoring.cli import app
 from talkqa.config import ExtractConfig
 from talkqa.errors import ERROR_CODES, PARTIAL_CODES
+from talkqa.features import codec_reader as C
 from talkqa.features.extract import run_extract
 from talkqa.store import Store, parquet_meta, read_parquet
 
@@ -142,23 +143,26 @@ def test_killed_run_resumes(inputs, tmp_path):
 
 
 def test_backfill_gives_an_old_store_the_new_frame_statistic(inputs, tmp_path, load_benchmark):
-    """benchmarks/backfill_frame_stats.py on a store extracted before `upper_change` and `static_blocks`
-    existed (simulated by taking them out of the tracks, the parts and handcrafted.parquet) gives back what
-    extraction measured, from the stored mesh and the decoded video alone, with the columns where extraction
-    puts them (stores are trained on together only when their columns agree in order); a stored statistic it
-    cannot reproduce stops it."""
+    """benchmarks/backfill_frame_stats.py on a store extracted before `upper_change`, `static_blocks` and
+    `codec_logit` existed (simulated by taking them out of the tracks, the parts and handcrafted.parquet) gives
+    back what extraction measured, from the stored mesh and the decoded video alone, with the columns where
+    extraction puts them (stores are trained on together only when their columns agree in order); a stored
+    statistic it cannot reproduce stops it."""
     backfill = load_benchmark("backfill_frame_stats")
     cfg = ExtractConfig.model_validate({"features": {"params": {"audio": {"dnsmos": False, "egemaps": False}}}})
     store = Store(tmp_path / "s")
     status = run_extract(_manifest(inputs, ["good", "face_in_part"]), store.root, cfg)
     extracted = read_parquet(store.handcrafted)
-    columns = ["expression__upper_change", "visual__static_blocks"]  # static_blocks: NaN on these still clips
+    # static_blocks: NaN on these still clips
+    columns = ["expression__upper_change", "visual__static_blocks", "visual__codec_logit"]
     assert extracted[columns[0]].notna().all() and columns[1] in extracted
+    assert extracted[columns[2]].notna().all() == C.default_path().is_file()
     keys = list(status.loc[status.status == "ok", "cache_key"])
     parts = {key: read_parquet(store.part(key, "clip.parquet")) for key in keys}
     for key in keys:  # the store as an older talkqa left it
         with np.load(store.track(key)) as z:
-            kept = {k: z[k] for k in z.files if k not in ("frame_stats__upper_change", "frame_stats__static_blocks")}
+            kept = {k: z[k] for k in z.files if k not in ("frame_stats__upper_change", "frame_stats__static_blocks",
+                                                          "frame_stats__codec_logit")}
         np.savez_compressed(store.track(key), **kept)
         parts[key].drop(columns=columns).to_parquet(store.part(key, "clip.parquet"))
     extracted.drop(columns=columns).to_parquet(store.handcrafted)

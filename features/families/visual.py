@@ -18,8 +18,9 @@ Measured on the aligned crops (96 px face, 48x96 mouth; regions in IOD units, se
 From the analysis frame, via the per-frame statistics of preprocessing (frame_stats.py; NaN for
 clips preprocessed before they existed): finest-octave detail of face and mouth at the frame's own
 resolution and their ratio, the face's size in pixels, seam strength around the lower face, coding
-blockiness, the share of face blocks a starved coder copied from the frame before (static_blocks), and
-the colour difference between the face and the neck below the chin.
+blockiness, the share of face blocks a starved coder copied from the frame before (static_blocks), how hard
+a coder squeezed the face as a small network reads it at the frame's own resolution (codec_logit,
+codec_reader.py), and the colour difference between the face and the neck below the chin.
 
 Clip values are medians over frames (robust to blinks, a turned head or a few bad frames), except
 seam_strength_p90 and the drifts; window values are medians over the window's frames.
@@ -51,7 +52,7 @@ LIPS = (-0.45, 0.42, 0.45, 0.85)  # the mouth with a margin (template mouth corn
 _INNER_LIPS = list(L.INNER_LIPS)
 # frame_stats whose clip median is a feature of the same name
 _NATIVE = ("face_fine_share", "mouth_fine_share", "face_iod_px", "seam_strength", "blockiness",
-           "neck_chroma_delta", "neck_luma_delta", "static_blocks")
+           "neck_chroma_delta", "neck_luma_delta", "static_blocks", "codec_logit")
 
 
 def _ycc(rgb_mean: np.ndarray) -> np.ndarray:
@@ -89,6 +90,7 @@ class Visual(FeatureFamily):
         "seam_strength_p90",
         "blockiness",
         "static_blocks",
+        "codec_logit",
         "flicker",
         "texture_instability",
         "teeth_detail",
@@ -110,6 +112,7 @@ class Visual(FeatureFamily):
         "seam_strength",
         "blockiness",
         "static_blocks",
+        "codec_logit",
         "flicker",
         "texture_instability",
         "teeth_detail",
@@ -136,6 +139,7 @@ class Visual(FeatureFamily):
         "blockiness": FeatureLabel("coding blockiness (8-px grid edges)"),
         "static_blocks": FeatureLabel("face blocks the coder copied from the frame before", "% of blocks",
                                       "{:.0f}", 100),
+        "codec_logit": FeatureLabel("how hard a video coder squeezed the face (> 0: about CRF 38 or harder)"),
         "flicker": FeatureLabel("face brightness flicker", "% of brightness", "{:.2f}"),
         "texture_instability": FeatureLabel("fine texture changing between frames (relative)"),
         "teeth_detail": FeatureLabel("teeth detail (Laplacian std, mouth open)", fmt="{:.1f}"),
@@ -149,7 +153,7 @@ class Visual(FeatureFamily):
     }
     series_names = ("face_lapvar", "mouth_lapvar", "mouth_face_detail_ratio", "face_luminance", "flicker",
                     "texture_instability", "teeth_detail", "nss_distance", "face_fine_share", "seam_strength",
-                    "blockiness", "neck_chroma_delta", "static_blocks")
+                    "blockiness", "neck_chroma_delta", "static_blocks", "codec_logit")
     defaults = {
         "blur_every": 10,  # blur_effect (about 1 ms a crop) on every Nth face frame
         "nss_every": 5,  # NSS features on every Nth face frame
@@ -222,7 +226,8 @@ class Visual(FeatureFamily):
             out.windows["mouth_face_fine_ratio"] = S.window_reduce(fine_ratio, windows, S.nanmedian)
         if "seam_strength" in series:
             out.clip["seam_strength_p90"] = S.nanpercentile(series["seam_strength"], 90)
-        for name in ("face_fine_share", "seam_strength", "blockiness", "neck_chroma_delta", "static_blocks"):
+        for name in ("face_fine_share", "seam_strength", "blockiness", "neck_chroma_delta", "static_blocks",
+                     "codec_logit"):
             if name in series:
                 out.windows[name] = S.window_reduce(series[name], windows, S.nanmedian)
                 out.series[name] = series[name]
