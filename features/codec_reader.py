@@ -16,8 +16,6 @@ load torch for three patches a frame.
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -27,9 +25,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from talkqa.store import atomic_write_bytes
-
 from . import landmarks as L
+from .npz_file import read_npz, write_npz
 from .texture import LUMA
 
 PATCH = 48  # px of the analysis frame
@@ -108,9 +105,7 @@ class CodecReader:
         for i, (w, b) in enumerate(self.weights):
             arrays[f"w{i}"], arrays[f"b{i}"] = w, b
         meta = {"format": FORMAT, "patch": PATCH, "grid": GRID, "layers": [list(v) for v in LAYERS], **self.meta}
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays, meta_json=np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8))
-        atomic_write_bytes(Path(path), buf.getvalue())
+        write_npz(path, arrays, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> "CodecReader":
@@ -118,13 +113,12 @@ class CodecReader:
         if not path.is_file():
             raise FileNotFoundError(f"codec reader {path} not found; train one with benchmarks/train_codec_reader.py "
                                     "or reinstall talkqa (it ships one)")
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta_json"]).decode())
-            found = (meta.get("format"), meta.get("patch"), meta.get("layers"))
-            if found != (FORMAT, PATCH, [list(v) for v in LAYERS]):
-                raise ValueError(f"{path} holds another network (format, patch, layers: {found}); train it again "
-                                 "with benchmarks/train_codec_reader.py")
-            weights = [(z[f"w{i}"].astype(np.float32), z[f"b{i}"].astype(np.float32)) for i in range(len(LAYERS) + 1)]
+        z, meta = read_npz(path)
+        found = (meta.get("format"), meta.get("patch"), meta.get("layers"))
+        if found != (FORMAT, PATCH, [list(v) for v in LAYERS]):
+            raise ValueError(f"{path} holds another network (format, patch, layers: {found}); train it again "
+                             "with benchmarks/train_codec_reader.py")
+        weights = [(z[f"w{i}"].astype(np.float32), z[f"b{i}"].astype(np.float32)) for i in range(len(LAYERS) + 1)]
         return cls(weights, meta)
 
 

@@ -14,8 +14,6 @@ benchmarks/fit_face_nss.py on a documented subset of speakers; the file's metada
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -24,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from talkqa.store import atomic_write_bytes
-
 from .align import EYE_Y, IOD
+from .npz_file import read_npz, write_npz
 from .texture import grey, nss_feature_names, nss_features
 
 # The inner face in the aligned crop, in IOD units around the eye midpoint (x0, y0, x1, y1): brows to
@@ -79,11 +76,7 @@ class NSSModel:
         return np.sqrt(np.maximum(d2, 0.0) / len(self.mean))
 
     def save(self, path: str | Path) -> None:
-
-        buf = io.BytesIO()
-        np.savez_compressed(buf, mean=self.mean, scale=self.scale, precision=self.precision,
-                            meta_json=np.frombuffer(json.dumps(self.meta, sort_keys=True).encode(), np.uint8))
-        atomic_write_bytes(Path(path), buf.getvalue())
+        write_npz(path, {"mean": self.mean, "scale": self.scale, "precision": self.precision}, self.meta)
 
     @classmethod
     def load(cls, path: str | Path) -> "NSSModel":
@@ -91,12 +84,11 @@ class NSSModel:
         if not path.is_file():
             raise FileNotFoundError(f"natural-face statistics model {path} not found; fit one with "
                                     "benchmarks/fit_face_nss.py or reinstall talkqa (it ships one)")
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta_json"]).decode())
-            if meta.get("format") != FORMAT or meta.get("features") != list(nss_feature_names()):
-                raise ValueError(f"{path} was fitted for other NSS features (format {meta.get('format')}); "
-                                 "refit it with benchmarks/fit_face_nss.py")
-            return cls(z["mean"], z["scale"], z["precision"], meta)
+        z, meta = read_npz(path)
+        if meta.get("format") != FORMAT or meta.get("features") != list(nss_feature_names()):
+            raise ValueError(f"{path} was fitted for other NSS features (format {meta.get('format')}); "
+                             "refit it with benchmarks/fit_face_nss.py")
+        return cls(z["mean"], z["scale"], z["precision"], meta)
 
 
 def default_model_path() -> Path:
