@@ -109,11 +109,7 @@ class CodecReader:
 
     @classmethod
     def load(cls, path: str | Path) -> "CodecReader":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"codec reader {path} not found; train one with benchmarks/train_codec_reader.py "
-                                    "or reinstall talkqa (it ships one)")
-        z, meta = read_npz(path)
+        z, meta = read_npz(path, "codec reader", "train one with benchmarks/train_codec_reader.py")
         found = (meta.get("format"), meta.get("patch"), meta.get("layers"))
         if found != (FORMAT, PATCH, [list(v) for v in LAYERS]):
             raise ValueError(f"{path} holds another network (format, patch, layers: {found}); train it again "

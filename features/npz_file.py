@@ -23,8 +23,12 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, A
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def read_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """(arrays, metadata) of a file written by write_npz."""
-    with np.load(Path(path), allow_pickle=False) as z:
+def read_npz(path: str | Path, what: str, remedy: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, metadata) of a file written by write_npz; a missing file is a FileNotFoundError that names
+    `what` the file holds and the `remedy` (how to make one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} not found; {remedy} or reinstall talkqa (it ships one)")
+    with np.load(path, allow_pickle=False) as z:
         meta = json.loads(bytes(z[META_KEY]).decode())
         return {k: z[k] for k in z.files if k != META_KEY}, meta

@@ -80,11 +80,7 @@ class NSSModel:
 
     @classmethod
     def load(cls, path: str | Path) -> "NSSModel":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"natural-face statistics model {path} not found; fit one with "
-                                    "benchmarks/fit_face_nss.py or reinstall talkqa (it ships one)")
-        z, meta = read_npz(path)
+        z, meta = read_npz(path, "natural-face statistics model", "fit one with benchmarks/fit_face_nss.py")
         if meta.get("format") != FORMAT or meta.get("features") != list(nss_feature_names()):
             raise ValueError(f"{path} was fitted for other NSS features (format {meta.get('format')}); "
                              "refit it with benchmarks/fit_face_nss.py")
