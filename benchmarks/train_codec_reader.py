@@ -36,23 +36,28 @@ import pandas as pd
 import torch
 from torch import nn
 
+from talkqa.config import ExtractConfig, load_config
 from talkqa.features.clip import PreprocessedClip
 from talkqa.features.codec_reader import LAYERS, PATCH, CodecReader, default_path, frame_patches, normalise
 from talkqa.features.decode import DecodeStats, iter_video
+from talkqa.features.frame_stats import EVERY
 from talkqa.store import Store, read_parquet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_evidence import auc  # noqa: E402  P(a value of the first set > one of the second), ties half
 
 STORES = (("real_store", "real_degraded"), ("balanced_store", "balanced_degraded"))
 REENCODE_CRF = (32, 38, 44, 48)
-FRAMES = 12  # analysis frames per clip, every EVERY-th
-EVERY = 5
+FRAMES = 12  # analysis frames per clip, every EVERY-th (as preprocessing measures frame statistics)
 EPOCHS, BATCH, LR, POSITIVE_WEIGHT = 20, 256, 2e-3, 3.0
 
 
-def clip_patches(job: tuple[str, str, Path]) -> tuple[str, np.ndarray]:
-    clip_id, video, track = job
+def clip_patches(job: tuple[str, str, Path, float, int]) -> tuple[str, np.ndarray]:
+    """The clip's patches on the analysis frames its store was extracted on (fps, long side)."""
+    clip_id, video, track, fps, max_side = job
     clip = PreprocessedClip.load(track)
     out, frames = [], 0
-    for t, frame in enumerate(iter_video(video, 25.0, 640, DecodeStats())):
+    for t, frame in enumerate(iter_video(video, fps, max_side, DecodeStats())):
         if t >= clip.n_frames or frames >= FRAMES:
             break
         if t % EVERY or not clip.face_valid[t]:
@@ -80,6 +85,8 @@ def collect(corpus: Path, workers: int) -> tuple[pd.DataFrame, np.ndarray]:
     rows, jobs = [], []
     for store_name, labels in STORES:
         store = Store(corpus / store_name)
+        pre = load_config(ExtractConfig, store.config).preprocess
+        clock = (pre.fps, pre.analysis_max_side)
         manifest = pd.read_csv(corpus / labels / "manifest.csv")
         status = read_parquet(store.status)
         status = status[status.status == "ok"][["clip_id", "cache_key", "video"]]
@@ -90,7 +97,7 @@ def collect(corpus: Path, workers: int) -> tuple[pd.DataFrame, np.ndarray]:
                 continue
             track = store.track(r.cache_key)
             rows.append((r.clip_id, r.speaker, target, "compression" if target > 0 else r.artifacts.split(" ")[0]))
-            jobs.append((r.clip_id, r.video, track))
+            jobs.append((r.clip_id, r.video, track, *clock))
             if r.artifacts == "clean" and store_name == "real_store":
                 for crf in REENCODE_CRF:
                     out = corpus / "codec_reencoded" / f"{r.clip_id.replace('/', '_')}_crf{crf}.mp4"
@@ -102,7 +109,7 @@ def collect(corpus: Path, workers: int) -> tuple[pd.DataFrame, np.ndarray]:
                         tmp.replace(out)
                     target = float(np.clip((crf - 24) / 20, 0, 1))
                     rows.append((f"{r.clip_id}#crf{crf}", r.speaker, target, f"crf{crf}"))
-                    jobs.append((f"{r.clip_id}#crf{crf}", str(out), track))
+                    jobs.append((f"{r.clip_id}#crf{crf}", str(out), track, *clock))
     meta = pd.DataFrame(rows, columns=["clip_id", "speaker", "target", "group"])
     t0, patches = time.perf_counter(), {}
     with ProcessPoolExecutor(workers) as pool:
@@ -157,11 +164,6 @@ def to_reader(net: nn.Sequential, meta: dict) -> CodecReader:
 def clip_logits(reader: CodecReader, meta: pd.DataFrame, x: np.ndarray, rows) -> np.ndarray:
     start = np.r_[0, np.cumsum(meta.n.to_numpy())]
     return np.array([np.median(reader.logits(x[start[i]:start[i + 1]])) if meta.n.iloc[i] else np.nan for i in rows])
-
-
-def auc(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    return float((a[:, None] > b[None, :]).mean() + 0.5 * (a[:, None] == b[None, :]).mean())
 
 
 def evaluate(meta: pd.DataFrame, x: np.ndarray) -> dict:

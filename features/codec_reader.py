@@ -31,7 +31,7 @@ from .texture import LUMA
 
 PATCH = 48  # px of the analysis frame
 GRID = 16  # H.264 macroblocks: patches start on this grid of the frame
-CENTRES = (L.NOSE_TIP, 50, 280)  # nose tip and the cheekbones below the eyes (frame_stats' RIGHT/LEFT_CHEEK)
+CENTRES = (L.NOSE_TIP, L.RIGHT_CHEEK, L.LEFT_CHEEK)  # the nose tip and the cheekbones below the eyes
 SCALE = 32.0  # grey levels per input unit, after the patch's mean is taken off
 FORMAT = 1
 # (out channels, stride) of the 3x3 convolutions (padding 1, ReLU after each), then a global mean and a

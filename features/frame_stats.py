@@ -56,7 +56,6 @@ FRAME_STATS = ("face_iod_px", "face_fine_share", "upper_fine_share", "mouth_fine
 # (scoring/bundle.py).
 EVERY = 5
 CODING_BLOCK = 8  # px of the source: JPEG and the codecs' transform blocks
-RIGHT_CHEEK, LEFT_CHEEK = 50, 280  # mesh points on the cheekbones, below the eyes
 _OUTER_LIPS = list(L.OUTER_LIPS)
 SEAM_PERCENTILE = 30  # a seam crosses the whole segment; a curved face edge only part of it
 SEAM_REACH = 8  # lines either side of a candidate line that give its baseline
@@ -166,7 +165,7 @@ def neck_colour(frame: np.ndarray, lm: np.ndarray, iod: float) -> tuple[float, f
     (another white balance, a pasted face) differs from its own neck more than a real one does."""
     half = 0.1 * iod
     cheeks = [b for b in (_box(frame.shape, lm[i, 0] - half, lm[i, 1] - half, lm[i, 0] + half, lm[i, 1] + half)
-                          for i in (RIGHT_CHEEK, LEFT_CHEEK)) if b is not None]
+                          for i in (L.RIGHT_CHEEK, L.LEFT_CHEEK)) if b is not None]
     chin = lm[L.CHIN, :2]
     neck = _box(frame.shape, chin[0] - 0.2 * iod, chin[1] + 0.15 * iod, chin[0] + 0.2 * iod, chin[1] + 0.4 * iod)
     if not cheeks or neck is None or neck[3] - neck[1] < 0.2 * iod:

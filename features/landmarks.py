@@ -9,6 +9,7 @@ LEFT_EYE_EAR = (362, 385, 387, 263, 373, 380)
 RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER = 468, 473
 
 NOSE_TIP = 1
+RIGHT_CHEEK, LEFT_CHEEK = 50, 280  # on the cheekbones, below the eyes
 CHIN = 152
 FOREHEAD = 10
 MOUTH_LEFT, MOUTH_RIGHT = 61, 291  # image-left and image-right mouth corners
