@@ -19,6 +19,11 @@ class StackingConfig(StrictModel):
     oof_folds: int = Field(5, ge=2, description="speaker-grouped folds for out-of-fold meta-features")
     meta_learner: Literal["ridge", "none"] = Field(
         "ridge", description="ridge: level-2 per dimension on the OOF predictions of all dimensions")
+    meta_from: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per dimension, the dimensions whose OOF predictions its level-2 ridge reads (default: all). "
+                    "{lip_sync: [lip_sync]} keeps lip_sync's score to its own trees: a corpus or a column that only "
+                    "changes another dimension's trees then cannot move it through level 2 (README, version 29)")
     n_trials: int = Field(20, ge=0, description="Optuna trials per dimension (0 = the fixed params below)")
     tuning_folds: int = Field(3, ge=2)
     seed: int = 0
@@ -70,4 +75,15 @@ class StackingConfig(StrictModel):
         unknown = sorted(set(value) - set(DIMENSION_NAMES))
         if unknown:
             raise ValueError(f"unknown dimension(s) {', '.join(unknown)}; known: {', '.join(DIMENSION_NAMES)}")
+        return value
+
+    @field_validator("meta_from")
+    @classmethod
+    def _known_inputs(cls, value: dict) -> dict:
+        cls._known_dimensions(value)
+        for dim, inputs in value.items():
+            unknown = sorted(set(inputs) - set(DIMENSION_NAMES))
+            if unknown or not inputs:
+                raise ValueError(f"meta_from.{dim}: name at least one of {', '.join(DIMENSION_NAMES)}"
+                                 + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
         return value

@@ -26,6 +26,7 @@ from single-seed models trained apart.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Callable
@@ -252,18 +253,42 @@ class StackingRegressor:
         self._fit_level2(labels.y(list(clip_ids)))
         return self.fit_ceilings(data, labels, list(clip_ids))
 
+    def with_level2(self, config: StackingConfig, labels: Labels, clip_ids: list[str]) -> "StackingRegressor":
+        """A copy whose level 2 and calibration are fitted again under `config` (which may change only
+        meta_learner, meta_from and calibration) on the out-of-fold predictions this model was fitted with: the
+        model `fit` makes with `config`, its trees unchanged. Seconds instead of a training run."""
+        if self.oof_ is None:
+            raise TalkqaError("a model without its out-of-fold predictions (oof.parquet) cannot refit level 2")
+        level2_fields = {"meta_learner", "meta_from", "calibration"}
+        if config.model_dump(exclude=level2_fields) != self.config.model_dump(exclude=level2_fields):
+            raise TalkqaError("refitting level 2 changes meta_learner, meta_from or calibration only; "
+                              "anything else needs `talkqa train`")
+        if list(self.oof_.index) != list(clip_ids):
+            raise TalkqaError(f"the model was fitted on {len(self.oof_)} clips, not these {len(clip_ids)}")
+        out = copy.copy(self)
+        out.config = config
+        out._fit_level2(labels.y(list(clip_ids)))
+        return out
+
     def _fit_level2(self, Y: np.ndarray) -> None:
         """Level 2 (the meta-learner) and the calibration, on the out-of-fold level-1 predictions."""
         c = self.config
         self.meta_ = {}
         if c.meta_learner == "ridge":
-            meta_cols = self.dimensions_
             for dim in self.dimensions_:
                 k = DIMENSION_NAMES.index(dim)
-                M = self.oof_[meta_cols].to_numpy()
+                inputs = [d for d in self.dimensions_ if d in c.meta_from.get(dim, self.dimensions_)]
+                if not inputs:
+                    continue
+                M = self.oof_[inputs].to_numpy()
                 ok = np.isfinite(Y[:, k]) & np.isfinite(M).all(1)
                 if ok.sum() >= 5:
-                    self.meta_[dim] = _ridge_cv(alphas=np.logspace(-3, 3, 13)).fit(M[ok], Y[ok, k])
+                    ridge = _ridge_cv(alphas=np.logspace(-3, 3, 13)).fit(M[ok], Y[ok, k])
+                    # held over every dimension, 0 for those it does not read: the saved state and the
+                    # prediction keep one shape whatever meta_from says
+                    coef = np.zeros(len(self.dimensions_))
+                    coef[[self.dimensions_.index(d) for d in inputs]] = ridge.coef_
+                    self.meta_[dim] = Linear(coef, float(ridge.intercept_))
         self.calibration_ = {}
         if c.calibration == "isotonic":
             level2 = self._level2(self.oof_)

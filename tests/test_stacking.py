@@ -203,3 +203,35 @@ def test_a_bag_of_two_seeds_is_the_mean_of_the_two_seeds_models(synth, tmp_path)
         StackingRegressor.bag_of(apart[::-1], data, labels, train)
     with pytest.raises(TalkqaError, match="not these"):
         StackingRegressor.bag_of(apart, data, labels, train[::-1])
+
+
+def test_meta_from_keeps_a_dimension_to_its_own_trees_and_refits_as_training_would(synth, tmp_path, load_benchmark):
+    from talkqa.errors import TalkqaError, UsageError
+
+    data, labels, train, test = synth
+    cfg = dict(n_trials=2, tuning_folds=2, oof_folds=3, params=FAST, calibration="isotonic")
+    own = {"lip_sync": ["lip_sync"], "consistency": ["lip_sync", "consistency"]}
+    plain = StackingRegressor(StackingConfig(**cfg)).fit(data, labels, train)
+    narrowed = StackingRegressor(StackingConfig(**cfg, meta_from=own)).fit(data, labels, train)
+    dims = list(DIMENSION_NAMES)
+    for dim in dims:
+        read = np.flatnonzero(narrowed.meta_[dim].coef_)
+        assert set(np.asarray(dims)[read]) <= set(own.get(dim, dims))
+    assert np.count_nonzero(plain.meta_["lip_sync"].coef_) > 1  # without it lip_sync borrows from the others
+    # level 1 does not depend on level 2: refitting the plain model's level 2 gives the narrowed model exactly
+    refit = StackingRegressor.load(plain.save(tmp_path / "plain")).with_level2(narrowed.config, labels, train)
+    np.testing.assert_allclose(refit.predict(data, test), narrowed.predict(data, test), atol=1e-9)
+    np.testing.assert_allclose(refit.oof_scores(), narrowed.oof_scores(), atol=1e-9)
+    loaded = StackingRegressor.load(refit.save(tmp_path / "refit"))
+    assert loaded.config.meta_from == own
+    np.testing.assert_allclose(loaded.predict(data, test), narrowed.predict(data, test), atol=1e-9)
+    with pytest.raises(TalkqaError, match="talkqa train"):
+        plain.with_level2(StackingConfig(**{**cfg, "oof_folds": 4}), labels, train)
+    with pytest.raises(ValueError, match=r"meta_from\.lip_sync"):
+        StackingConfig(meta_from={"lip_sync": ["lipsync"]})
+    with pytest.raises(ValueError, match="unknown dimension"):
+        StackingConfig(meta_from={"lipsync": ["lip_sync"]})
+    script = load_benchmark("refit_level2")
+    assert script.parse_sets(["meta_from={lip_sync: [lip_sync]}"]) == {"meta_from": {"lip_sync": ["lip_sync"]}}
+    with pytest.raises(UsageError, match="KEY one of"):
+        script.parse_sets(["oof_folds=3"])
