@@ -1,12 +1,13 @@
-"""Fit a trained model's level 2 again under another level-2 setting, without training its trees again.
+"""Fit what comes after a trained model's tuned trees again under other settings, without tuning them again.
 
 The stack's level 2 (stacking/model.py) is a ridge per dimension over the out-of-fold level-1 predictions of
 every dimension, then an isotonic map: small maps fitted in seconds on predictions the model keeps
-(stacking/oof.parquet). `stacking.meta_from` says which dimensions each dimension's ridge reads. This writes a
-copy of the model with level 2 and the calibration fitted again under the given settings
-(`StackingRegressor.with_level2`: exactly what `talkqa train` with them would give, since the trees and the
-out-of-fold predictions do not depend on level 2; a test checks it), its train.yaml, model.json (version,
-validation figures out of fold, the command) and model card rewritten:
+(stacking/oof.parquet). `stacking.meta_from` says which dimensions each dimension's ridge reads;
+`stacking.oof_folds_by` how the speakers are dealt into the out-of-fold folds (other folds: each dimension's
+out-of-fold trees fitted again with its tuned parameters, a few minutes). This writes a copy of the model with
+those stages fitted again under the given settings (`StackingRegressor.with_level2`: exactly what `talkqa train`
+with them would give, since tuning and the final trees do not depend on them; a test checks it), its
+train.yaml, model.json (version, validation figures out of fold, the command) and model card rewritten:
 
     .venv/bin/python benchmarks/refit_level2.py build/default-model/model_v28 --out build/default-model/model_v29 \\
         --store build/default-model/real_store --labels build/default-model/real_degraded/manifest.csv \\
@@ -14,7 +15,8 @@ validation figures out of fold, the command) and model card rewritten:
         --store build/default-model/compression_store --labels build/default-model/compression_degraded/manifest.csv \\
         --set 'meta_from={lip_sync: [lip_sync], expression: [expression]}' --version 29
 
-The stores and labels must be the ones the model was trained on (the clip ids are compared). About a minute.
+The stores and labels must be the ones the model was trained on (the clip ids are compared). Seconds for level
+2 alone, minutes with other folds.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from talkqa.scoring.training import restack_model
 from talkqa.stacking.config import StackingConfig
 from talkqa.store_data import load_store, merge_store_data
 
-LEVEL2 = ("meta_learner", "meta_from", "calibration")
+LEVEL2 = ("meta_learner", "meta_from", "calibration", "oof_folds_by")
 
 
 def parse_sets(sets: list[str]) -> dict:
@@ -67,7 +69,7 @@ def refit_level2(model: Path, out: Path, stores: list[Path], label_files: list[P
         raise UsageError(f"the stores and labels give {len(ids)} labelled clips, the model was trained on {len(trained)} "
                          "others; pass the --store/--labels it was trained with (model.json training_data)")
     try:
-        stacking = bundle.stacking.with_level2(stacking_config, labels, trained)
+        stacking = bundle.stacking.with_level2(stacking_config, labels, trained, data)
     except TalkqaError as exc:
         raise UsageError(f"{model}: {exc}") from exc
     config.stacking = stacking_config

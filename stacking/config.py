@@ -17,6 +17,11 @@ class StackingConfig(StrictModel):
     drop_experts: list[str] = Field(default_factory=list)
     pca_components: int | None = Field(None, ge=1, description="per expert, project tokens before pooling")
     oof_folds: int = Field(5, ge=2, description="speaker-grouped folds for out-of-fold meta-features")
+    oof_folds_by: Literal["clip_counts", "speaker_names"] = Field(
+        "clip_counts", description="how speakers are dealt into the out-of-fold folds. clip_counts: GroupKFold, "
+                                   "folds of equal clip counts, so a corpus that adds clips re-deals them and moves "
+                                   "every dimension's out-of-fold predictions (README, version 29); speaker_names: "
+                                   "from the speakers' names alone (talkqa.splits.name_folds)")
     meta_learner: Literal["ridge", "none"] = Field(
         "ridge", description="ridge: level-2 per dimension on the OOF predictions of all dimensions")
     meta_from: dict[str, list[str]] = Field(

@@ -38,7 +38,7 @@ import pandas as pd
 from talkqa.config import load_config, save_config, stable_hash
 from talkqa.errors import TalkqaError
 from talkqa.labels import Labels
-from talkqa.splits import group_folds
+from talkqa.splits import group_folds, name_folds
 from talkqa.store import atomic_write_json, atomic_write_text, write_parquet
 from talkqa.store_data import StoreData
 from talkqa.tasks import DIMENSION_NAMES, DIMENSIONS
@@ -181,7 +181,7 @@ class StackingRegressor:
         self.dimensions_ = [d for k, d in enumerate(DIMENSION_NAMES) if np.isfinite(Y[:, k]).sum() >= 3]
         self.columns_of_ = self._columns_by_dimension(self.dimensions_)
         self.params_, self.models_ = {}, {}
-        folds = group_folds(groups, c.oof_folds)
+        folds = self._oof_folds(groups)
         self.fold_of_ = pd.Series(-1, index=pd.Index(clip_ids, name="clip_id"))
         for f, (_, te) in enumerate(folds):
             self.fold_of_.iloc[te] = f
@@ -197,11 +197,7 @@ class StackingRegressor:
             for i, seed in enumerate(range(c.seed, c.seed + c.bag)):
                 params.append(self.tune(Xd, yd, gd, dim, seed) if c.n_trials else {})
                 members.append(self._lgbm(params[-1], dim, seed).fit(Xd, yd))
-                for tr, te in folds:
-                    tr = tr[ok[tr]]
-                    if len(tr) >= 3:
-                        member_oof[i, te] = self._lgbm(params[-1], dim, seed).fit(Xk.iloc[tr], Y[tr, k]).predict(
-                            Xk.iloc[te])
+                member_oof[i] = self._member_oof(Xk, Y[:, k], params[-1], dim, seed, folds)
             oof[:, k] = member_oof.mean(axis=0)
             self.params_[dim] = params[0] if c.bag == 1 else params  # a bag keeps each member's (state.json)
             self.models_[dim] = members[0] if c.bag == 1 else LoadedTrees(
@@ -253,21 +249,57 @@ class StackingRegressor:
         self._fit_level2(labels.y(list(clip_ids)))
         return self.fit_ceilings(data, labels, list(clip_ids))
 
-    def with_level2(self, config: StackingConfig, labels: Labels, clip_ids: list[str]) -> "StackingRegressor":
-        """A copy whose level 2 and calibration are fitted again under `config` (which may change only
-        meta_learner, meta_from and calibration) on the out-of-fold predictions this model was fitted with: the
-        model `fit` makes with `config`, its trees unchanged. Seconds instead of a training run."""
+    def _oof_folds(self, groups) -> list[tuple[np.ndarray, np.ndarray]]:
+        if self.config.oof_folds_by == "speaker_names":
+            return name_folds(groups, self.config.oof_folds)
+        return group_folds(groups, self.config.oof_folds)
+
+    def _member_oof(self, Xk: pd.DataFrame, y: np.ndarray, params: dict, dim: str, seed: int, folds) -> np.ndarray:
+        """One bag member's out-of-fold level-1 predictions (NaN where a fold has too few labelled clips)."""
+        ok, out = np.isfinite(y), np.full(len(y), np.nan)
+        for tr, te in folds:
+            tr = tr[ok[tr]]
+            if len(tr) >= 3:
+                out[te] = self._lgbm(params, dim, seed).fit(Xk.iloc[tr], y[tr]).predict(Xk.iloc[te])
+        return out
+
+    def with_level2(self, config: StackingConfig, labels: Labels, clip_ids: list[str],
+                    data: StoreData | None = None) -> "StackingRegressor":
+        """A copy whose stages after the trees are fitted again under `config`, which may change only
+        meta_learner, meta_from, calibration and oof_folds_by: the model `fit` makes with `config`, its tuned
+        trees unchanged. Level 2 and the calibration take seconds; other folds (oof_folds_by, which needs `data`)
+        fit each dimension's out-of-fold trees again with its tuned parameters, then the out-of-fold caps."""
         if self.oof_ is None:
             raise TalkqaError("a model without its out-of-fold predictions (oof.parquet) cannot refit level 2")
-        level2_fields = {"meta_learner", "meta_from", "calibration"}
-        if config.model_dump(exclude=level2_fields) != self.config.model_dump(exclude=level2_fields):
-            raise TalkqaError("refitting level 2 changes meta_learner, meta_from or calibration only; "
-                              "anything else needs `talkqa train`")
+        after_trees = {"meta_learner", "meta_from", "calibration", "oof_folds_by"}
+        if config.model_dump(exclude=after_trees) != self.config.model_dump(exclude=after_trees):
+            raise TalkqaError("refitting after the trees changes meta_learner, meta_from, calibration or oof_folds_by "
+                              "only; anything else needs `talkqa train`")
         if list(self.oof_.index) != list(clip_ids):
             raise TalkqaError(f"the model was fitted on {len(self.oof_)} clips, not these {len(clip_ids)}")
+        refold = config.oof_folds_by != self.config.oof_folds_by
+        if refold and data is None:
+            raise TalkqaError("other out-of-fold folds (oof_folds_by) need the training store to fit the folds' trees")
         out = copy.copy(self)
         out.config = config
-        out._fit_level2(labels.y(list(clip_ids)))
+        clip_ids = list(clip_ids)
+        if refold:
+            X = out.featurizer_.transform(out._view(data), clip_ids)
+            Y, folds = labels.y(clip_ids), out._oof_folds(labels.groups(clip_ids))
+            out.fold_of_ = pd.Series(-1, index=pd.Index(clip_ids, name="clip_id"))
+            for f, (_, te) in enumerate(folds):
+                out.fold_of_.iloc[te] = f
+            oof = np.full((len(clip_ids), len(DIMENSION_NAMES)), np.nan)
+            for dim in out.dimensions_:
+                k = DIMENSION_NAMES.index(dim)
+                params = out.params_[dim] if config.bag > 1 else [out.params_[dim]]
+                Xk = out._narrow(X, dim)
+                oof[:, k] = np.mean([out._member_oof(Xk, Y[:, k], p, dim, config.seed + i, folds)
+                                     for i, p in enumerate(params)], axis=0)
+            out.oof_ = pd.DataFrame(oof, index=pd.Index(clip_ids, name="clip_id"), columns=list(DIMENSION_NAMES))
+            out._fit_level2(Y)
+            return out._fit_ceilings(X, labels, clip_ids)
+        out._fit_level2(labels.y(clip_ids))
         return out
 
     def _fit_level2(self, Y: np.ndarray) -> None:
@@ -330,7 +362,7 @@ class StackingRegressor:
         # each fold's caps from the ceilings fitted without it, saved beside the out-of-fold predictions as
         # cap__<dimension> (inf: no cap). A fold's ceiling can have steps where the one fitted on every clip has
         # none (the reading says nothing over all of them), so the columns are those of any fit.
-        per_fold = [(te, fitted(tr)) for tr, te in group_folds(labels.groups(clip_ids), c.oof_folds)]
+        per_fold = [(te, fitted(tr)) for tr, te in self._oof_folds(labels.groups(clip_ids))]
         dims = [d for d in c.ceilings if d in self.ceilings_ or any(d in f for _, f in per_fold)]
         if dims:
             caps = pd.DataFrame(np.inf, index=X.index, columns=[_CAP + d for d in dims])

@@ -3,6 +3,8 @@ same person never sits on both sides (training experts, early stopping, stacking
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from .errors import UsageError
@@ -33,3 +35,19 @@ def group_folds(groups, n_splits: int, seed: int | None = None) -> list[tuple[np
         raise UsageError(f"cross-validation needs at least 2 speakers, the labels have {len(set(groups))}")
     kfold = GroupKFold(n_splits=n) if seed is None else GroupKFold(n_splits=n, shuffle=True, random_state=seed)
     return list(kfold.split(np.zeros(len(groups)), groups=groups))
+
+
+def name_folds(groups, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds dealt from the group names alone: the groups ordered by a checksum of their name and dealt round
+    the folds in turn. Unlike `group_folds` (GroupKFold balances the folds' row counts), a group's fold does
+    not depend on how many rows it has, so adding rows of the same groups (another corpus of the same
+    speakers) leaves every fold as it was; adding a group may move others."""
+    groups = np.asarray(groups).astype(str)
+    names = sorted(set(groups.tolist()), key=lambda g: (zlib.crc32(g.encode()), g))
+    n = min(n_splits, len(names))
+    if n < 2:
+        raise UsageError(f"cross-validation needs at least 2 speakers, the labels have {len(names)}")
+    fold_of = {g: i % n for i, g in enumerate(names)}
+    fold = np.array([fold_of[g] for g in groups])
+    rows = np.arange(len(groups))
+    return [(rows[fold != f], rows[fold == f]) for f in range(n)]

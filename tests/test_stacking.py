@@ -235,3 +235,31 @@ def test_meta_from_keeps_a_dimension_to_its_own_trees_and_refits_as_training_wou
     assert script.parse_sets(["meta_from={lip_sync: [lip_sync]}"]) == {"meta_from": {"lip_sync": ["lip_sync"]}}
     with pytest.raises(UsageError, match="KEY one of"):
         script.parse_sets(["oof_folds=3"])
+
+
+def test_folds_dealt_from_speaker_names_stay_when_a_corpus_adds_clips_and_refit_as_training_would(synth, tmp_path):
+    from talkqa.splits import name_folds
+
+    speakers = np.array(["ann", "bob", "cy", "dee", "eve", "fay", "gus"])
+    groups = np.repeat(speakers, 3)
+    more = np.concatenate([groups, np.repeat(speakers[:2], 20)])  # a second corpus: many clips of two of them
+
+    def fold_by_speaker(folds, g):
+        return {str(g[i]): f for f, (_, te) in enumerate(folds) for i in te}
+
+    before = fold_by_speaker(name_folds(groups, 3), groups)
+    assert fold_by_speaker(name_folds(more, 3), more) == before and len(set(before.values())) == 3
+    for tr, te in name_folds(more, 3):
+        assert not set(more[tr]) & set(more[te])
+    data, labels, train, test = synth
+    cfg = dict(n_trials=2, tuning_folds=2, oof_folds=3, params=FAST, calibration="isotonic", bag=2,
+               ceilings={"lip_sync": {data.handcrafted.columns[0]: 1}}, ceiling_min_clips=5)
+    plain = StackingRegressor(StackingConfig(**cfg)).fit(data, labels, train)
+    by_names = StackingRegressor(StackingConfig(**cfg, oof_folds_by="speaker_names")).fit(data, labels, train)
+    assert not np.allclose(plain.oof_[list(DIMENSION_NAMES)], by_names.oof_[list(DIMENSION_NAMES)])
+    refit = StackingRegressor.load(plain.save(tmp_path / "plain")).with_level2(by_names.config, labels, train, data)
+    np.testing.assert_allclose(refit.oof_.to_numpy(), by_names.oof_.to_numpy(), atol=1e-9)
+    np.testing.assert_allclose(refit.predict(data, test), by_names.predict(data, test), atol=1e-9)
+    np.testing.assert_allclose(refit.oof_scores(), by_names.oof_scores(), atol=1e-9)
+    with pytest.raises(Exception, match="training store"):
+        plain.with_level2(by_names.config, labels, train)
