@@ -181,10 +181,7 @@ class StackingRegressor:
         self.dimensions_ = [d for k, d in enumerate(DIMENSION_NAMES) if np.isfinite(Y[:, k]).sum() >= 3]
         self.columns_of_ = self._columns_by_dimension(self.dimensions_)
         self.params_, self.models_ = {}, {}
-        folds = self._oof_folds(groups)
-        self.fold_of_ = pd.Series(-1, index=pd.Index(clip_ids, name="clip_id"))
-        for f, (_, te) in enumerate(folds):
-            self.fold_of_.iloc[te] = f
+        folds = self._oof_folds(groups, clip_ids)
         oof = np.full((len(clip_ids), len(DIMENSION_NAMES)), np.nan)
         for dim in self.dimensions_:
             k = DIMENSION_NAMES.index(dim)
@@ -249,10 +246,18 @@ class StackingRegressor:
         self._fit_level2(labels.y(list(clip_ids)))
         return self.fit_ceilings(data, labels, list(clip_ids))
 
-    def _oof_folds(self, groups) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _oof_folds(self, groups, clip_ids: list[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The out-of-fold folds as config.oof_folds_by deals them; with `clip_ids` (a fit), each clip's fold is
+        kept in fold_of_."""
         if self.config.oof_folds_by == "speaker_names":
-            return name_folds(groups, self.config.oof_folds)
-        return group_folds(groups, self.config.oof_folds)
+            folds = name_folds(groups, self.config.oof_folds)
+        else:
+            folds = group_folds(groups, self.config.oof_folds)
+        if clip_ids is not None:
+            self.fold_of_ = pd.Series(-1, index=pd.Index(clip_ids, name="clip_id"))
+            for f, (_, te) in enumerate(folds):
+                self.fold_of_.iloc[te] = f
+        return folds
 
     def _member_oof(self, Xk: pd.DataFrame, y: np.ndarray, params: dict, dim: str, seed: int, folds) -> np.ndarray:
         """One bag member's out-of-fold level-1 predictions (NaN where a fold has too few labelled clips)."""
@@ -285,10 +290,7 @@ class StackingRegressor:
         clip_ids = list(clip_ids)
         if refold:
             X = out.featurizer_.transform(out._view(data), clip_ids)
-            Y, folds = labels.y(clip_ids), out._oof_folds(labels.groups(clip_ids))
-            out.fold_of_ = pd.Series(-1, index=pd.Index(clip_ids, name="clip_id"))
-            for f, (_, te) in enumerate(folds):
-                out.fold_of_.iloc[te] = f
+            Y, folds = labels.y(clip_ids), out._oof_folds(labels.groups(clip_ids), clip_ids)
             oof = np.full((len(clip_ids), len(DIMENSION_NAMES)), np.nan)
             for dim in out.dimensions_:
                 k = DIMENSION_NAMES.index(dim)
