@@ -20,6 +20,13 @@ seed's trees, keeps a ladder.
 
     .venv/bin/python benchmarks/check_tables.py seed0.json --mean-with seed1.json
 
+With --side-by-side (reports of other models, same clips) it prints one row per (check, expectation) with each
+model's sources passing in its own column, then the least and the mean of them, and a row of the counts (plain
+rows / single outcomes / ladder pairs on every source): how much a row moves across models — e.g. one recipe
+whose out-of-fold folds were dealt a few ways (`stacking.oof_folds_seed`, benchmarks/refit_level2.py).
+
+    .venv/bin/python benchmarks/check_tables.py many.json:1 --side-by-side many.json:2 many.json:3
+
 A report of several models (`talkqa check --model A --model B --json`, {"reports": [...]}) is named as
 FILE:K, the K-th model (1-based, in --model order): `check_tables.py both.json:2 --before both.json:1`.
 """
@@ -104,6 +111,31 @@ def comparison_table(before: dict, after: dict) -> list[str]:
     return lines
 
 
+def side_by_side(reports: list[dict]) -> list[str]:
+    """One column of sources passing per report, then their least and mean; a last row of the counts."""
+    if any(sorted(r["sources"]) != sorted(reports[0]["sources"]) for r in reports):
+        raise SystemExit("the reports were run on different source clips: compare reports of the same clips")
+    names = [f"{r['model'].get('name', '?')} {r['model'].get('version', '')}".strip() for r in reports]
+    rows = [{(r["check"], r["measure"]): r for r in plain_rows(report)} for report in reports]
+    keys = list(dict.fromkeys(k for by_key in rows for k in by_key))
+    lines = ["| check | expectation | " + " | ".join(names) + " | least | mean |",
+             "|---|---|" + "---|" * (len(names) + 2)]
+    for key in keys:
+        found = [by_key.get(key) for by_key in rows]
+        passed = [r["passed"] for r in found if r is not None]
+        cells = ["–" if r is None else f"{r['passed']}/{r['judged']}" for r in found]
+        spread = [f"{min(passed)}", f"{sum(passed) / len(passed):.1f}"] if passed else ["–", "–"]
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells + spread) + " |")
+    c = [counts(r) for r in reports]
+    cells = [f"{x['rows_passed']} / {x['outcomes_passed']} / {x['ladder_pairs_passed']}" for x in c]
+    least = " / ".join(str(min(x[k] for x in c)) for k in ("rows_passed", "outcomes_passed", "ladder_pairs_passed"))
+    mean = " / ".join(f"{sum(x[k] for x in c) / len(c):.1f}"
+                      for k in ("rows_passed", "outcomes_passed", "ladder_pairs_passed"))
+    lines.append("| counts | plain rows / single outcomes / ladder pairs on every source | "
+                 + " | ".join(cells + [least, mean]) + " |")
+    return lines
+
+
 def mean_scores(reports: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     """source -> variant -> dimension -> the mean score over the reports that scored it."""
     if any(sorted(r["sources"]) != sorted(reports[0]["sources"]) for r in reports):
@@ -166,9 +198,13 @@ def main() -> None:
     ap.add_argument("--before", help="the report of the model it is compared with (same source clips)")
     ap.add_argument("--mean-with", nargs="+", metavar="REPORT",
                     help="reports of other seeds of the same recipe: re-judge the graded ladders on the mean scores")
+    ap.add_argument("--side-by-side", nargs="+", metavar="REPORT",
+                    help="reports of other models: each one's sources passing per row in a column, least and mean")
     args = ap.parse_args()
     report = load_report(args.report)
-    if args.mean_with:
+    if args.side_by_side:
+        lines = side_by_side([report] + [load_report(p) for p in args.side_by_side])
+    elif args.mean_with:
         lines = mean_ladders([report] + [load_report(p) for p in args.mean_with])
     else:
         lines = comparison_table(load_report(args.before), report) if args.before else single_table(report)

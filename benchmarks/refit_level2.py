@@ -3,8 +3,9 @@
 The stack's level 2 (stacking/model.py) is a ridge per dimension over the out-of-fold level-1 predictions of
 every dimension, then an isotonic map: small maps fitted in seconds on predictions the model keeps
 (stacking/oof.parquet). `stacking.meta_from` says which dimensions each dimension's ridge reads;
-`stacking.oof_folds_by` how the speakers are dealt into the out-of-fold folds (other folds: each dimension's
-out-of-fold trees fitted again with its tuned parameters, a few minutes). This writes a copy of the model with
+`stacking.oof_folds_by` how the speakers are dealt into the out-of-fold folds and `stacking.oof_folds_seed` which
+of its dealings (other folds: each dimension's out-of-fold trees fitted again with its tuned parameters, a few
+minutes; a few seeds measure how much a model's scores owe to one dealing). This writes a copy of the model with
 those stages fitted again under the given settings (`StackingRegressor.with_level2`: exactly what `talkqa train`
 with them would give, since tuning and the final trees do not depend on them; a test checks it), its
 train.yaml, model.json (version, validation figures out of fold, the command) and model card rewritten:
@@ -35,7 +36,7 @@ from talkqa.scoring.training import restack_model
 from talkqa.stacking.config import StackingConfig
 from talkqa.store_data import load_store, merge_store_data
 
-LEVEL2 = ("meta_learner", "meta_from", "calibration", "oof_folds_by")
+LEVEL2 = ("meta_learner", "meta_from", "calibration", "oof_folds_by", "oof_folds_seed")
 
 
 def parse_sets(sets: list[str]) -> dict:

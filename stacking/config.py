@@ -22,6 +22,12 @@ class StackingConfig(StrictModel):
                                    "folds of equal clip counts, so a corpus that adds clips re-deals them and moves "
                                    "every dimension's out-of-fold predictions (README, version 29); speaker_names: "
                                    "from the speakers' names alone (talkqa.splits.name_folds)")
+    oof_folds_seed: int = Field(0, ge=0, description="another dealing of the same speakers into the out-of-fold "
+                                                     "folds (0 = the dealing as it always was): the names ordered "
+                                                     "by a hash with the seed (speaker_names), GroupKFold shuffled "
+                                                     "(clip_counts). Refitting a model under a few seeds "
+                                                     "(benchmarks/refit_level2.py) measures how much its scores "
+                                                     "owe to one dealing (README, version 31)")
     meta_learner: Literal["ridge", "none"] = Field(
         "ridge", description="ridge: level-2 per dimension on the OOF predictions of all dimensions")
     meta_from: dict[str, list[str]] = Field(

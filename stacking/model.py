@@ -250,9 +250,9 @@ class StackingRegressor:
         """The out-of-fold folds as config.oof_folds_by deals them; with `clip_ids` (a fit), each clip's fold is
         kept in fold_of_."""
         if self.config.oof_folds_by == "speaker_names":
-            folds = name_folds(groups, self.config.oof_folds)
+            folds = name_folds(groups, self.config.oof_folds, self.config.oof_folds_seed)
         else:
-            folds = group_folds(groups, self.config.oof_folds)
+            folds = group_folds(groups, self.config.oof_folds, self.config.oof_folds_seed or None)
         if clip_ids is not None:
             self.fold_of_ = pd.Series(-1, index=pd.Index(clip_ids, name="clip_id"))
             for f, (_, te) in enumerate(folds):
@@ -271,20 +271,21 @@ class StackingRegressor:
     def with_level2(self, config: StackingConfig, labels: Labels, clip_ids: list[str],
                     data: StoreData | None = None) -> "StackingRegressor":
         """A copy whose stages after the trees are fitted again under `config`, which may change only
-        meta_learner, meta_from, calibration and oof_folds_by: the model `fit` makes with `config`, its tuned
-        trees unchanged. Level 2 and the calibration take seconds; other folds (oof_folds_by, which needs `data`)
+        meta_learner, meta_from, calibration, oof_folds_by and oof_folds_seed: the model `fit` makes with `config`,
+        its tuned trees unchanged. Level 2 and the calibration take seconds; other folds (which need `data`)
         fit each dimension's out-of-fold trees again with its tuned parameters, then the out-of-fold caps."""
         if self.oof_ is None:
             raise TalkqaError("a model without its out-of-fold predictions (oof.parquet) cannot refit level 2")
-        after_trees = {"meta_learner", "meta_from", "calibration", "oof_folds_by"}
+        after_trees = {"meta_learner", "meta_from", "calibration", "oof_folds_by", "oof_folds_seed"}
         if config.model_dump(exclude=after_trees) != self.config.model_dump(exclude=after_trees):
-            raise TalkqaError("refitting after the trees changes meta_learner, meta_from, calibration or oof_folds_by "
-                              "only; anything else needs `talkqa train`")
+            raise TalkqaError("refitting after the trees changes meta_learner, meta_from, calibration, oof_folds_by or "
+                              "oof_folds_seed only; anything else needs `talkqa train`")
         if list(self.oof_.index) != list(clip_ids):
             raise TalkqaError(f"the model was fitted on {len(self.oof_)} clips, not these {len(clip_ids)}")
-        refold = config.oof_folds_by != self.config.oof_folds_by
+        refold = (config.oof_folds_by, config.oof_folds_seed) != (self.config.oof_folds_by, self.config.oof_folds_seed)
         if refold and data is None:
-            raise TalkqaError("other out-of-fold folds (oof_folds_by) need the training store to fit the folds' trees")
+            raise TalkqaError("other out-of-fold folds (oof_folds_by, oof_folds_seed) need the training store to fit "
+                              "the folds' trees")
         out = copy.copy(self)
         out.config = config
         clip_ids = list(clip_ids)

@@ -3,6 +3,7 @@ same person never sits on both sides (training experts, early stopping, stacking
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 import numpy as np
@@ -37,13 +38,22 @@ def group_folds(groups, n_splits: int, seed: int | None = None) -> list[tuple[np
     return list(kfold.split(np.zeros(len(groups)), groups=groups))
 
 
-def name_folds(groups, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def name_folds(groups, n_splits: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Folds dealt from the group names alone: the groups ordered by a checksum of their name and dealt round
     the folds in turn. Unlike `group_folds` (GroupKFold balances the folds' row counts), a group's fold does
     not depend on how many rows it has, so adding rows of the same groups (another corpus of the same
-    speakers) leaves every fold as it was; adding a group may move others."""
+    speakers) leaves every fold as it was; adding a group may move others. Another `seed` salts the checksum:
+    another dealing of the same groups (0 = the unsalted dealing)."""
     groups = np.asarray(groups).astype(str)
-    names = sorted(set(groups.tolist()), key=lambda g: (zlib.crc32(g.encode()), g))
+
+    def checksum(g: str) -> int:
+        if not seed:
+            return zlib.crc32(g.encode())
+        # not a salted CRC: CRC is affine, so a common prefix XORs every name's CRC by one constant and can
+        # leave the order, hence the folds, as they were
+        return int.from_bytes(hashlib.blake2b(f"{seed}/{g}".encode(), digest_size=8).digest(), "big")
+
+    names = sorted(set(groups.tolist()), key=lambda g: (checksum(g), g))
     n = min(n_splits, len(names))
     if n < 2:
         raise UsageError(f"cross-validation needs at least 2 speakers, the labels have {len(names)}")

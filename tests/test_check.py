@@ -394,6 +394,29 @@ def test_check_tables_judges_ladders_on_the_mean_of_seeds(load_benchmark):
         tables.mean_ladders([inverted, {**falling, "sources": ["t"]}])
 
 
+def test_check_tables_puts_models_side_by_side_with_the_least_and_the_mean(load_benchmark):
+    """benchmarks/check_tables.py --side-by-side: each model's sources passing in a column, the least and the mean
+    over the models, and the counts row, so a row's spread across dealings of one recipe reads off a table."""
+    tables = load_benchmark("check_tables")
+
+    def report(version, still, ladder_status):
+        rows = [{"check": "clean", "measure": "lip_sync >= 3.5", "passed": 2, "judged": 2, "status": "pass"},
+                {"check": "still_photo", "measure": "lip_sync <= 2", "passed": still, "judged": 2,
+                 "status": "pass" if still == 2 else "fail"}]
+        ladder = {"check": "graded:face_blur", "source": "s", "variant": "a → b", "status": ladder_status,
+                  "measure": "visual_quality falls with severity (Spearman <= -0.9)"}
+        return {"sources": ["s", "t"], "model": {"name": "m", "version": version}, "summary": rows,
+                "outcomes": [ladder]}
+
+    lines = tables.side_by_side([report("1", 2, "pass"), report("2", 0, "fail"), report("3", 1, "fail")])
+    assert lines[0] == "| check | expectation | m 1 | m 2 | m 3 | least | mean |"
+    assert "| still_photo | lip_sync <= 2 | 2/2 | 0/2 | 1/2 | 0 | 1.0 |" in lines
+    assert lines[-1] == ("| counts | plain rows / single outcomes / ladder pairs on every source | 2 / 4 / 1 | "
+                         "1 / 2 / 0 | 1 / 3 / 0 | 1 / 2 / 0 | 1.3 / 3.0 / 0.3 |")
+    with pytest.raises(SystemExit, match="different source clips"):
+        tables.side_by_side([report("1", 2, "pass"), {**report("2", 0, "fail"), "sources": ["u"]}])
+
+
 def test_check_command_usage_errors_exit_2(sources, monkeypatch, tmp_path):
     monkeypatch.setenv("TALKQA_SHARED_DATA", str(tmp_path / "nowhere"))
     res = CliRunner().invoke(app, ["check", "--quick"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -251,6 +252,8 @@ def test_folds_dealt_from_speaker_names_stay_when_a_corpus_adds_clips_and_refit_
     assert fold_by_speaker(name_folds(more, 3), more) == before and len(set(before.values())) == 3
     for tr, te in name_folds(more, 3):
         assert not set(more[tr]) & set(more[te])
+    salted = fold_by_speaker(name_folds(more, 3, seed=1), more)  # another dealing, just as stable
+    assert salted != before and salted == fold_by_speaker(name_folds(groups, 3, seed=1), groups)
     data, labels, train, test = synth
     cfg = dict(n_trials=2, tuning_folds=2, oof_folds=3, params=FAST, calibration="isotonic", bag=2,
                ceilings={"lip_sync": {data.handcrafted.columns[0]: 1}}, ceiling_min_clips=5)
@@ -261,5 +264,10 @@ def test_folds_dealt_from_speaker_names_stay_when_a_corpus_adds_clips_and_refit_
     np.testing.assert_allclose(refit.oof_.to_numpy(), by_names.oof_.to_numpy(), atol=1e-9)
     np.testing.assert_allclose(refit.predict(data, test), by_names.predict(data, test), atol=1e-9)
     np.testing.assert_allclose(refit.oof_scores(), by_names.oof_scores(), atol=1e-9)
+    reseeded = refit.with_level2(refit.config.model_copy(update={"oof_folds_seed": 1}), labels, train, data)
+    speaker = pd.Series(labels.groups(train), index=reseeded.fold_of_.index)
+    assert (speaker.groupby(reseeded.fold_of_).nunique().sum() == speaker.nunique()  # folds speaker-disjoint
+            and not reseeded.fold_of_.equals(refit.fold_of_))
+    assert not np.allclose(reseeded.oof_.to_numpy(), refit.oof_.to_numpy(), equal_nan=True)
     with pytest.raises(Exception, match="training store"):
         plain.with_level2(by_names.config, labels, train)
