@@ -36,7 +36,7 @@ from talkqa.scoring.training import restack_model
 from talkqa.stacking.config import StackingConfig
 from talkqa.store_data import load_store, merge_store_data
 
-LEVEL2 = ("meta_learner", "meta_from", "calibration", "oof_folds_by", "oof_folds_seed")
+LEVEL2 = ("meta_learner", "meta_from", "calibration", "oof_folds_by", "oof_folds_seed", "oof_repeats")
 
 
 def parse_sets(sets: list[str]) -> dict:

@@ -28,6 +28,11 @@ class StackingConfig(StrictModel):
                                                      "(clip_counts). Refitting a model under a few seeds "
                                                      "(benchmarks/refit_level2.py) measures how much its scores "
                                                      "owe to one dealing (README, version 31)")
+    oof_repeats: int = Field(1, ge=1, description="dealings whose out-of-fold predictions are averaged (seeds "
+                                                  "oof_folds_seed, oof_folds_seed + 1, ...): level 2 and the "
+                                                  "calibration are then fitted on predictions that owe less to one "
+                                                  "arbitrary dealing; the out-of-fold trees take `oof_repeats` "
+                                                  "times as long")
     meta_learner: Literal["ridge", "none"] = Field(
         "ridge", description="ridge: level-2 per dimension on the OOF predictions of all dimensions")
     meta_from: dict[str, list[str]] = Field(

@@ -181,7 +181,7 @@ class StackingRegressor:
         self.dimensions_ = [d for k, d in enumerate(DIMENSION_NAMES) if np.isfinite(Y[:, k]).sum() >= 3]
         self.columns_of_ = self._columns_by_dimension(self.dimensions_)
         self.params_, self.models_ = {}, {}
-        folds = self._oof_folds(groups, clip_ids)
+        dealings = self._oof_dealings(groups, clip_ids)
         oof = np.full((len(clip_ids), len(DIMENSION_NAMES)), np.nan)
         for dim in self.dimensions_:
             k = DIMENSION_NAMES.index(dim)
@@ -194,7 +194,7 @@ class StackingRegressor:
             for i, seed in enumerate(range(c.seed, c.seed + c.bag)):
                 params.append(self.tune(Xd, yd, gd, dim, seed) if c.n_trials else {})
                 members.append(self._lgbm(params[-1], dim, seed).fit(Xd, yd))
-                member_oof[i] = self._member_oof(Xk, Y[:, k], params[-1], dim, seed, folds)
+                member_oof[i] = self._member_oof(Xk, Y[:, k], params[-1], dim, seed, dealings)
             oof[:, k] = member_oof.mean(axis=0)
             self.params_[dim] = params[0] if c.bag == 1 else params  # a bag keeps each member's (state.json)
             self.models_[dim] = members[0] if c.bag == 1 else LoadedTrees(
@@ -246,58 +246,71 @@ class StackingRegressor:
         self._fit_level2(labels.y(list(clip_ids)))
         return self.fit_ceilings(data, labels, list(clip_ids))
 
-    def _oof_folds(self, groups, clip_ids: list[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The out-of-fold folds as config.oof_folds_by deals them; with `clip_ids` (a fit), each clip's fold is
-        kept in fold_of_."""
+    def _oof_folds(self, groups, clip_ids: list[str] | None = None,
+                   seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The out-of-fold folds as config.oof_folds_by deals them with `seed` (default config.oof_folds_seed);
+        with `clip_ids` (a fit), each clip's fold is kept in fold_of_."""
+        seed = self.config.oof_folds_seed if seed is None else seed
         if self.config.oof_folds_by == "speaker_names":
-            folds = name_folds(groups, self.config.oof_folds, self.config.oof_folds_seed)
+            folds = name_folds(groups, self.config.oof_folds, seed)
         else:
-            folds = group_folds(groups, self.config.oof_folds, self.config.oof_folds_seed or None)
+            folds = group_folds(groups, self.config.oof_folds, seed or None)
         if clip_ids is not None:
             self.fold_of_ = pd.Series(-1, index=pd.Index(clip_ids, name="clip_id"))
             for f, (_, te) in enumerate(folds):
                 self.fold_of_.iloc[te] = f
         return folds
 
-    def _member_oof(self, Xk: pd.DataFrame, y: np.ndarray, params: dict, dim: str, seed: int, folds) -> np.ndarray:
-        """One bag member's out-of-fold level-1 predictions (NaN where a fold has too few labelled clips)."""
-        ok, out = np.isfinite(y), np.full(len(y), np.nan)
-        for tr, te in folds:
-            tr = tr[ok[tr]]
-            if len(tr) >= 3:
-                out[te] = self._lgbm(params, dim, seed).fit(Xk.iloc[tr], y[tr]).predict(Xk.iloc[te])
-        return out
+    def _oof_dealings(self, groups, clip_ids: list[str]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+        """The oof_repeats dealings whose out-of-fold predictions are averaged; the first (oof_folds_seed) is
+        the one fold_of_ records and the out-of-fold caps use."""
+        first = self.config.oof_folds_seed
+        return [self._oof_folds(groups, clip_ids)] + [self._oof_folds(groups, seed=s)
+                                                      for s in range(first + 1, first + self.config.oof_repeats)]
+
+    def _member_oof(self, Xk: pd.DataFrame, y: np.ndarray, params: dict, dim: str, seed: int,
+                    dealings) -> np.ndarray:
+        """One bag member's out-of-fold level-1 predictions, the mean over the dealings (NaN where a fold has
+        too few labelled clips)."""
+        ok, out = np.isfinite(y), np.full((len(dealings), len(y)), np.nan)
+        for r, folds in enumerate(dealings):
+            for tr, te in folds:
+                tr = tr[ok[tr]]
+                if len(tr) >= 3:
+                    out[r, te] = self._lgbm(params, dim, seed).fit(Xk.iloc[tr], y[tr]).predict(Xk.iloc[te])
+        return out.mean(axis=0)
 
     def with_level2(self, config: StackingConfig, labels: Labels, clip_ids: list[str],
                     data: StoreData | None = None) -> "StackingRegressor":
         """A copy whose stages after the trees are fitted again under `config`, which may change only
-        meta_learner, meta_from, calibration, oof_folds_by and oof_folds_seed: the model `fit` makes with `config`,
-        its tuned trees unchanged. Level 2 and the calibration take seconds; other folds (which need `data`)
+        meta_learner, meta_from, calibration, oof_folds_by, oof_folds_seed and oof_repeats: the model `fit` makes
+        with `config`, its tuned trees unchanged. Level 2 and the calibration take seconds; other folds (which need `data`)
         fit each dimension's out-of-fold trees again with its tuned parameters, then the out-of-fold caps."""
         if self.oof_ is None:
             raise TalkqaError("a model without its out-of-fold predictions (oof.parquet) cannot refit level 2")
-        after_trees = {"meta_learner", "meta_from", "calibration", "oof_folds_by", "oof_folds_seed"}
+        after_trees = {"meta_learner", "meta_from", "calibration", "oof_folds_by", "oof_folds_seed", "oof_repeats"}
         if config.model_dump(exclude=after_trees) != self.config.model_dump(exclude=after_trees):
-            raise TalkqaError("refitting after the trees changes meta_learner, meta_from, calibration, oof_folds_by or "
-                              "oof_folds_seed only; anything else needs `talkqa train`")
+            raise TalkqaError("refitting after the trees changes meta_learner, meta_from, calibration, oof_folds_by, "
+                              "oof_folds_seed or oof_repeats only; anything else needs `talkqa train`")
         if list(self.oof_.index) != list(clip_ids):
             raise TalkqaError(f"the model was fitted on {len(self.oof_)} clips, not these {len(clip_ids)}")
-        refold = (config.oof_folds_by, config.oof_folds_seed) != (self.config.oof_folds_by, self.config.oof_folds_seed)
+        dealing = ("oof_folds_by", "oof_folds_seed", "oof_repeats")
+        refold = config.model_dump(include=set(dealing)) != self.config.model_dump(include=set(dealing))
         if refold and data is None:
-            raise TalkqaError("other out-of-fold folds (oof_folds_by, oof_folds_seed) need the training store to fit "
-                              "the folds' trees")
+            raise TalkqaError("other out-of-fold folds (oof_folds_by, oof_folds_seed, oof_repeats) need the training "
+                              "store to fit the folds' trees")
         out = copy.copy(self)
         out.config = config
         clip_ids = list(clip_ids)
         if refold:
             X = out.featurizer_.transform(out._view(data), clip_ids)
-            Y, folds = labels.y(clip_ids), out._oof_folds(labels.groups(clip_ids), clip_ids)
+            Y, dealings = labels.y(clip_ids), out._oof_dealings(labels.groups(clip_ids), clip_ids)
             oof = np.full((len(clip_ids), len(DIMENSION_NAMES)), np.nan)
             for dim in out.dimensions_:
                 k = DIMENSION_NAMES.index(dim)
                 params = out.params_[dim] if config.bag > 1 else [out.params_[dim]]
                 Xk = out._narrow(X, dim)
-                oof[:, k] = np.mean([out._member_oof(Xk, Y[:, k], p, dim, config.seed + i, folds)
+                oof[:, k] = np.mean([out._member_oof(Xk, Y[:, k], p, dim, config.seed + i, dealings)
                                      for i, p in enumerate(params)], axis=0)
             out.oof_ = pd.DataFrame(oof, index=pd.Index(clip_ids, name="clip_id"), columns=list(DIMENSION_NAMES))
             out._fit_level2(Y)

@@ -269,5 +269,15 @@ def test_folds_dealt_from_speaker_names_stay_when_a_corpus_adds_clips_and_refit_
     assert (speaker.groupby(reseeded.fold_of_).nunique().sum() == speaker.nunique()  # folds speaker-disjoint
             and not reseeded.fold_of_.equals(refit.fold_of_))
     assert not np.allclose(reseeded.oof_.to_numpy(), refit.oof_.to_numpy(), equal_nan=True)
+    # two dealings averaged: out of fold, the mean of the two models dealt once each (the trees do not depend on
+    # the dealing), and a refit gives what training with oof_repeats gives
+    dims = list(DIMENSION_NAMES)
+    twice = refit.with_level2(refit.config.model_copy(update={"oof_repeats": 2}), labels, train, data)
+    np.testing.assert_allclose(twice.oof_[dims].to_numpy(), (refit.oof_[dims] + reseeded.oof_[dims]).to_numpy() / 2,
+                               atol=1e-9)
+    assert twice.fold_of_.equals(refit.fold_of_)  # the first dealing is the recorded one
+    trained = StackingRegressor(twice.config).fit(data, labels, train)
+    np.testing.assert_allclose(trained.oof_.to_numpy(), twice.oof_.to_numpy(), atol=1e-9)
+    np.testing.assert_allclose(trained.predict(data, test), twice.predict(data, test), atol=1e-9)
     with pytest.raises(Exception, match="training store"):
         plain.with_level2(by_names.config, labels, train)
