@@ -284,8 +284,8 @@ class StackingRegressor:
                     data: StoreData | None = None) -> "StackingRegressor":
         """A copy whose stages after the trees are fitted again under `config`, which may change only
         meta_learner, meta_from, calibration, oof_folds_by, oof_folds_seed and oof_repeats: the model `fit` makes
-        with `config`, its tuned trees unchanged. Level 2 and the calibration take seconds; other folds (which need `data`)
-        fit each dimension's out-of-fold trees again with its tuned parameters, then the out-of-fold caps."""
+        with `config`, its tuned trees unchanged. Level 2 and the calibration take seconds; other folds (which need
+        `data`) fit each dimension's out-of-fold trees again with its tuned parameters, then the out-of-fold caps."""
         if self.oof_ is None:
             raise TalkqaError("a model without its out-of-fold predictions (oof.parquet) cannot refit level 2")
         after_trees = {"meta_learner", "meta_from", "calibration", "oof_folds_by", "oof_folds_seed", "oof_repeats"}

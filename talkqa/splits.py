@@ -42,8 +42,8 @@ def name_folds(groups, n_splits: int, seed: int = 0) -> list[tuple[np.ndarray, n
     """Folds dealt from the group names alone: the groups ordered by a checksum of their name and dealt round
     the folds in turn. Unlike `group_folds` (GroupKFold balances the folds' row counts), a group's fold does
     not depend on how many rows it has, so adding rows of the same groups (another corpus of the same
-    speakers) leaves every fold as it was; adding a group may move others. Another `seed` salts the checksum:
-    another dealing of the same groups (0 = the unsalted dealing)."""
+    speakers) leaves every fold as it was; adding a group may move others. Another `seed` orders the names by a
+    hash seeded with it: another dealing of the same groups, just as stable (0 = the checksum's dealing)."""
     groups = np.asarray(groups).astype(str)
 
     def checksum(g: str) -> int:

@@ -239,7 +239,7 @@ def test_meta_from_keeps_a_dimension_to_its_own_trees_and_refits_as_training_wou
 
 
 def test_folds_dealt_from_speaker_names_stay_when_a_corpus_adds_clips_and_refit_as_training_would(synth, tmp_path):
-    from talkqa.splits import name_folds
+    from talkqa.splits import group_folds, name_folds
 
     speakers = np.array(["ann", "bob", "cy", "dee", "eve", "fay", "gus"])
     groups = np.repeat(speakers, 3)
@@ -254,6 +254,9 @@ def test_folds_dealt_from_speaker_names_stay_when_a_corpus_adds_clips_and_refit_
         assert not set(more[tr]) & set(more[te])
     salted = fold_by_speaker(name_folds(more, 3, seed=1), more)  # another dealing, just as stable
     assert salted != before and salted == fold_by_speaker(name_folds(groups, 3, seed=1), groups)
+    shuffled = group_folds(more, 3, seed=1)  # oof_folds_seed under clip_counts: GroupKFold shuffled
+    assert fold_by_speaker(shuffled, more) != fold_by_speaker(group_folds(more, 3), more)
+    assert all(not set(more[tr]) & set(more[te]) for tr, te in shuffled)
     data, labels, train, test = synth
     cfg = dict(n_trials=2, tuning_folds=2, oof_folds=3, params=FAST, calibration="isotonic", bag=2,
                ceilings={"lip_sync": {data.handcrafted.columns[0]: 1}}, ceiling_min_clips=5)
