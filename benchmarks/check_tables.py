@@ -84,6 +84,12 @@ def single_table(report: dict) -> list[str]:
     return lines
 
 
+def _same_sources(reports: list[dict], verb: str) -> None:
+    """Reports are compared or averaged source by source: refuse reports of different clips."""
+    if any(sorted(r["sources"]) != sorted(reports[0]["sources"]) for r in reports):
+        raise SystemExit(f"the reports were run on different source clips: {verb} reports of the same clips")
+
+
 def _sources(r: dict | None) -> str:
     if r is None:
         return "–"
@@ -94,8 +100,7 @@ def _sources(r: dict | None) -> str:
 
 def comparison_table(before: dict, after: dict) -> list[str]:
     """Before/after per (check, expectation), then the counts the shipping criteria compare."""
-    if sorted(before["sources"]) != sorted(after["sources"]):
-        raise SystemExit("the two reports were run on different source clips: compare reports of the same clips")
+    _same_sources([before, after], "compare")
     b = {(r["check"], r["measure"]): r for r in plain_rows(before)}
     a = {(r["check"], r["measure"]): r for r in plain_rows(after)}
     lines = ["| check | expectation | before | after |", "|---|---|---|---|"]
@@ -113,8 +118,7 @@ def comparison_table(before: dict, after: dict) -> list[str]:
 
 def side_by_side(reports: list[dict]) -> list[str]:
     """One column of sources passing per report, then their least and mean; a last row of the counts."""
-    if any(sorted(r["sources"]) != sorted(reports[0]["sources"]) for r in reports):
-        raise SystemExit("the reports were run on different source clips: compare reports of the same clips")
+    _same_sources(reports, "compare")
     names = [f"{r['model'].get('name', '?')} {r['model'].get('version', '')}".strip() for r in reports]
     rows = [{(r["check"], r["measure"]): r for r in plain_rows(report)} for report in reports]
     keys = list(dict.fromkeys(k for by_key in rows for k in by_key))
@@ -138,8 +142,7 @@ def side_by_side(reports: list[dict]) -> list[str]:
 
 def mean_scores(reports: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     """source -> variant -> dimension -> the mean score over the reports that scored it."""
-    if any(sorted(r["sources"]) != sorted(reports[0]["sources"]) for r in reports):
-        raise SystemExit("the reports were run on different source clips: average reports of the same clips")
+    _same_sources(reports, "average")
     out: dict[str, dict[str, dict[str, float]]] = {}
     for source, variants in reports[0]["scores"].items():
         for key, scores in variants.items():

@@ -294,8 +294,8 @@ class StackingRegressor:
                               "oof_folds_seed or oof_repeats only; anything else needs `talkqa train`")
         if list(self.oof_.index) != list(clip_ids):
             raise TalkqaError(f"the model was fitted on {len(self.oof_)} clips, not these {len(clip_ids)}")
-        dealing = ("oof_folds_by", "oof_folds_seed", "oof_repeats")
-        refold = config.model_dump(include=set(dealing)) != self.config.model_dump(include=set(dealing))
+        dealing = {"oof_folds_by", "oof_folds_seed", "oof_repeats"}
+        refold = config.model_dump(include=dealing) != self.config.model_dump(include=dealing)
         if refold and data is None:
             raise TalkqaError("other out-of-fold folds (oof_folds_by, oof_folds_seed, oof_repeats) need the training "
                               "store to fit the folds' trees")
