@@ -49,7 +49,7 @@ face-nss: $(STAMP)
 # Retrain the visual family's codec reader (features/models/codec_reader.npz, the `codec_logit` frame
 # statistic) on the default model's training corpora under $(WORK) (build them first with `default-model`;
 # about 15 min on 2 cores, with --evaluate 25). Stores extracted before keep the old readings: run
-# benchmarks/backfill_frame_stats.py on them, or extract again.
+# benchmarks/backfill_frame_stats.py STORE --families visual --recompute codec_logit on them, or extract again.
 codec-reader: $(STAMP)
 	$(BIN)/python benchmarks/train_codec_reader.py --corpus $(WORK) --evaluate
 

@@ -15,13 +15,21 @@ store trains like a re-extracted one, while its window values of a new statistic
     .venv/bin/python benchmarks/backfill_frame_stats.py build/default-model/real_store --families expression
     .venv/bin/python benchmarks/backfill_frame_stats.py build/default-model/real_store --families visual  # static_blocks
 
+A statistic whose computation changed is named with --recompute: it is measured again and replaced instead of
+compared (the others are still compared), e.g. the codec reading once it reads each frame both ways (version 33):
+
+    .venv/bin/python benchmarks/backfill_frame_stats.py build/default-model/real_store --families visual \
+        --recompute codec_logit
+
 Tracks and parquet files are rewritten atomically; a rerun skips clips whose track already has every
-statistic. The store's extract.yaml must be the current extraction config (its hash is kept).
+statistic and, with --recompute, the clips listed as recomputed in the store's backfill_recomputed.json (delete
+it to recompute them again). The store's extract.yaml must be the current extraction config (its hash is kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -38,9 +46,10 @@ from talkqa.features.extract import PRODUCER, compute_features, families_of
 from talkqa.features.families import FAMILIES
 from talkqa.features.frame_stats import EVERY, FRAME_STATS, block_period, frame_stats
 from talkqa.features.preprocess import is_black
-from talkqa.store import Store, read_parquet, write_parquet
+from talkqa.store import Store, atomic_write_json, read_parquet, write_parquet
 
 TOLERANCE = 1e-4  # float32 storage of values the code computes in float64
+RECOMPUTED = "backfill_recomputed.json"  # {statistic: [clip ids measured again]}: what a rerun skips
 
 
 def measured_stats(video: str, clip: PreprocessedClip, config: ExtractConfig) -> np.ndarray:
@@ -69,14 +78,14 @@ def measured_stats(video: str, clip: PreprocessedClip, config: ExtractConfig) ->
 
 def backfill_clip(args) -> tuple[str, str, dict | None]:
     """(clip_id, what happened, the named families' clip features or None)."""
-    clip_id, video, track, config, families = args
+    clip_id, video, track, config, families, recompute = args
     clip = PreprocessedClip.load(track)
     old = clip.frame_stats or {}
-    if all(name in old for name in FRAME_STATS):
+    if all(name in old for name in FRAME_STATS) and not recompute:
         return clip_id, "had every statistic", None
     new = measured_stats(video, clip, config)
     for i, name in enumerate(FRAME_STATS):
-        if name in old:
+        if name in old and name not in recompute:
             a, b = np.asarray(old[name], np.float64), new[:, i].astype(np.float64)
             same = (np.isnan(a) == np.isnan(b)).all() and np.allclose(a[np.isfinite(a)], b[np.isfinite(b)],
                                                                       atol=TOLERANCE, rtol=TOLERANCE)
@@ -98,15 +107,31 @@ def in_extraction_order(frame: pd.DataFrame, config: ExtractConfig) -> pd.DataFr
     return frame[[c for c in frame.columns if c not in known] + order]
 
 
-def backfill(store_dir: Path, families: list[str], workers: int) -> pd.DataFrame:
+def recomputed_clips(store_dir: Path, recompute: list[str]) -> tuple[dict[str, list[str]], set[str]]:
+    """The store's record of clips measured again per statistic, and the clips that have every statistic of
+    `recompute` measured again already."""
+    path = store_dir / RECOMPUTED
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    done = set.intersection(*(set(record.get(name, [])) for name in recompute)) if recompute else set()
+    return record, done
+
+
+def backfill(store_dir: Path, families: list[str], workers: int, recompute: tuple[str, ...] = ()) -> pd.DataFrame:
     store = Store(store_dir)
     config = load_config(ExtractConfig, store.config)
     status = read_parquet(store.status)
     status = status[status.status.isin([OK, *PARTIAL_CODES])]
-    jobs = [(r.clip_id, r.video, store.track(r.cache_key), config, families) for r in status.itertuples()
-            if store.track(r.cache_key).is_file()]
+    record, skip = recomputed_clips(store_dir, list(recompute))
+    results = [{"clip_id": c, "result": "recomputed before"} for c in status.clip_id if c in skip]
+    jobs = [(r.clip_id, r.video, store.track(r.cache_key), config, families, tuple(recompute))
+            for r in status.itertuples() if store.track(r.cache_key).is_file() and r.clip_id not in skip]
     key_of = dict(zip(status.clip_id, status.cache_key))
-    results, failed, t0 = [], None, time.perf_counter()
+    failed, t0 = None, time.perf_counter()
+
+    def keep_record() -> None:
+        if recompute:
+            atomic_write_json(store_dir / RECOMPUTED, record)
+
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
         done = pool.map(backfill_clip, jobs, chunksize=4) if pool else map(backfill_clip, jobs)
@@ -121,11 +146,15 @@ def backfill(store_dir: Path, families: list[str], workers: int) -> pd.DataFrame
                 for column, value in row.items():
                     frame[column] = value
                 write_parquet(in_extraction_order(frame, config), part, PRODUCER, config.params_hash())
+            for name in recompute:
+                record.setdefault(name, []).append(clip_id)
             if (i + 1) % 50 == 0 or i + 1 == len(jobs):
+                keep_record()
                 print(f"{store_dir.name}: {i + 1}/{len(jobs)} clips, {time.perf_counter() - t0:.0f} s", flush=True)
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
+        keep_record()
     # handcrafted.parquet from the parts of every clip done so far (this run's or an interrupted one's)
     columns = [f"{name}__{feature}" for name in families for feature in FAMILIES.get(name).clip_features]
     table = read_parquet(store.handcrafted)
@@ -149,8 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("stores", type=Path, nargs="+", help="store folders written by `talkqa extract`")
     ap.add_argument("--families", nargs="+", default=["expression"],
                     help="feature families to compute again from the updated tracks (default: expression)")
+    ap.add_argument("--recompute", nargs="+", default=[], metavar="STATISTIC",
+                    help="frame statistics whose computation changed: measured again and replaced, not compared "
+                         f"(one of {', '.join(FRAME_STATS)})")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
+    strange = [s for s in args.recompute if s not in FRAME_STATS]
+    if strange:
+        print(f"error: --recompute {' '.join(strange)}: not a frame statistic; known: {', '.join(FRAME_STATS)}",
+              file=sys.stderr)
+        return 2
     unknown = [f for f in args.families if f not in FAMILIES.names()]
     if unknown:
         print(f"error: unknown famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; known: "
@@ -162,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
     for store in args.stores:
-        done = backfill(store, args.families, args.workers)
+        done = backfill(store, args.families, args.workers, tuple(args.recompute))
         print(f"{store}: " + ", ".join(f"{n} {k}" for k, n in done.result.value_counts().items()))
     return 0
 

@@ -96,9 +96,19 @@ class CodecReader:
         return (x.mean(axis=(2, 3)) @ w.T + b)[:, 0]
 
     def read_frame(self, frame: np.ndarray, points: np.ndarray) -> float:
-        """Median logit of the frame's patches; NaN without one."""
-        patches = frame_patches(frame, points)
-        return float(np.median(self.logits(patches))) if len(patches) else float("nan")
+        """The median logit of the frame's patches and that of its mirror image's, averaged; NaN without a
+        patch. Read both ways because the network is not mirror-symmetric: a held-out clip and its mirror
+        image (coded again at the same quality) read up to 1.26 logits apart (mean 0.58) one way, 0.58
+        (mean 0.23) both ways (README, version 33), and no viewer's picture score moves with a mirror."""
+        width = frame.shape[1]
+        mirrored = np.array(points, np.float64, copy=True)
+        mirrored[:, 0] = width - 1 - mirrored[:, 0]  # on a width that is a multiple of GRID, the same blocks
+        both = [frame_patches(frame, points), frame_patches(frame[:, ::-1], mirrored)]
+        sizes = [len(p) for p in both]
+        if not sum(sizes):
+            return float("nan")
+        logits = self.logits(np.concatenate(both))
+        return float(np.mean([np.median(part) for part in np.split(logits, [sizes[0]]) if len(part)]))
 
     def save(self, path: str | Path) -> None:
         arrays = {}

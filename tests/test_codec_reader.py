@@ -65,6 +65,30 @@ def test_weights_file_round_trip_and_refusals(tmp_path, monkeypatch, load_benchm
         C.load_reader.cache_clear()
 
 
+def test_a_frame_and_its_mirror_image_read_the_same(load_benchmark):
+    """read_frame reads the frame and its mirror image (points moved with it) and averages, so a mirrored clip
+    reads as its original although the network alone is not mirror-symmetric."""
+    import torch
+
+    train = load_benchmark("train_codec_reader")
+    torch.manual_seed(2)
+    reader = train.to_reader(train.network().eval(), {})
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)  # 320 = 20 blocks: the mirror's grid is the same
+    points = np.column_stack([rng.uniform(40, 280, 478), rng.uniform(40, 200, 478), np.zeros(478)])
+    mirror, mirrored = frame[:, ::-1], points.copy()
+    mirrored[:, 0] = 319 - points[:, 0]
+
+    def one_way(image, pts):
+        return float(np.median(reader.logits(C.frame_patches(image, pts))))
+
+    assert abs(one_way(frame, points) - one_way(mirror, mirrored)) > 1e-4  # the network alone is not symmetric
+    both = reader.read_frame(frame, points)
+    assert both == pytest.approx(reader.read_frame(mirror, mirrored), abs=1e-7)
+    assert both == pytest.approx((one_way(frame, points) + one_way(mirror, mirrored)) / 2, abs=1e-7)
+    assert np.isnan(reader.read_frame(frame[:40], points))  # no patch fits
+
+
 @pytest.mark.skipif(not C.default_path().is_file(), reason="no shipped codec reader")
 def test_shipped_reader_reads_a_heavily_coded_face_as_coded(astronaut):
     """Through a real encoder, the portrait (a slow drift with sensor noise, like a filmed face) reads higher

@@ -3,6 +3,8 @@ the Parquet schema, and cache / resume behaviour."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,4 +181,21 @@ def test_backfill_gives_an_old_store_the_new_frame_statistic(inputs, tmp_path, l
     np.savez_compressed(store.track(keys[0]), **kept)
     with pytest.raises(SystemExit, match="blockiness not reproduced"):
         backfill.main([str(store.root), "--workers", "1"])
+    # a statistic whose computation changed is measured again and replaced instead of compared, once
+    assert backfill.main([str(store.root), "--workers", "1", "--families", "expression", "visual",
+                          "--recompute", "blockiness"]) == 0
+    pd.testing.assert_frame_equal(read_parquet(store.handcrafted), extracted)
+    with np.load(store.track(keys[0])) as z:
+        assert np.allclose(z["frame_stats__blockiness"], kept["frame_stats__blockiness"] - 1, equal_nan=True)
+    recorded = json.loads((store.root / backfill.RECOMPUTED).read_text())
+    ok = set(status.loc[status.status == "ok", "clip_id"])
+    assert set(recorded) == {"blockiness"} and ok <= set(recorded["blockiness"])
+    with np.load(store.track(keys[0])) as z:  # a rerun does not measure the clips again
+        kept = {k: z[k] for k in z.files}
+    kept["frame_stats__blockiness"] = kept["frame_stats__blockiness"] + 1
+    np.savez_compressed(store.track(keys[0]), **kept)
+    assert backfill.main([str(store.root), "--workers", "1", "--recompute", "blockiness"]) == 0
+    with np.load(store.track(keys[0])) as z:
+        assert np.allclose(z["frame_stats__blockiness"], kept["frame_stats__blockiness"], equal_nan=True)
+    assert backfill.main([str(store.root), "--recompute", "sharpness_of_the_moon"]) == 2
     assert backfill.main([str(tmp_path / "nowhere")]) == 2
