@@ -147,7 +147,8 @@ def backfill(store_dir: Path, families: list[str], workers: int, recompute: tupl
                     frame[column] = value
                 write_parquet(in_extraction_order(frame, config), part, PRODUCER, config.params_hash())
             for name in recompute:
-                record.setdefault(name, []).append(clip_id)
+                if clip_id not in record.setdefault(name, []):
+                    record[name].append(clip_id)
             if (i + 1) % 50 == 0 or i + 1 == len(jobs):
                 keep_record()
                 print(f"{store_dir.name}: {i + 1}/{len(jobs)} clips, {time.perf_counter() - t0:.0f} s", flush=True)
