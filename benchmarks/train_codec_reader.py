@@ -12,10 +12,13 @@ are left out. Only train-split speakers are in these corpora: never a clip `talk
 
 --evaluate first trains on the speakers of one half (a CRC of the speaker name) and reads the other half, both
 ways, and prints per group the ROC-AUC that its clips read higher than the clean clips and than every clip
-clean on the coder (clean, talking photos, stalls, the rest); the figures go into the weights' metadata.
+clean on the coder (clean, talking photos, stalls, the rest); the figures go into the weights' metadata. A
+clip reads both ways, as extraction reads a frame (`CodecReader.read_frame`): the median logit of its patches
+and that of its frames' mirror images' patches, averaged (extraction averages per frame and the visual family
+takes the frames' median: close, not identical); the one-way figures are printed and kept beside them.
 
     .venv/bin/python benchmarks/train_codec_reader.py --evaluate          # ~25 min on 2 cores
-    .venv/bin/python benchmarks/train_codec_reader.py --evaluate-only     # the folds alone, ~13 min
+    .venv/bin/python benchmarks/train_codec_reader.py --evaluate-only     # the folds alone, 13-25 min
     .venv/bin/python benchmarks/train_codec_reader.py --out /tmp/reader.npz
 """
 
@@ -38,7 +41,8 @@ from torch import nn
 
 from talkqa.config import ExtractConfig, load_config
 from talkqa.features.clip import PreprocessedClip
-from talkqa.features.codec_reader import LAYERS, PATCH, CodecReader, default_path, frame_patches, normalise
+from talkqa.features.codec_reader import (LAYERS, PATCH, CodecReader, default_path, frame_patches, mirror_patches,
+                                          normalise)
 from talkqa.features.decode import DecodeStats, iter_video
 from talkqa.features.frame_stats import EVERY
 from talkqa.store import Store, read_parquet
@@ -52,11 +56,12 @@ FRAMES = 12  # analysis frames per clip, every EVERY-th (as preprocessing measur
 EPOCHS, BATCH, LR, POSITIVE_WEIGHT = 20, 256, 2e-3, 3.0
 
 
-def clip_patches(job: tuple[str, str, Path, float, int]) -> tuple[str, np.ndarray]:
-    """The clip's patches on the analysis frames its store was extracted on (fps, long side)."""
+def clip_patches(job: tuple[str, str, Path, float, int]) -> tuple[str, np.ndarray, np.ndarray]:
+    """The clip's patches on the analysis frames its store was extracted on (fps, long side), and those of the
+    same frames' mirror images (read only, never trained on: training flips patches instead)."""
     clip_id, video, track, fps, max_side = job
     clip = PreprocessedClip.load(track)
-    out, frames = [], 0
+    out, mirrored, frames = [], [], 0
     for t, frame in enumerate(iter_video(video, fps, max_side, DecodeStats())):
         if t >= clip.n_frames or frames >= FRAMES:
             break
@@ -67,7 +72,11 @@ def clip_patches(job: tuple[str, str, Path, float, int]) -> tuple[str, np.ndarra
             continue
         frames += 1
         out.append(frame_patches(frame, points))
-    return clip_id, (np.concatenate(out) if out else np.zeros((0, PATCH, PATCH), np.float32)).astype(np.float16)
+        mirrored.append(mirror_patches(frame, points))
+
+    def stacked(parts):
+        return (np.concatenate(parts) if parts else np.zeros((0, PATCH, PATCH), np.float32)).astype(np.float16)
+    return clip_id, stacked(out), stacked(mirrored)
 
 
 def target_of(row) -> float | None:
@@ -80,7 +89,9 @@ def target_of(row) -> float | None:
     return 0.0
 
 
-def collect(corpus: Path, workers: int) -> tuple[pd.DataFrame, np.ndarray]:
+def collect(corpus: Path, workers: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """One row per clip (clip_id, speaker, target, group, n patches, n_mirror patches), its patches, and its
+    frames' mirror images' patches, each clip's in a block in row order."""
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     rows, jobs = [], []
     for store_name, labels in STORES:
@@ -111,14 +122,16 @@ def collect(corpus: Path, workers: int) -> tuple[pd.DataFrame, np.ndarray]:
                     rows.append((f"{r.clip_id}#crf{crf}", r.speaker, target, f"crf{crf}"))
                     jobs.append((f"{r.clip_id}#crf{crf}", str(out), track, *clock))
     meta = pd.DataFrame(rows, columns=["clip_id", "speaker", "target", "group"])
-    t0, patches = time.perf_counter(), {}
+    t0, patches, mirrored = time.perf_counter(), {}, {}
     with ProcessPoolExecutor(workers) as pool:
-        for i, (clip_id, p) in enumerate(pool.map(clip_patches, jobs, chunksize=4)):
-            patches[clip_id] = p
+        for i, (clip_id, p, m) in enumerate(pool.map(clip_patches, jobs, chunksize=4)):
+            patches[clip_id], mirrored[clip_id] = p, m
             if (i + 1) % 200 == 0 or i + 1 == len(jobs):
                 print(f"patches: {i + 1}/{len(jobs)} clips, {time.perf_counter() - t0:.0f} s", flush=True)
     meta["n"] = [len(patches[c]) for c in meta.clip_id]
-    return meta, np.concatenate([patches[c] for c in meta.clip_id])
+    meta["n_mirror"] = [len(mirrored[c]) for c in meta.clip_id]
+    return (meta, np.concatenate([patches[c] for c in meta.clip_id]),
+            np.concatenate([mirrored[c] for c in meta.clip_id]))
 
 
 def network() -> nn.Sequential:
@@ -161,22 +174,35 @@ def to_reader(net: nn.Sequential, meta: dict) -> CodecReader:
     return CodecReader([(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in convs], meta)
 
 
-def clip_logits(reader: CodecReader, meta: pd.DataFrame, x: np.ndarray, rows) -> np.ndarray:
-    start = np.r_[0, np.cumsum(meta.n.to_numpy())]
-    return np.array([np.median(reader.logits(x[start[i]:start[i + 1]])) if meta.n.iloc[i] else np.nan for i in rows])
+def clip_logits(reader: CodecReader, counts: np.ndarray, x: np.ndarray, rows) -> np.ndarray:
+    """Median logit of each clip's block of patches (`counts` per clip, in order); NaN for an empty block."""
+    start = np.r_[0, np.cumsum(counts)]
+    return np.array([np.median(reader.logits(x[start[i]:start[i + 1]])) if counts[i] else np.nan for i in rows])
 
 
-def evaluate(meta: pd.DataFrame, x: np.ndarray) -> dict:
+def evaluate(meta: pd.DataFrame, x: np.ndarray, x_mirror: np.ndarray) -> dict:
     fold = np.array([zlib.crc32(s.encode()) % 2 for s in meta.speaker])
     start = np.r_[0, np.cumsum(meta.n.to_numpy())]
-    reading = np.full(len(meta), np.nan)
+    one_way, mirror = np.full(len(meta), np.nan), np.full(len(meta), np.nan)
     for held in (0, 1):
         train = np.flatnonzero(fold != held)
         xi = np.concatenate([np.arange(start[i], start[i + 1]) for i in train])
         yi = np.concatenate([np.full(meta.n.iloc[i], meta.target.iloc[i]) for i in train])
         reader = to_reader(fit(x[xi], yi, label=f"fold {held + 1}/2 "), {})
         rows = np.flatnonzero(fold == held)
-        reading[rows] = clip_logits(reader, meta, x, rows)
+        one_way[rows] = clip_logits(reader, meta.n.to_numpy(), x, rows)
+        mirror[rows] = clip_logits(reader, meta.n_mirror.to_numpy(), x_mirror, rows)
+    # both ways, averaged as read_frame does; one way where a clip has no mirror patch (or the reverse)
+    reading = np.where(np.isnan(mirror), one_way, np.where(np.isnan(one_way), mirror, (one_way + mirror) / 2))
+    figures = group_figures(meta, reading)
+    one_way_figures = group_figures(meta, one_way)
+    print(pd.DataFrame(figures).T.join(pd.DataFrame(one_way_figures).T, rsuffix="_one_way").to_string(), flush=True)
+    return {**figures, "one_way": one_way_figures}
+
+
+def group_figures(meta: pd.DataFrame, reading: np.ndarray) -> dict:
+    """Per group of clips: how many, their median reading, and the ROC-AUC that they read above the clean clips
+    and above every other clip clean on the coder."""
     group = meta.group.to_numpy()
     heavy = (meta.group == "compression") & (meta.target >= 0.7)
     group = np.where(heavy, "compression_heavy", np.where(meta.group == "compression", "compression_light", group))
@@ -191,7 +217,6 @@ def evaluate(meta: pd.DataFrame, x: np.ndarray) -> dict:
                           "auc_vs_clean_on_coder": round(auc(r, reading[clean_coder & (group != g)]), 3)}
     clean = reading[group == "clean"]
     figures["clean"] = {"clips": int(len(clean)), "median_logit": round(float(np.nanmedian(clean)), 2)}
-    print(pd.DataFrame(figures).T.to_string(), flush=True)
     return figures
 
 
@@ -212,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
               "(or give --corpus)", file=sys.stderr)
         return 2
     torch.set_num_threads(args.workers)
-    meta, x = collect(args.corpus, args.workers)
+    meta, x, x_mirror = collect(args.corpus, args.workers)
     print(f"{len(meta)} clips, {len(x)} patches, {meta.speaker.nunique()} speakers; "
           f"{(meta.target > 0).sum()} coded harder than CRF 24", flush=True)
     info = {"trained_on": f"{args.corpus}: {', '.join(s for s, _ in STORES)} (train-split speakers of ../shared/data) "
@@ -220,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             "speakers": sorted(meta.speaker.unique().tolist()), "clips": int(len(meta)), "patches": int(len(x)),
             "epochs": EPOCHS, "seed": 0}
     if args.evaluate or args.evaluate_only:
-        info["heldout_speaker_folds"] = evaluate(meta, x)
+        info["heldout_speaker_folds"] = evaluate(meta, x, x_mirror)
         if args.evaluate_only:
             return 0
     y = np.concatenate([np.full(n, t) for n, t in zip(meta.n, meta.target)])

@@ -64,6 +64,13 @@ def frame_patches(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.stack([frame[y:y + PATCH, x:x + PATCH].astype(np.float32) @ LUMA for x, y in origins])
 
 
+def mirror_patches(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """frame_patches of the frame's mirror image, its mesh moved with it (the same skin, cut from the other side)."""
+    mirrored = np.array(points, np.float64, copy=True)
+    mirrored[:, 0] = frame.shape[1] - 1 - mirrored[:, 0]  # on a width that is a multiple of GRID, the same blocks
+    return frame_patches(frame[:, ::-1], mirrored)
+
+
 def normalise(patches: np.ndarray) -> np.ndarray:
     """The network's input: each patch minus its mean, in units of SCALE grey levels."""
     p = np.asarray(patches, np.float32)
@@ -100,10 +107,7 @@ class CodecReader:
         patch. Read both ways because the network is not mirror-symmetric: a held-out clip and its mirror
         image (coded again at the same quality) read up to 1.26 logits apart (mean 0.58) one way, 0.58
         (mean 0.23) both ways (README, version 33), and no viewer's picture score moves with a mirror."""
-        width = frame.shape[1]
-        mirrored = np.array(points, np.float64, copy=True)
-        mirrored[:, 0] = width - 1 - mirrored[:, 0]  # on a width that is a multiple of GRID, the same blocks
-        both = [frame_patches(frame, points), frame_patches(frame[:, ::-1], mirrored)]
+        both = [frame_patches(frame, points), mirror_patches(frame, points)]
         sizes = [len(p) for p in both]
         if not sum(sizes):
             return float("nan")
