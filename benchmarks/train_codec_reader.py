@@ -10,8 +10,8 @@ Patches: every 5th analysis frame with a face, up to 12 frames a clip, three 48 
 Clips where compression is mixed with other faults, and face blurs (severity >= 0.5, a blur is not a coder),
 are left out. Only train-split speakers are in these corpora: never a clip `talkqa check` scores.
 
---evaluate first trains on the speakers of one half (a CRC of the speaker name) and reads the other half, both
-ways, and prints per group the ROC-AUC that its clips read higher than the clean clips and than every clip
+--evaluate first trains on the speakers of one half (a CRC of the speaker name) and reads the other half, and
+the other way round, and prints per group the ROC-AUC that its clips read higher than the clean clips and than every clip
 clean on the coder (clean, talking photos, stalls, the rest); the figures go into the weights' metadata. A
 clip reads both ways, as extraction reads a frame (`CodecReader.read_frame`): the median logit of its patches
 and that of its frames' mirror images' patches, averaged (extraction averages per frame and the visual family
