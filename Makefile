@@ -75,7 +75,7 @@ VERSION ?= 19
 # upper_change (expression__upper_change, backfilled into stores made before it by
 # benchmarks/backfill_frame_stats.py) for expression and overall only (stacking.drop_columns in
 # configs/train/default.yaml) and a bag of two stack seeds (stacking.bag=2 below). Versions 7-12, 14-18
-# and 20-33 (with 33b) were built and measured, not shipped.
+# and 20-34 (with 33b) were built and measured, not shipped.
 DESCRIPTION := Trained on two degrade corpora (configs/degrade/default_model.yaml, 14 variants per clip; configs/degrade/default_model_balanced.yaml, the nine whole-clip faults of the checks) of the 55 train-split real clips (37 speakers) of ../shared/data, with the four shipped experts; labels from the human-anchored rule of corpus/labels.py, left empty where the source recording itself is poor (configs/shared_data.yaml recording); frozen-picture share monotone and an evidence ceiling for expression and overall; how much the face above the mouth changes (expression__upper_change) read by expression and overall only; a bag of two stack seeds.
 default-model: $(STAMP)
 	$(BIN)/python benchmarks/shared_manifest.py real --split train --out $(WORK)/real_manifest.csv

@@ -77,8 +77,8 @@ def clip_contributions(model: StackingRegressor, data, clip_id: str) -> dict[str
     level1 = {}
     for dim in model.dimensions_:
         booster = getattr(model.models_[dim], "booster_", model.models_[dim])  # fitted here, or loaded
-        narrowed = dim in model.columns_of_  # feature_groups / drop_columns: the trees saw only some columns
-        used = [position[c] for c in model.columns_of(dim)] if narrowed else slice(None)
+        # the columns the trees saw (feature_groups / drop_columns narrow them; X may add a ceiling's reading)
+        used = [position[c] for c in model.columns_of(dim)]
         # one row: OpenMP threads cost more than the work (5x on a busy 2-core machine)
         row = np.asarray(booster.predict(values[:, used], pred_contrib=True, num_threads=1), np.float64)[0]
         phi = np.zeros(len(position))  # a column outside the dimension's groups contributes nothing

@@ -129,8 +129,10 @@ class StackingRegressor:
         return self.columns_of_.get(dim, self.featurizer_.columns_)
 
     def _narrow(self, X: pd.DataFrame, dim: str) -> pd.DataFrame:
-        """X as the trees of `dim` see it (X itself unless feature_groups narrows the dimension)."""
-        return X[self.columns_of_[dim]] if dim in self.columns_of_ else X
+        """X as the trees of `dim` see it: the columns they were fitted on (X itself when it holds just those;
+        `features` may add readings only a ceiling uses)."""
+        columns = self.columns_of(dim)
+        return X if len(columns) == X.shape[1] and list(X.columns) == columns else X[columns]
 
     def _view(self, data: StoreData) -> StoreData:
         return data.view(self.config.drop_experts, self.config.use_handcrafted)
@@ -352,7 +354,7 @@ class StackingRegressor:
         Ceilings depend on the readings and labels only, not on the trees, so a fitted model can take them
         later (`benchmarks/add_ceilings.py`) and gets what `fit` would have given it."""
         clip_ids = list(clip_ids)
-        return self._fit_ceilings(self.featurizer_.transform(self._view(data), clip_ids), labels, clip_ids)
+        return self._fit_ceilings(self.features(data, clip_ids), labels, clip_ids)
 
     def _fit_ceilings(self, X: pd.DataFrame, labels: Labels, clip_ids: list[str]) -> "StackingRegressor":
         c = self.config
@@ -424,7 +426,7 @@ class StackingRegressor:
 
     def predict(self, data: StoreData, clip_ids: list[str] | None = None) -> pd.DataFrame:
         clip_ids = list(data.clip_ids if clip_ids is None else clip_ids)
-        X = self.featurizer_.transform(self._view(data), clip_ids)  # once: the trees and the ceilings read it
+        X = self.features(data, clip_ids)  # once: the trees and the ceilings read it
         return self._scores(self._level1(X), self.caps(X) if self.ceilings_ else None)
 
     def _scores(self, base: pd.DataFrame, caps: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -442,7 +444,23 @@ class StackingRegressor:
         return out
 
     def features(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
-        return self.featurizer_.transform(self._view(data), list(clip_ids))
+        """The trees' columns, then any reading an evidence ceiling names that they lack: a ceiling may be given
+        to trees fitted before its reading existed (benchmarks/add_ceilings.py; version 34's longest held picture
+        on version 33's trees). Such a reading comes from the store's hand-crafted features or expert scalars as
+        they are; NaN (no cap) where the store lacks it."""
+        clip_ids = list(clip_ids)
+        X = self.featurizer_.transform(self._view(data), clip_ids)
+        wanted = {col for columns in self.config.ceilings.values() for col in columns}
+        wanted |= {c.column for ceilings in self.ceilings_.values() for c in ceilings}
+        missing = sorted(wanted - set(X.columns))
+        if not missing:
+            return X
+        extra = pd.DataFrame(np.nan, index=X.index, columns=missing)
+        for table in (data.handcrafted, data.scalars):
+            have = [col for col in missing if col in table.columns]
+            if have:
+                extra[have] = table.reindex(clip_ids)[have].to_numpy(np.float64)
+        return pd.concat([X, extra], axis=1)
 
     # ------------------------------------------------------------------------------------- save / load
     def save(self, folder: str | Path) -> Path:

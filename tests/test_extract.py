@@ -174,6 +174,17 @@ def test_backfill_gives_an_old_store_the_new_frame_statistic(inputs, tmp_path, l
     for key in keys:
         pd.testing.assert_frame_equal(read_parquet(store.part(key, "clip.parquet")), parts[key])
     assert backfill.main([str(store.root), "--workers", "1"]) == 0  # a rerun finds nothing to do
+    # a family's new clip feature from what the tracks hold (the longest held picture): no decoding needed
+    held = "expression__held_longest_s"
+    for key in keys:
+        parts[key].drop(columns=[held]).to_parquet(store.part(key, "clip.parquet"))
+    extracted.drop(columns=[held]).to_parquet(store.handcrafted)
+    written = {key: store.track(key).stat().st_mtime_ns for key in keys}
+    assert backfill.main([str(store.root), "--workers", "1", "--families", "expression"]) == 0
+    pd.testing.assert_frame_equal(read_parquet(store.handcrafted), extracted)
+    for key in keys:
+        pd.testing.assert_frame_equal(read_parquet(store.part(key, "clip.parquet")), parts[key])
+        assert store.track(key).stat().st_mtime_ns == written[key]  # the tracks were not rewritten
 
     with np.load(store.track(keys[0])) as z:  # a stored statistic the code no longer reproduces
         kept = {k: z[k] for k in z.files if k != "frame_stats__upper_change"}

@@ -202,6 +202,7 @@ def test_repeated_picture_is_frozen_even_with_a_jittering_mesh(rig):
     frozen = features("expression", make_clip(rig, n, jitter_px=0.3, frame_diff=still_picture))[0]
     live = features("expression", make_clip(rig, n, jitter_px=0.3, frame_diff=live_picture))[0]
     assert frozen["frozen_share"] >= 0.95 and live["frozen_share"] < 0.05
+    assert frozen["held_longest_s"] == pytest.approx((n - 1) / FPS) and live["held_longest_s"] == 0.0
 
 
 def test_a_stall_is_named_by_its_own_frames_not_by_the_windows_it_straddles(rig):
@@ -213,10 +214,12 @@ def test_a_stall_is_named_by_its_own_frames_not_by_the_windows_it_straddles(rig)
     diff[a + 1:b] = 0.004  # the frame at a is shown for 1.2 s: every frame after it repeats it
     _, aperture = talking(8.0)
     clip = make_clip(rig, n, aperture=aperture, jitter_px=0.3, frame_diff=diff)
-    _, win, out = features("expression", clip)
+    c, win, out = features("expression", clip)
     assert np.nanmax(win["frozen_share"]) < 0.9  # what the former window rule needed
     held = out.series["expression__held"]
     assert np.nansum(held) == b - a - 1 and held[a + 1:b].all()
+    # the clip feature says how long, where the frozen share dilutes it by the clip's length
+    assert c["held_longest_s"] == pytest.approx((b - a - 1) / FPS) and c["frozen_share"] < 0.2
     [seg] = frozen_diagnostics(held, FPS, skip=set())
     assert (seg["dimension"], seg["start"], seg["end"]) == ("expression", round((a + 1) / FPS, 2), round(b / FPS, 2))
     assert seg["issue"] == "picture frozen for 1.2 s"

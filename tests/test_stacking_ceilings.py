@@ -181,6 +181,33 @@ def test_a_ceiling_only_a_fold_finds_still_caps_that_fold_out_of_fold(synth, cap
     assert set(capped.ceilings_) == {"expression", "lip_sync"}
 
 
+def test_a_ceiling_may_read_a_column_its_trees_never_saw(synth):
+    """A ceiling given to trees fitted before its reading existed (version 34: the longest held picture on
+    version 33's trees) reads the column from the store; a store without it gets no cap; an explanation
+    gives the cut to that reading."""
+    import dataclasses
+
+    data, labels, ids = synth
+    column = "expression__jitter"
+    without = dataclasses.replace(data, handcrafted=data.handcrafted.drop(columns=[column]))
+    model = StackingRegressor(_config()).fit(without, labels, ids)
+    assert column not in model.featurizer_.columns_
+    model.config = _config(ceilings={"expression": {column: 1}}, ceiling_quantile=0.5)
+    model.fit_ceilings(data, labels, ids)
+    assert [c.column for c in model.ceilings_["expression"]] == [column]
+    pred, uncapped = model.predict(data, ids), model._scores(model.level1(data, ids))
+    caps = model.caps(model.features(data, ids))
+    cut = pred["expression"] < uncapped["expression"] - 1e-9
+    assert cut.any() and np.allclose(pred["expression"][cut], caps["expression"][cut])
+    assert np.allclose(pred.drop(columns="expression"), uncapped.drop(columns="expression"))
+    pd.testing.assert_frame_equal(model.predict(without, ids), uncapped)  # the reading missing: no cap
+    assert (model.oof_scores()["expression"] <= model.oof_["cap__expression"] + 1e-9).all()
+    clip = next(c for c in ids if cut[c] and 1 < pred.loc[c, "expression"] < 5)
+    contrib = clip_contributions(model, data, clip)["expression"]
+    assert contrib.prediction == pytest.approx(pred.loc[clip, "expression"], abs=1e-6)
+    assert contrib.contributions[column] == pytest.approx(caps.loc[clip, "expression"] - uncapped.loc[clip, "expression"])
+
+
 def test_a_cut_is_explained_by_the_reading_that_made_it(synth, capped):
     data, _, ids = synth
     pred = capped.predict(data, ids)

@@ -1,7 +1,8 @@
 """expression: are face and head motion natural and alive?
 
 Blinks, brow and head-pose variability, head jerk, landmark jitter, left/right motion symmetry,
-upper-face vs mouth motion, frozen frames; and the AU-proxy series the expression expert reads.
+upper-face vs mouth motion, frozen frames and the longest held picture; and the AU-proxy series the expression
+expert reads.
 
 Blinks are dips of the eye aspect ratio below its own running baseline. The dip must be deeper than
 both a share of the open-eye EAR (`blink_drop`) and `blink_noise_k` times the clip's own EAR noise,
@@ -65,7 +66,7 @@ def detect_blinks(
 class Expression(FeatureFamily):
     name = "expression"
     modality = "visual"
-    description = "blinks, brow and head motion, jitter, symmetry, frozen frames, upper-face motion, AU proxies"
+    description = "blinks, brow and head motion, jitter, symmetry, frozen frames and held picture, upper-face motion, AU proxies"
     clip_features = (
         "blink_count",
         "blink_rate_per_min",
@@ -88,7 +89,7 @@ class Expression(FeatureFamily):
         "frozen_share",
         "upper_change",
         "face_valid_share",
-    ) + tuple(f"{a}_std" for a in G.AU_NAMES)
+    ) + tuple(f"{a}_std" for a in G.AU_NAMES) + ("held_longest_s",)
     window_features = (
         "blink_count",
         "jitter",
@@ -120,6 +121,7 @@ class Expression(FeatureFamily):
         "upper_change": FeatureLabel("picture change of eyes, brows and nose bridge over 0.2 s (median)",
                                      "grey levels", "{:.2f}"),
         "face_valid_share": FeatureLabel("face found", "% of frames", "{:.0f}", 100),
+        "held_longest_s": FeatureLabel("longest held picture", "s", "{:.2f}"),
         **{f"{au}_std": FeatureLabel(f"{words} variation (std)", unit, "{:.3f}") for au, (words, unit) in _AU_WORDS.items()},
         **{f"{au}_mean": FeatureLabel(f"{words} (mean)", unit, "{:.3f}") for au, (words, unit) in _AU_WORDS.items()},
     }
@@ -203,8 +205,17 @@ class Expression(FeatureFamily):
         )
         # per frame for the diagnostics, which name a frozen stretch by its own start and end: 1 s windows
         # cut a 1 s stall in two and neither half reads as frozen
-        out.series["held"] = self._held(clip, frozen, judged)
+        out.series["held"] = held = self._held(clip, frozen, judged)
+        # A stall is one long hold, which the frozen share dilutes by the clip's length (a 1.5 s stall in 10 s
+        # is 0.15, like a clip that is mildly frozen throughout); its longest run says "frozen for 1.5 s".
+        out.clip["held_longest_s"] = self._longest_run(held == 1.0) / fps
         return out
+
+    @staticmethod
+    def _longest_run(mask: np.ndarray) -> int:
+        """Length in frames of the longest run of True (0 when there is none)."""
+        found = S.runs(mask)
+        return int((found[:, 1] - found[:, 0]).max()) if len(found) else 0
 
     @staticmethod
     def _upper_change(clip: PreprocessedClip) -> float:
