@@ -28,8 +28,9 @@ gets those families computed again ("new features"):
     .venv/bin/python benchmarks/backfill_frame_stats.py build/default-model/real_store --families expression
 
 Tracks and parquet files are rewritten atomically; a rerun skips clips whose track already has every
-statistic and whose part has every column of the named families and, with --recompute, the clips listed as recomputed in the store's backfill_recomputed.json (delete
-it to recompute them again). The store's extract.yaml must be the current extraction config (its hash is kept).
+statistic and whose part has every column of the named families and, with --recompute, the clips listed as
+recomputed in the store's backfill_recomputed.json (delete it to recompute them again). The store's extract.yaml
+must be the current extraction config (its hash is kept).
 """
 
 from __future__ import annotations

@@ -27,6 +27,12 @@ def runs(mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.diff(m.astype(np.int8))).reshape(-1, 2)
 
 
+def longest_run(mask: np.ndarray) -> int:
+    """Length of the longest run of True in a 1-D boolean mask (0 when there is none)."""
+    found = runs(mask)
+    return int((found[:, 1] - found[:, 0]).max()) if len(found) else 0
+
+
 def fill_gaps(x: np.ndarray, max_gap: int | None = None) -> np.ndarray:
     """Linear interpolation across interior NaN runs of at most `max_gap` samples (all when None).
     Runs at the edges and longer ones stay NaN: inventing seconds of motion would fake a measurement."""

@@ -402,6 +402,12 @@ def test_fill_gaps_and_robust_z():
     assert 0.0 < S.otsu_threshold(np.r_[np.zeros(50), np.ones(50) * 10]) < 10.0
 
 
+def test_runs_and_the_longest_run():
+    mask = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1], bool)
+    assert S.runs(mask).tolist() == [[1, 3], [4, 7], [8, 9]]
+    assert S.longest_run(mask) == 3 and S.longest_run(np.zeros(5, bool)) == 0 and S.longest_run(np.ones(4, bool)) == 4
+
+
 def test_moving_mean_skips_nan_and_needs_half_a_window():
     x = np.array([np.nan, 1.0, 2.0, np.nan, 4.0, 5.0, np.nan, np.nan, np.nan])
     m = S.moving_mean(x, 3)

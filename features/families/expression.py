@@ -66,7 +66,8 @@ def detect_blinks(
 class Expression(FeatureFamily):
     name = "expression"
     modality = "visual"
-    description = "blinks, brow and head motion, jitter, symmetry, frozen frames and held picture, upper-face motion, AU proxies"
+    description = ("blinks, brow and head motion, jitter, symmetry, frozen frames and held picture, upper-face motion, "
+                   "AU proxies")
     clip_features = (
         "blink_count",
         "blink_rate_per_min",
@@ -208,14 +209,8 @@ class Expression(FeatureFamily):
         out.series["held"] = held = self._held(clip, frozen, judged)
         # A stall is one long hold, which the frozen share dilutes by the clip's length (a 1.5 s stall in 10 s
         # is 0.15, like a clip that is mildly frozen throughout); its longest run says "frozen for 1.5 s".
-        out.clip["held_longest_s"] = self._longest_run(held == 1.0) / fps
+        out.clip["held_longest_s"] = S.longest_run(held == 1.0) / fps
         return out
-
-    @staticmethod
-    def _longest_run(mask: np.ndarray) -> int:
-        """Length in frames of the longest run of True (0 when there is none)."""
-        found = S.runs(mask)
-        return int((found[:, 1] - found[:, 0]).max()) if len(found) else 0
 
     @staticmethod
     def _upper_change(clip: PreprocessedClip) -> float:
