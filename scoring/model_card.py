@@ -45,13 +45,24 @@ def _ceiling_lines(meta: dict) -> list[str]:
              "A dimension's score never exceeds what the training clips reading at least as badly were labelled "
              "(their quantile below; stacking/ceilings.py). Caps from the worst reading up:", "",
              "| dimension | reading | worse when | quantile | caps (reading at least as bad as → cap) |", "|---|---|---|---|---|"]
+    # Under `overall_from: dimensions` the score's overall is the label rule over the five dimension scores
+    # (scorer.py), so overall's ceilings bound only the stack's own overall head, which that score never reads.
+    # Applying them to the rule's overall was measured on version 19 (README, "Overall's ceilings"): it caps 15
+    # of 52 clean training clips and lowers the out-of-fold SRCC, so they stay off and the card says so.
+    unused = meta.get("overall_from") == "dimensions"
     for dim, cs in ceilings.items():
         for c in cs:
             steps = ", ".join(f"{t:.3g} → {'none' if cap is None else f'{cap:.2f}'}"
                               for t, cap in zip(c["thresholds"][:6], c["caps"][:6]))
             more = f" (+{len(c['caps']) - 6} steps)" if len(c["caps"]) > 6 else ""
-            lines.append(f"| {dim} | {c['column']} | {_WORSE_WHEN[c['worse']]} | {c['quantile']:g} "
+            name = f"{dim} (not applied: see below)" if unused and dim == "overall" else dim
+            lines.append(f"| {name} | {c['column']} | {_WORSE_WHEN[c['worse']]} | {c['quantile']:g} "
                          f"of ≥ {c['min_clips']} clips | {steps}{more} |")
+    if unused and "overall" in ceilings:
+        lines += ["", "This model scores overall from its five dimension scores by the label rule (`overall_from: "
+                      "dimensions`): overall's ceilings bound only the stack's own overall head, which that score "
+                      "does not read, so they do not cap the overall it gives. The dimensions' ceilings do, and "
+                      "overall follows them through the rule."]
     return lines
 
 

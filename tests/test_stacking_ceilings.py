@@ -97,6 +97,23 @@ def test_an_offset_is_capped_by_its_size_whichever_way_it_goes():
     assert "| lip_sync | sync__offset_frames | farther from 0" in card and "12 → 1.10" in card
 
 
+def test_the_card_says_overall_ceilings_do_not_cap_an_overall_taken_from_the_dimensions():
+    # the scorer replaces the stack's overall by the label rule over the dimensions (test_overall_rule.py), so a
+    # ceiling fitted for overall bounds a head that score never reads: the card must not promise a cap
+    frozen = np.r_[np.linspace(0, 0.3, 80), np.linspace(0.7, 1.0, 40)]
+    label = np.r_[np.full(80, 4.5), np.full(40, 1.2)]
+    ceiling = Ceiling.fit("expression__frozen_share", 1, frozen, label).to_dict()
+    ceilings = {"expression": [ceiling], "overall": [ceiling]}
+    from_model = "\n".join(_ceiling_lines({"ceilings": ceilings, "overall_from": "model"}))
+    assert "| overall | expression__frozen_share |" in from_model and "not applied" not in from_model
+    from_dimensions = "\n".join(_ceiling_lines({"ceilings": ceilings, "overall_from": "dimensions"}))
+    assert "| overall (not applied: see below) | expression__frozen_share |" in from_dimensions
+    assert "| expression | expression__frozen_share |" in from_dimensions  # the dimensions' ceilings still cap
+    assert "do not cap the overall it gives" in from_dimensions
+    only_expression = "\n".join(_ceiling_lines({"ceilings": {"expression": [ceiling]}, "overall_from": "dimensions"}))
+    assert "not applied" not in only_expression and "overall" not in only_expression
+
+
 @pytest.fixture(scope="module")
 def synth(synthetic_stack):
     return synthetic_stack  # tests/conftest.py
