@@ -96,9 +96,9 @@ def check(
     a blurred face, heavy compression, every graded degrade artifact), scores them and checks the
     scores against configs/check/default.yaml. Prints pass/fail with margins; exit 1 if any fails.
 
-    Time on 2 CPU cores: --quick (37 variants of one clip) about 4 min; the full
-    run (380 variants of the 12 held-out clips in sync, graded ladders on 2 of
-    them) 8-13 min on an idle machine, 25-40 min on a busy one.
+    Time on 2 CPU cores: --quick (46 variants of one clip) about 1 min on an idle
+    machine (66 s), longer beside other work; the full run (380 variants of the 12 held-out
+    clips in sync, graded ladders on 2 of them) 8-13 min idle, 25-40 min busy.
 
     Examples: talkqa check --quick ; talkqa check --json > check.json ;
     talkqa check --model models/new ;
