@@ -29,6 +29,11 @@ whose out-of-fold folds were dealt a few ways (`stacking.oof_folds_seed`, benchm
 
 A report of several models (`talkqa check --model A --model B --json`, {"reports": [...]}) is named as
 FILE:K, the K-th model (1-based, in --model order): `check_tables.py both.json:2 --before both.json:1`.
+
+With --plot FILE.png it also draws the report (and any --before / --side-by-side ones, as panels side by side) as
+`talkqa check --plot` does: one row per expectation, one column per source, the margin in each cell.
+
+    .venv/bin/python benchmarks/check_tables.py both.json:1 --side-by-side both.json:2 --plot both.png
 """
 
 from __future__ import annotations
@@ -203,8 +208,15 @@ def main() -> None:
                     help="reports of other seeds of the same recipe: re-judge the graded ladders on the mean scores")
     ap.add_argument("--side-by-side", nargs="+", metavar="REPORT",
                     help="reports of other models: each one's sources passing per row in a column, least and mean")
+    ap.add_argument("--plot", metavar="FILE.png", help="also draw the report(s) as `talkqa check --plot` does")
     args = ap.parse_args()
     report = load_report(args.report)
+    if args.plot:
+        from talkqa.scoring.check_plot import plot_check
+
+        others = [load_report(args.before)] if args.before else []
+        plot_check(others + [report] + [load_report(p) for p in args.side_by_side or []], args.plot)
+        print(f"plot: {args.plot}")
     if args.side_by_side:
         lines = side_by_side([report] + [load_report(p) for p in args.side_by_side])
     elif args.mean_with:

@@ -353,8 +353,10 @@ def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, m
     assert any(line.startswith("| still_photo |") and line.endswith("pass |") for line in lines)
     with pytest.raises(SystemExit, match="different source clips"):
         tables.comparison_table({**before, "sources": ["other"]}, after)
-    res = CliRunner().invoke(app, ["check", "--manifest", str(manifest), "--only", "clean,still_photo"])
+    res = CliRunner().invoke(app, ["check", "--manifest", str(manifest), "--only", "clean,still_photo",
+                                   "--plot", str(tmp_path / "check.png")])
     assert res.exit_code == 0 and "check" in res.stdout and "still_photo" in res.stdout  # the table
+    assert (tmp_path / "check.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # and the picture
     # several models on the same variants: one report each, in order; exit 1 when any fails
     stubs = {"const": ConstantScorer, "viewer": ViewerScorer}
     monkeypatch.setattr(scorer_module, "Scorer", lambda model=None, device="cpu": stubs[str(model)]())
@@ -368,6 +370,43 @@ def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, m
     assert tables.load_report(f"{tmp_path / 'both.json'}:2") == both[1]
     with pytest.raises(SystemExit, match=r"holds 2 models' reports; name one: .*both.json:1 \(constant 0\)"):
         tables.load_report(str(tmp_path / "both.json"))
+
+
+def test_the_check_picture_shows_each_sources_worst_margin_per_row(tmp_path):
+    from talkqa.scoring.check_plot import check_grid, plot_check
+
+    def outcome(check, measure, source, margin, status):
+        return {"check": check, "source": source, "variant": "v", "measure": measure, "value": 1.0,
+                "margin": margin, "status": status, "note": ""}
+
+    rows = [{"check": "audio_off", "measure": "lip_sync <= 2", "status": "fail"},
+            {"check": "clean", "measure": "lip_sync >= 3.5", "status": "pass"}]
+    report = {"model": {"name": "m", "version": "1"}, "quick": False, "sources": ["a/s1", "a/s2"], "summary": rows,
+              "outcomes": [outcome("audio_off", "lip_sync <= 2", "a/s1", 0.3, "pass"),  # +0.5 s passes,
+                           outcome("audio_off", "lip_sync <= 2", "a/s1", -0.2, "fail"),  # -0.5 s fails: -0.2
+                           outcome("audio_off", "lip_sync <= 2", "a/s2", None, "not scored"),
+                           outcome("clean", "lip_sync >= 3.5", "a/s1", 0.5, "pass"),
+                           outcome("clean", "lip_sync >= 3.5", "a/s2", 0.1, "pass")]}
+    order, sources, margin, status = check_grid(report)
+    assert order == [("audio_off", "lip_sync <= 2"), ("clean", "lip_sync >= 3.5")] and sources == ["a/s1", "a/s2"]
+    assert status.tolist() == [[-1, 0], [1, 1]]  # a source is only as good as its worse variant; not judged: 0
+    assert margin[0, 0] == pytest.approx(-0.2) and np.isnan(margin[0, 1]) and margin[1].tolist() == [0.5, 0.1]
+    # several models side by side; a row one of them lacks stays blank, and the file is written whole
+    other = {**report, "model": {"name": "m", "version": "2"}, "summary": rows[1:],
+             "outcomes": report["outcomes"][3:]}
+    out = plot_check([report, other], tmp_path / "sub" / "check.png", dpi=40)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in out.parent.iterdir()] == ["check.png"]
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    with pytest.raises(ValueError, match="no check report"):
+        plot_check([], tmp_path / "none.png")
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_check_tables_judges_ladders_on_the_mean_of_seeds(load_benchmark):

@@ -89,6 +89,7 @@ def check(
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated check names to run ('graded' for the artifact ladders)."),
     json_out: bool = typer.Option(False, "--json", help="Print the full report (summary, every outcome, every score) as JSON."),
     keep: Optional[Path] = typer.Option(None, "--keep", help="Keep the variant clips in this folder (default: a temporary folder, removed)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the result as a picture (PNG): one row per expectation, one column per source clip, green where it passes and red where it fails, with the margin in each cell; one panel per --model, side by side."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ):
     """Does the model move the way people do? Makes variants of real clips that any viewer can judge
@@ -103,7 +104,8 @@ def check(
     Examples: talkqa check --quick ; talkqa check --json > check.json ;
     talkqa check --model models/new ;
     talkqa check --model models/v1 --model models/v2 --json > both.json ;
-    talkqa check --manifest clips.csv --only clean,still_photo
+    talkqa check --manifest clips.csv --only clean,still_photo ;
+    talkqa check --plot check.png (which source fails which row, at a glance)
     """
     from talkqa.scoring.check import plan_check, run_checks
     from talkqa.scoring.check_config import load_check_config
@@ -137,6 +139,10 @@ def check(
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
+    if plot is not None:
+        from talkqa.scoring.check_plot import plot_check
+
+        err.print(f"plot: {plot_check([r.to_dict() for r in reports], plot)}", highlight=False)
     if json_out:
         doc = reports[0].to_dict() if len(reports) == 1 else {"reports": [r.to_dict() for r in reports]}
         sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
