@@ -10,6 +10,7 @@ the report dictionaries `talkqa check --json` prints, so a saved report can be d
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,20 @@ import numpy as np
 from talkqa.store import atomic_path
 
 JUDGED = ("pass", "fail")
+FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def plot_path_problem(path: str | Path) -> str | None:
+    """Why `path` cannot take the picture (None: it can), so that a long check can refuse it before it runs."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        return f"name a picture file ending in {', '.join(FORMATS)} (got {path.suffix or 'no suffix'})"
+    if path.is_dir():
+        return "is a folder; name a file in it, e.g. check.png"
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK):
+        return f"cannot be written ({parent} is not a writable folder)"
+    return None
 
 
 def check_grid(report: dict) -> tuple[list[tuple[str, str]], list[str], np.ndarray, np.ndarray]:
@@ -62,6 +77,8 @@ def plot_check(reports: list[dict], path: str | Path, dpi: int = 110) -> Path:
 
     if not reports:
         raise ValueError("no check report to plot")
+    if problem := plot_path_problem(path):
+        raise ValueError(f"{path}: {problem}")
     grids = [check_grid(r) for r in reports]
     rows = grids[0][0]
     n_rows, width = len(rows), max(len(g[1]) for g in grids)

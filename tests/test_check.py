@@ -353,6 +353,9 @@ def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, m
     assert any(line.startswith("| still_photo |") and line.endswith("pass |") for line in lines)
     with pytest.raises(SystemExit, match="different source clips"):
         tables.comparison_table({**before, "sources": ["other"]}, after)
+    res = CliRunner().invoke(app, ["check", "--manifest", str(manifest), "--only", "clean", "--plot",
+                                   str(tmp_path / "check.txt")])
+    assert res.exit_code == 2 and "--plot" in res.output and "ending in .png" in res.output  # refused before the run
     res = CliRunner().invoke(app, ["check", "--manifest", str(manifest), "--only", "clean,still_photo",
                                    "--plot", str(tmp_path / "check.png")])
     assert res.exit_code == 0 and "check" in res.stdout and "still_photo" in res.stdout  # the table
@@ -373,7 +376,7 @@ def test_check_command_exits_1_when_a_check_fails_and_0_when_all_pass(sources, m
 
 
 def test_the_check_picture_shows_each_sources_worst_margin_per_row(tmp_path):
-    from talkqa.scoring.check_plot import check_grid, plot_check
+    from talkqa.scoring.check_plot import check_grid, plot_check, plot_path_problem
 
     def outcome(check, measure, source, margin, status):
         return {"check": check, "source": source, "variant": "v", "measure": measure, "value": 1.0,
@@ -399,6 +402,12 @@ def test_the_check_picture_shows_each_sources_worst_margin_per_row(tmp_path):
     assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
     with pytest.raises(ValueError, match="no check report"):
         plot_check([], tmp_path / "none.png")
+    assert plot_path_problem(tmp_path / "new" / "deeper" / "a.png") is None  # folders are made
+    assert "ending in .png" in plot_path_problem(tmp_path / "a.txt")
+    (tmp_path / "folder.png").mkdir()
+    assert "is a folder" in plot_path_problem(tmp_path / "folder.png")
+    with pytest.raises(ValueError, match="ending in"):
+        plot_check([report], tmp_path / "check")
 
 
 def _umask() -> int:

@@ -110,6 +110,11 @@ def check(
     from talkqa.scoring.check import plan_check, run_checks
     from talkqa.scoring.check_config import load_check_config
 
+    if plot is not None:  # before a run of minutes, not after it
+        from talkqa.scoring.check_plot import plot_path_problem
+
+        if problem := plot_path_problem(plot):
+            raise UsageError(f"--plot {plot}: {problem}")
     cfg = load_check_config(config, list(set_ or []))
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     sources, pool, source_note = _sources(manifest)
@@ -139,10 +144,6 @@ def check(
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    if plot is not None:
-        from talkqa.scoring.check_plot import plot_check
-
-        err.print(f"plot: {plot_check([r.to_dict() for r in reports], plot)}", highlight=False)
     if json_out:
         doc = reports[0].to_dict() if len(reports) == 1 else {"reports": [r.to_dict() for r in reports]}
         sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
@@ -151,5 +152,13 @@ def check(
             _table(report, source_note)
         if keep is not None:
             err.print(f"variant clips kept in {keep}", highlight=False)
+    if plot is not None:  # after the results are out: a picture that cannot be written loses nothing else
+        from talkqa.scoring.check_plot import plot_check
+
+        try:
+            err.print(f"plot: {plot_check([r.to_dict() for r in reports], plot)}", highlight=False)
+        except OSError as exc:
+            raise UsageError(f"--plot {plot}: could not write the picture ({exc.strerror or exc}); the results "
+                             "above are complete; give a writable path") from None
     if not all(r.passed for r in reports):
         raise typer.Exit(1)
