@@ -17,7 +17,7 @@ import numpy as np
 
 from talkqa.store import atomic_path
 
-JUDGED = ("pass", "fail")
+JUDGED = ("pass", "fail", "error")  # an error (the variant could not be scored) fails its row, as in the table
 FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
@@ -39,7 +39,7 @@ def check_grid(report: dict) -> tuple[list[tuple[str, str]], list[str], np.ndarr
 
     A cell holds the worst margin of that source's judged outcomes for the row (a check with two variants per
     source, such as audio 0.5 s off either way, is only as good as its worse side) and its status: 1 pass,
-    -1 fail, 0 not judged (not scored, skipped, or the row does not apply to that source)."""
+    -1 fail (or error: no margin), 0 not judged (not scored, skipped, or the row does not apply to that source)."""
     rows = [(r["check"], r["measure"]) for r in report["summary"]]
     sources = list(report["sources"])
     at = {row: i for i, row in enumerate(rows)}
@@ -48,11 +48,11 @@ def check_grid(report: dict) -> tuple[list[tuple[str, str]], list[str], np.ndarr
     status = np.zeros((len(rows), len(sources)), dtype=int)
     for o in report["outcomes"]:
         i, j = at.get((o["check"], o["measure"])), col.get(o["source"])
-        if i is None or j is None or o["status"] not in JUDGED or o["margin"] is None:
+        if i is None or j is None or o["status"] not in JUDGED or (o["margin"] is None and o["status"] != "error"):
             continue
-        if np.isnan(margin[i, j]) or o["margin"] < margin[i, j]:
+        if o["margin"] is not None and (np.isnan(margin[i, j]) or o["margin"] < margin[i, j]):
             margin[i, j] = o["margin"]
-        status[i, j] = -1 if (status[i, j] == -1 or o["status"] == "fail") else 1
+        status[i, j] = -1 if (status[i, j] == -1 or o["status"] != "pass") else 1
     return rows, sources, margin, status
 
 
@@ -94,11 +94,12 @@ def plot_check(reports: list[dict], path: str | Path, dpi: int = 110) -> Path:
         for i, row in enumerate(rows):
             if row in at:
                 m[i], s[i] = margin[at[row]], status[at[row]]
-        shown = np.where(s == 0, np.nan, np.clip(np.abs(np.nan_to_num(m)), 0.15, 1.0) * s)
+        # an error has no margin: full red
+        shown = np.where(s == 0, np.nan, np.clip(np.abs(np.nan_to_num(m, nan=1.0)), 0.15, 1.0) * s)
         ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
         ax.set_facecolor("#d9d9d9")  # not judged: grey
         for i, j in zip(*np.nonzero(s)):
-            ax.text(j, i, f"{m[i, j]:+.2f}", ha="center", va="center", fontsize=5.5,
+            ax.text(j, i, "error" if np.isnan(m[i, j]) else f"{m[i, j]:+.2f}", ha="center", va="center", fontsize=5.5,
                     color="white" if abs(shown[i, j]) > 0.7 else "black")
         ax.set_xticks(range(len(sources)), [_short(x) for x in sources], rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(n_rows), [_label(*r) for r in rows], fontsize=7)

@@ -383,20 +383,25 @@ def test_the_check_picture_shows_each_sources_worst_margin_per_row(tmp_path):
                 "margin": margin, "status": status, "note": ""}
 
     rows = [{"check": "audio_off", "measure": "lip_sync <= 2", "status": "fail"},
-            {"check": "clean", "measure": "lip_sync >= 3.5", "status": "pass"}]
+            {"check": "clean", "measure": "lip_sync >= 3.5", "status": "pass"},
+            {"check": "still", "measure": "lip_sync <= 2", "status": "error"}]
     report = {"model": {"name": "m", "version": "1"}, "quick": False, "sources": ["a/s1", "a/s2"], "summary": rows,
               "outcomes": [outcome("audio_off", "lip_sync <= 2", "a/s1", 0.3, "pass"),  # +0.5 s passes,
                            outcome("audio_off", "lip_sync <= 2", "a/s1", -0.2, "fail"),  # -0.5 s fails: -0.2
                            outcome("audio_off", "lip_sync <= 2", "a/s2", None, "not scored"),
                            outcome("clean", "lip_sync >= 3.5", "a/s1", 0.5, "pass"),
-                           outcome("clean", "lip_sync >= 3.5", "a/s2", 0.1, "pass")]}
+                           outcome("clean", "lip_sync >= 3.5", "a/s2", 0.1, "pass"),
+                           outcome("still", "lip_sync <= 2", "a/s1", None, "error"),  # could not be scored
+                           outcome("still", "lip_sync <= 2", "a/s2", 0.4, "pass")]}
     order, sources, margin, status = check_grid(report)
-    assert order == [("audio_off", "lip_sync <= 2"), ("clean", "lip_sync >= 3.5")] and sources == ["a/s1", "a/s2"]
-    assert status.tolist() == [[-1, 0], [1, 1]]  # a source is only as good as its worse variant; not judged: 0
+    assert order[:2] == [("audio_off", "lip_sync <= 2"), ("clean", "lip_sync >= 3.5")] and sources == ["a/s1", "a/s2"]
+    # a source is only as good as its worse variant; not judged: 0; an error fails, without a margin
+    assert status.tolist() == [[-1, 0], [1, 1], [-1, 1]]
     assert margin[0, 0] == pytest.approx(-0.2) and np.isnan(margin[0, 1]) and margin[1].tolist() == [0.5, 0.1]
+    assert np.isnan(margin[2, 0]) and margin[2, 1] == pytest.approx(0.4)
     # several models side by side; a row one of them lacks stays blank, and the file is written whole
-    other = {**report, "model": {"name": "m", "version": "2"}, "summary": rows[1:],
-             "outcomes": report["outcomes"][3:]}
+    other = {**report, "model": {"name": "m", "version": "2"}, "summary": rows[1:2],
+             "outcomes": report["outcomes"][3:5]}
     out = plot_check([report, other], tmp_path / "sub" / "check.png", dpi=40)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in out.parent.iterdir()] == ["check.png"]
     assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
