@@ -404,7 +404,9 @@ def test_the_check_picture_shows_each_sources_worst_margin_per_row(tmp_path):
              "outcomes": report["outcomes"][3:5]}
     out = plot_check([report, other], tmp_path / "sub" / "check.png", dpi=40)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in out.parent.iterdir()] == ["check.png"]
-    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(b"")  # the mode a plain open() gives: what every talkqa file gets (tests/test_file_modes.py)
+    assert out.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
     with pytest.raises(ValueError, match="no check report"):
         plot_check([], tmp_path / "none.png")
     assert plot_path_problem(tmp_path / "new" / "deeper" / "a.png") is None  # folders are made
@@ -413,14 +415,6 @@ def test_the_check_picture_shows_each_sources_worst_margin_per_row(tmp_path):
     assert "is a folder" in plot_path_problem(tmp_path / "folder.png")
     with pytest.raises(ValueError, match="ending in"):
         plot_check([report], tmp_path / "check")
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def test_check_tables_judges_ladders_on_the_mean_of_seeds(load_benchmark):
