@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from .filters import gaussian_filter1d
+from .filters import gaussian_filter1d, maximum_filter1d, minimum_filter1d
 from .filters import otsu_threshold as _otsu
 from .mel import mel_filterbank
 from .peaks import find_peaks
@@ -80,6 +80,18 @@ def share(mask: np.ndarray, within: np.ndarray | None = None) -> float:
     within = np.ones_like(mask) if within is None else np.asarray(within, bool)
     n = int(within.sum())
     return float((mask & within).sum() / n) if n else float("nan")
+
+
+def rolling_range(x: np.ndarray, size: int) -> np.ndarray:
+    """(T,) max - min over a centred window of `size` frames; NaN where x is NaN (the lipsync family's
+    moving mouth, the expression family's still lips)."""
+    bad = ~np.isfinite(x)
+    if bad.all():
+        return np.full(len(x), np.nan)
+    filled = np.where(bad, np.nanmedian(x), x)
+    out = maximum_filter1d(filled, size) - minimum_filter1d(filled, size)
+    out[bad] = np.nan
+    return out
 
 
 def robust_z(x: np.ndarray) -> np.ndarray:

@@ -205,6 +205,32 @@ def test_repeated_picture_is_frozen_even_with_a_jittering_mesh(rig):
     assert frozen["held_longest_s"] == pytest.approx((n - 1) / FPS) and live["held_longest_s"] == 0.0
 
 
+def test_a_still_picture_is_told_from_a_talking_photo_by_its_lips(rig):
+    """A talking photo (head and face still, only the mouth opening and closing) reads as frozen by the mesh's
+    median point just as a still photo does; the lips tell them apart (the lip_sync ceiling of version 40)."""
+    n = int(6 * FPS)
+    still = np.zeros((n, 3))
+    _, aperture = talking(6.0)
+    photo = features("expression", make_clip(rig, n, jitter_px=0.0, drift_px=0.0, head_pose=still))[0]
+    talking_photo = features("expression", make_clip(rig, n, aperture=aperture, jitter_px=0.0, drift_px=0.0,
+                                                     head_pose=still))[0]
+    live = features("expression", make_clip(rig, n, aperture=aperture, jitter_px=0.15))[0]
+    assert photo["frozen_share"] >= 0.95 and talking_photo["frozen_share"] >= 0.95  # the mesh cannot tell them
+    assert photo["still_lips_share"] >= 0.95 and photo["still_picture"] == 1.0
+    assert talking_photo["still_lips_share"] < 0.6 and talking_photo["still_picture"] == 0.0
+    assert live["still_lips_share"] < 0.05 and live["still_picture"] == 0.0
+    # a still image re-encoded with a jittering mesh: the picture repeats and the lips hold still
+    diff = np.r_[np.nan, np.full(n - 1, 0.004)]
+    repeated = features("expression", make_clip(rig, n, jitter_px=0.3, frame_diff=diff))[0]
+    assert repeated["still_lips_share"] >= 0.95 and repeated["still_picture"] == 1.0
+    # ... and by a coder without lookahead, which keeps refining it: every fourth frame changes by 0.12 of 255,
+    # over what a frozen frame may, so the frozen share falls short; the held picture does not
+    refine = np.r_[np.nan, np.tile([0.12, 0.01, 0.01, 0.01], n // 4 + 1)[: n - 1]]
+    refined = features("expression", make_clip(rig, n, jitter_px=0.3, frame_diff=refine))[0]
+    assert refined["frozen_share"] < 0.8
+    assert refined["still_lips_share"] >= 0.95 and refined["still_picture"] == 1.0
+
+
 def test_a_stall_is_named_by_its_own_frames_not_by_the_windows_it_straddles(rig):
     """A 1.2 s stall from 2.6 s leaves no 1 s window 90 % frozen; the per-frame series names it exactly."""
     from talkqa.scoring.diagnostics import frozen_diagnostics

@@ -5,6 +5,7 @@ addable to a trained model (benchmarks/add_ceilings.py) with the same result as 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -343,3 +344,23 @@ def test_bag_models_gives_two_trained_seeds_what_training_a_bag_gives(bundle, tm
     assert bag_models.main([str(trained["seed1"]), str(trained["seed0"]), "--out", str(tmp_path / "x"), *args]) == 2
     assert bag_models.main([str(trained["seed0"]), "--out", str(tmp_path / "y"), *args]) == 2
     assert bag_models.main([str(trained["seed0"]), str(trained["seed1"]), "--out", str(out), *args]) == 2
+
+
+def test_the_shipped_model_caps_a_still_pictures_lip_sync_and_the_recipe_fits_the_same_ceiling():
+    """Version 40: lip sync of a clip whose picture and lips hold still throughout (a still photo with a voice) is
+    capped where every training clip like it was labelled; no tree reads the new columns, so the recipe's trees
+    stay version 19's (configs/train/default.yaml), and `make default-model` fits the same ceiling."""
+    import yaml
+
+    from talkqa.config import config_path
+
+    root = Path(__file__).resolve().parents[1]
+    meta = json.loads((root / "talkqa" / "models" / "default" / "model.json").read_text())
+    [lip] = meta["ceilings"]["lip_sync"]
+    ceiling = Ceiling.from_dict(lip)
+    assert lip["column"] == "expression__still_picture"
+    assert ceiling(np.array([1.0]))[0] <= 2.0 and np.isinf(ceiling(np.array([0.0, np.nan]))).all()
+    recipe = yaml.safe_load(config_path("train", "default.yaml").read_text())["stacking"]
+    assert recipe["ceilings"]["lip_sync"] == {"expression__still_picture": 1}
+    for dim, dropped in recipe["drop_columns"].items():
+        assert {"expression__still_picture", "expression__still_lips_share"} <= set(dropped), dim

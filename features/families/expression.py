@@ -36,6 +36,16 @@ _MOUTH = np.array(sorted(set(L.MOUTH)))
 # named (1 of 49 by the frozen frames alone) and no clean clip (0 of 100).
 HOLD_FRAMES = 5
 HOLD_PIXELS = 0.05
+# Lips that do not move (still_lips_share): the lipsync family's defaults for a moving mouth and its
+# gap filling, as module constants for the same reason.
+LIPS_STILL_SPAN = 7
+LIPS_STILL_RANGE = 0.05
+LIPS_GAP_FRAMES = 5
+# A still picture (still_picture = 1): picture and lips hold still for at least this share of the frames. On the
+# default model's training clips the readings leave a gap below 1.0 in which no clip falls: every clip at 1.0 is
+# a still picture with a voice (or a face as still), every talking photo reads about half or less. A 0/1 reading
+# gives an evidence ceiling one step, so no reading in that gap takes the still photos' cap (README, version 40).
+STILL_PICTURE_SHARE = 0.9
 
 
 def detect_blinks(
@@ -90,7 +100,7 @@ class Expression(FeatureFamily):
         "frozen_share",
         "upper_change",
         "face_valid_share",
-    ) + tuple(f"{a}_std" for a in G.AU_NAMES) + ("held_longest_s",)
+    ) + tuple(f"{a}_std" for a in G.AU_NAMES) + ("held_longest_s", "still_lips_share", "still_picture")
     window_features = (
         "blink_count",
         "jitter",
@@ -123,6 +133,8 @@ class Expression(FeatureFamily):
                                      "grey levels", "{:.2f}"),
         "face_valid_share": FeatureLabel("face found", "% of frames", "{:.0f}", 100),
         "held_longest_s": FeatureLabel("longest held picture", "s", "{:.2f}"),
+        "still_lips_share": FeatureLabel("held picture with still lips", "% of frames", "{:.0f}", 100),
+        "still_picture": FeatureLabel("still picture (frame and lips hold still throughout; 1 = yes)", fmt="{:.0f}"),
         **{f"{au}_std": FeatureLabel(f"{words} variation (std)", unit, "{:.3f}") for au, (words, unit) in _AU_WORDS.items()},
         **{f"{au}_mean": FeatureLabel(f"{words} (mean)", unit, "{:.3f}") for au, (words, unit) in _AU_WORDS.items()},
     }
@@ -210,7 +222,22 @@ class Expression(FeatureFamily):
         # A stall is one long hold, which the frozen share dilutes by the clip's length (a 1.5 s stall in 10 s
         # is 0.15, like a clip that is mildly frozen throughout); its longest run says "frozen for 1.5 s".
         out.clip["held_longest_s"] = S.longest_run(held == 1.0) / fps
+        out.clip["still_lips_share"] = lips = self._still_lips_share(aligned, held)
+        out.clip["still_picture"] = float(lips >= STILL_PICTURE_SHARE) if np.isfinite(lips) else np.nan
         return out
+
+    @staticmethod
+    def _still_lips_share(aligned: np.ndarray, held: np.ndarray) -> float:
+        """Share of the judged frames whose picture is held (the `held` series: frozen, or changing by less than
+        HOLD_PIXELS over 0.2 s, so that an encoder refining a repeated frame still counts) and in which the lips
+        do not move either (inner-lip aperture range over LIPS_STILL_SPAN frames under LIPS_STILL_RANGE eye
+        distances, the lipsync family's 'moving mouth'). A still photo with a voice reads about 1; a talking
+        photo, whose head holds still while the mouth opens and closes, reads as frozen by the mesh's median
+        point and by a whole-frame thumbnail, but not here (README, version 40)."""
+        aperture = S.fill_gaps(G.lip_aperture(aligned), LIPS_GAP_FRAMES)
+        moving = S.rolling_range(aperture, LIPS_STILL_SPAN) > LIPS_STILL_RANGE
+        judged = np.isfinite(held)
+        return S.share((held == 1.0) & ~moving, judged)
 
     @staticmethod
     def _upper_change(clip: PreprocessedClip) -> float:

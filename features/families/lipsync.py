@@ -18,7 +18,6 @@ import numpy as np
 from .. import geometry as G
 from .. import signals as S
 from ..clip import PreprocessedClip
-from ..filters import maximum_filter1d, minimum_filter1d
 from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
 
 
@@ -32,17 +31,6 @@ def av_signal_pairs(aperture: np.ndarray, env: np.ndarray, onset: np.ndarray, fp
         "envelope": (S.detrend(aperture, sigma), S.detrend(env, sigma)),
         "onset": (np.maximum(vel, 0.0), onset),  # closing makes no sound: only opening counts
     }
-
-
-def rolling_range(x: np.ndarray, size: int) -> np.ndarray:
-    """(T,) max - min over a centred window of `size` frames; NaN where x is NaN."""
-    bad = ~np.isfinite(x)
-    if bad.all():
-        return np.full(len(x), np.nan)
-    filled = np.where(bad, np.nanmedian(x), x)
-    out = maximum_filter1d(filled, size) - minimum_filter1d(filled, size)
-    out[bad] = np.nan
-    return out
 
 
 @FAMILIES.register
@@ -140,7 +128,7 @@ class LipSync(FeatureFamily):
         speech = S.speech_mask(clip.vad, env)
         valid = np.isfinite(aperture)
         closed = aperture < p["closed_aperture"]
-        moving = rolling_range(aperture, p["moving_span"]) > p["moving_range"]
+        moving = S.rolling_range(aperture, p["moving_span"]) > p["moving_range"]
         out.clip.update(
             av_offset_frames=av["offset"],
             av_peak_corr=av["peak"],
