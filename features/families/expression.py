@@ -42,9 +42,10 @@ LIPS_STILL_SPAN = 7
 LIPS_STILL_RANGE = 0.05
 LIPS_GAP_FRAMES = 5
 # A still picture (still_picture = 1): picture and lips hold still for at least this share of the frames. On the
-# default model's training clips the readings leave a gap below 1.0 in which no clip falls: every clip at 1.0 is
-# a still picture with a voice (or a face as still), every talking photo reads about half or less. A 0/1 reading
-# gives an evidence ceiling one step, so no reading in that gap takes the still photos' cap (README, version 40).
+# default model's training clips no reading falls between 0.65 and 1.0: every clip at 1.0 is a still picture with
+# a voice (or a face as still), every talking photo reads 0.63 or less; still photos encoded the way `talkqa check`
+# encodes them read 0.94-1.0. A 0/1 reading gives an evidence ceiling one step, so no reading in the gap takes the
+# still photos' cap, as it would on the share itself (README, version 40).
 STILL_PICTURE_SHARE = 0.9
 
 
