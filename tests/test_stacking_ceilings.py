@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from talkqa.config import config_path
 from talkqa.scoring.model_card import _ceiling_lines
 from talkqa.stacking.ceilings import Ceiling
 from talkqa.stacking.config import StackingConfig
@@ -350,10 +352,6 @@ def test_the_shipped_model_caps_a_still_pictures_lip_sync_and_the_recipe_fits_th
     """Version 40: lip sync of a clip whose picture and lips hold still throughout (a still photo with a voice) is
     capped where every training clip like it was labelled; no tree reads the new columns, so the recipe's trees
     stay version 19's (configs/train/default.yaml), and `make default-model` fits the same ceiling."""
-    import yaml
-
-    from talkqa.config import config_path
-
     root = Path(__file__).resolve().parents[1]
     meta = json.loads((root / "talkqa" / "models" / "default" / "model.json").read_text())
     [lip] = meta["ceilings"]["lip_sync"]
