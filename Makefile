@@ -65,7 +65,7 @@ codec-reader: $(STAMP)
 # variant each, configs/degrade/default_model_balanced.yaml; clip ids prefixed balanced/).
 WORK  ?= build/default-model
 TQ    := OMP_NUM_THREADS=1 $(BIN)/talkqa
-VERSION ?= 39
+VERSION ?= 40
 # Version history (README, "Does it move the way people do?"): version 3 real clips only; version 6 the
 # checks' faults drawn more often, monotone constraints on the experts' readings, isotonic calibration, the
 # stack alone (combine=stacking), overall from the five dimension scores (overall_from=dimensions), window
