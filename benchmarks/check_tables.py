@@ -188,7 +188,14 @@ def mean_ladders(reports: list[dict]) -> list[str]:
 def load_report(name: str) -> dict:
     """The report in FILE, or the K-th of a several-model report named FILE:K."""
     path, _, k = name.rpartition(":") if name.rpartition(":")[2].isdigit() else (name, "", "")
-    doc = json.load(open(path))
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: no such file; give the JSON that `talkqa check --json > FILE` wrote")
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{path} is not a `talkqa check --json` report ({exc}); write one with "
+                         "`talkqa check --json > FILE`")
     if "reports" not in doc:
         if k:
             raise SystemExit(f"{path} holds one model's report; name it without :{k}")

@@ -463,6 +463,18 @@ def test_check_tables_puts_models_side_by_side_with_the_least_and_the_mean(load_
     with pytest.raises(SystemExit, match="different source clips"):
         tables.side_by_side([report("1", 2, "pass"), {**report("2", 0, "fail"), "sources": ["u"]}])
 
+def test_check_tables_names_a_missing_or_unreadable_report(load_benchmark, tmp_path):
+    """A wrong file name or a file that is not a report gets one line saying which file and what to give."""
+    tables = load_benchmark("check_tables")
+    with pytest.raises(SystemExit, match="nowhere.json: no such file"):
+        tables.load_report(str(tmp_path / "nowhere.json"))
+    (tmp_path / "log.json").write_text("check Obama_clip2 ...\n")
+    with pytest.raises(SystemExit, match=r"log.json is not a `talkqa check --json` report"):
+        tables.load_report(str(tmp_path / "log.json"))
+    (tmp_path / "one.json").write_text(json.dumps({"summary": [], "outcomes": []}))
+    assert tables.load_report(str(tmp_path / "one.json")) == {"summary": [], "outcomes": []}
+
+
 
 def test_check_command_usage_errors_exit_2(sources, monkeypatch, tmp_path):
     monkeypatch.setenv("TALKQA_SHARED_DATA", str(tmp_path / "nowhere"))
