@@ -12,7 +12,11 @@ left as it is:
         --store build/default-model/balanced_store --labels build/default-model/balanced_degraded/manifest.csv \\
         --version 13 [--ceiling expression:expression__frozen_share:1 ...]
 
-Without --ceiling, the ceilings of configs/train/default.yaml. The stores and labels must be the ones
+Without --ceiling, the ceilings of configs/train/default.yaml. --ceiling-store / --ceiling-labels (repeat, in
+pairs) add labelled clips of the training speakers that only the ceilings are fitted on — a corpus of one
+fault (configs/degrade/default_model_compression.yaml) that gives a ceiling enough clips while every tree,
+level 2 and the calibration stay as they are, so no other dimension moves. Those stores need no experts
+(`talkqa extract` is enough) unless a ceiling reads an expert's scalar. The model card lists them. The stores and labels must be the ones
 the model was trained on (the clip ids are compared; up to 1 % of them may be missing from stores rebuilt
 since, and are then left out of the fit). Takes about a minute.
 """
@@ -50,7 +54,8 @@ def parse_ceiling(text: str) -> tuple[str, str, int]:
 
 def add_ceilings(model: Path, out: Path, stores: list[Path], label_files: list[Path],
                  ceilings: dict[str, dict[str, int]], version: str | None, description: str | None,
-                 command: str, max_missing: float = 0.01) -> dict:
+                 command: str, max_missing: float = 0.01, ceiling_stores: list[Path] = (),
+                 ceiling_labels: list[Path] = ()) -> dict:
     if out.exists():
         raise UsageError(f"{out} exists; choose a new --out (the model is copied there, never changed in place)")
     if len(label_files) not in (1, len(stores)):
@@ -74,18 +79,47 @@ def add_ceilings(model: Path, out: Path, stores: list[Path], label_files: list[P
         print(f"note: {len(missing)} of the model's {len(trained)} training clips are not in these stores and are "
               f"left out of the ceilings' fit: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}",
               file=sys.stderr)
+    extra_ids, extra_data, extra_labels = ceiling_only_clips(ceiling_stores, ceiling_labels, set(trained), labels)
     config.stacking.ceilings = ceilings
     stacking.config.ceilings = ceilings
-    stacking.fit_ceilings(data, labels, ids)
+    all_labels = merge_labels([labels, extra_labels]) if extra_ids else labels
+    stacking.fit_ceilings(data, all_labels, ids, extra_ids, extra_data)
     if version is not None:
         config.version = version
     if description is not None:
         config.description = description
 
-    restack_model(model, out, bundle, stacking, config, data, labels, ids,
-                  {"command": f"{bundle.meta.get('command', '')}; then {command}"})
+    updates = {"command": f"{bundle.meta.get('command', '')}; then {command}"}
+    if extra_ids:
+        updates["training_data"] = {**bundle.meta["training_data"], "ceiling_only": {
+            "clips": len(extra_ids), "stores": [str(p.resolve()) for p in ceiling_stores],
+            "labels": [str(p.resolve()) for p in ceiling_labels]}}
+    restack_model(model, out, bundle, stacking, config, data, labels, ids, updates)
     return {dim: [{"column": c.column, "steps": c.steps, "lowest cap": round(float(c.caps[0]), 3)}
                   for c in cs] for dim, cs in stacking.ceilings_.items()}
+
+
+def ceiling_only_clips(stores: list[Path], label_files: list[Path], trained: set[str], labels):
+    """The labelled clips of the ceiling-only stores: (clip ids, their StoreData, their Labels); checked to be
+    new clips of the speakers the model was trained on (a ceiling fitted on other speakers would be validated on
+    nobody's folds)."""
+    if not stores:
+        return [], None, None
+    if len(stores) != len(label_files):
+        raise UsageError("give one --ceiling-labels per --ceiling-store, in the same order")
+    data = merge_store_data([load_store(p) for p in stores])
+    extra_labels = merge_labels([load_labels(p) for p in label_files])
+    ids = common_clips(data, extra_labels)
+    if not ids:
+        raise UsageError(f"the ceiling-only stores {', '.join(map(str, stores))} share no clip with their labels")
+    if again := sorted(set(ids) & trained):
+        raise UsageError(f"{len(again)} ceiling-only clips are training clips of the model already (e.g. {again[0]}): "
+                         "a ceiling-only corpus needs its own clip ids (shared_manifest.py --id-prefix)")
+    speakers = set(labels.groups(sorted(trained)))
+    if strangers := sorted(set(extra_labels.groups(ids)) - speakers):
+        raise UsageError(f"ceiling-only clips of {len(strangers)} speakers the model was not trained on (e.g. "
+                         f"{strangers[0]}): build that corpus from the same training speakers")
+    return ids, data, extra_labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", type=Path, action="append", required=True, help="its labels (one, or one per store)")
     ap.add_argument("--ceiling", action="append", default=[], metavar="DIM:COLUMN:SIGN",
                     help="a ceiling (repeat); default: stacking.ceilings of configs/train/default.yaml")
+    ap.add_argument("--ceiling-store", type=Path, action="append", default=[],
+                    help="a store of more clips of the training speakers that only the ceilings are fitted on (repeat)")
+    ap.add_argument("--ceiling-labels", type=Path, action="append", default=[],
+                    help="its labels (one per --ceiling-store, in the same order)")
     ap.add_argument("--version", help="the new model's version")
     ap.add_argument("--description", help="the new model's description")
     args = ap.parse_args(argv)
@@ -108,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             ceilings = yaml.safe_load(config_path("train", "default.yaml").read_text())["stacking"].get("ceilings", {})
         command = "python benchmarks/add_ceilings.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         fitted = add_ceilings(args.model, args.out, args.store, args.labels, ceilings, args.version, args.description,
-                              command)
+                              command, ceiling_stores=args.ceiling_store, ceiling_labels=args.ceiling_labels)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -66,6 +66,14 @@ def _ceiling_lines(meta: dict) -> list[str]:
     return lines
 
 
+def _ceiling_only_line(td: dict) -> list[str]:
+    extra = td.get("ceiling_only")
+    if not extra:
+        return []
+    return [f"- evidence ceilings only (no tree, level 2 or calibration saw them): {extra['clips']} more labelled clips "
+            f"of the training speakers, stores: {', '.join(extra['stores'])}; labels: {', '.join(extra['labels'])}"]
+
+
 def model_card(meta: dict) -> str:
     td = meta["training_data"]
     lines = [f"# {meta['name']} {meta['version']} — talkqa model card", "",
@@ -90,7 +98,8 @@ def model_card(meta: dict) -> str:
               f"- stores: {', '.join(td['stores'])}; labels: {', '.join(td['labels'])}",
               f"- {td['clips']} labelled clips of {td['speakers']} speakers; fusion trained on {td['fusion_train_clips']}, "
               f"early-stopped on {td['val_clips']} clips of {td['val_speakers']} held-out speakers; stacking fitted on all",
-              "- label means: " + ", ".join(f"{k} {v:.2f}" for k, v in td["label_means"].items()), "",
+              "- label means: " + ", ".join(f"{k} {v:.2f}" for k, v in td["label_means"].items()),
+              *_ceiling_only_line(td), "",
               "## Validation (held-out speakers)", "",
               "| dimension | n | fusion SRCC | stacking (OOF) SRCC | mean SRCC | RMSE fusion / stacking / mean |",
               "|---|---|---|---|---|---|"]

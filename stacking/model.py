@@ -348,26 +348,58 @@ class StackingRegressor:
                 if curve.steps >= 3:  # fewer: the out-of-fold predictions do not order the labels at all
                     self.calibration_[dim] = curve
 
-    def fit_ceilings(self, data: StoreData, labels: Labels, clip_ids: list[str]) -> "StackingRegressor":
+    def fit_ceilings(self, data: StoreData, labels: Labels, clip_ids: list[str],
+                     ceiling_only: list[str] = (), ceiling_data: StoreData | None = None) -> "StackingRegressor":
         """The evidence ceilings of `config.ceilings` on these clips' readings and labels (stacking/ceilings.py),
         and, for the out-of-fold scores, each clip's caps from ceilings fitted on the other folds' speakers.
         Ceilings depend on the readings and labels only, not on the trees, so a fitted model can take them
-        later (`benchmarks/add_ceilings.py`) and gets what `fit` would have given it."""
-        clip_ids = list(clip_ids)
-        return self._fit_ceilings(self.features(data, clip_ids), labels, clip_ids)
+        later (`benchmarks/add_ceilings.py`) and gets what `fit` would have given it.
 
-    def _fit_ceilings(self, X: pd.DataFrame, labels: Labels, clip_ids: list[str]) -> "StackingRegressor":
+        `ceiling_only`: more labelled clips of the training speakers (in `data` and `labels`) that the ceilings
+        are fitted on and the trees never saw — a corpus of one fault that gives a ceiling enough clips without
+        moving any tree, level 2 or calibration, and so no dimension but the capped one. Out of fold, a
+        fold's ceilings leave out the ceiling-only clips of its speakers too. Their readings come from
+        `ceiling_data` (default: `data`), whose stores need no experts unless a ceiling reads one."""
+        clip_ids, extra = list(clip_ids), list(ceiling_only)
+        if overlap := set(clip_ids) & set(extra):
+            raise ValueError(f"{len(overlap)} clips are both trained on and ceiling-only, e.g. {sorted(overlap)[0]}")
+        return self._fit_ceilings(self.features(data, clip_ids), labels, clip_ids,
+                                  self._ceiling_readings(data if ceiling_data is None else ceiling_data, extra), extra)
+
+    def _ceiling_readings(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
+        """The readings the ceilings name, for clips the trees need not read: the store's hand-crafted features
+        or expert scalars as they are (NaN where a store lacks one)."""
+        columns = sorted({col for columns in self.config.ceilings.values() for col in columns})
+        out = pd.DataFrame(np.nan, index=pd.Index(clip_ids, name="clip_id"), columns=columns)
+        for table in (data.handcrafted, data.scalars):
+            have = [col for col in columns if col in table.columns]
+            if have and clip_ids:
+                out[have] = table.reindex(clip_ids)[have].to_numpy(np.float64)
+        return out
+
+    def _fit_ceilings(self, X: pd.DataFrame, labels: Labels, clip_ids: list[str],
+                      E: pd.DataFrame | None = None, extra: list[str] = ()) -> "StackingRegressor":
         c = self.config
         Y = labels.y(clip_ids)
+        extra = list(extra)
+        Ye = labels.y(extra) if extra else np.zeros((0, Y.shape[1]))
+        E = pd.DataFrame(index=pd.Index([], name="clip_id")) if E is None else E
+        every_extra = np.arange(len(extra))
 
-        def fitted(rows) -> dict[str, list[Ceiling]]:
+        def fitted(rows, extra_rows=every_extra) -> dict[str, list[Ceiling]]:
             out = {}
             for dim, columns in c.ceilings.items():
                 if dim not in self.dimensions_:
                     continue
                 k = DIMENSION_NAMES.index(dim)
-                found = [Ceiling.fit(col, sign, X[col].to_numpy()[rows], Y[rows, k], c.ceiling_quantile,
-                                     c.ceiling_min_clips) for col, sign in columns.items() if col in X]
+                found = []
+                for col, sign in columns.items():
+                    if col not in X:
+                        continue
+                    more = E[col].to_numpy()[extra_rows] if col in E else np.full(len(extra_rows), np.nan)
+                    found.append(Ceiling.fit(col, sign, np.r_[X[col].to_numpy()[rows], more],
+                                             np.r_[Y[rows, k], Ye[extra_rows, k]], c.ceiling_quantile,
+                                             c.ceiling_min_clips))
                 if found := [f for f in found if f.steps]:
                     out[dim] = found
             return out
@@ -380,7 +412,9 @@ class StackingRegressor:
         # each fold's caps from the ceilings fitted without it, saved beside the out-of-fold predictions as
         # cap__<dimension> (inf: no cap). A fold's ceiling can have steps where the one fitted on every clip has
         # none (the reading says nothing over all of them), so the columns are those of any fit.
-        per_fold = [(te, fitted(tr)) for tr, te in self._oof_folds(labels.groups(clip_ids))]
+        groups, extra_groups = labels.groups(clip_ids), labels.groups(extra) if extra else np.zeros(0, object)
+        per_fold = [(te, fitted(tr, np.flatnonzero(~np.isin(extra_groups, groups[te]))))
+                    for tr, te in self._oof_folds(groups)]
         dims = [d for d in c.ceilings if d in self.ceilings_ or any(d in f for _, f in per_fold)]
         if dims:
             caps = pd.DataFrame(np.inf, index=X.index, columns=[_CAP + d for d in dims])

@@ -283,3 +283,33 @@ def test_static_blocks_counts_what_the_coder_copied_forward(astronaut):
     levels = [still(qp) for qp in (0, 20, 44, 51)]
     assert levels[0] == 0.0 and levels[1] < 0.02, levels
     assert levels[1] < levels[2] < levels[3] and levels[3] > 0.5, levels
+
+
+def test_heavy_coding_logit_reads_the_coder_only_where_its_grid_shows_and_the_reader_agrees(portrait):
+    """heavy_coding_logit is the codec reading of a clip whose coding grid shows (blockiness >= GRID_BLOCKINESS)
+    and which the reader calls coded (codec_logit >= 0), NaN elsewhere: a blur, which the reader takes for coding
+    but which smooths the grid away, gives no reading, nor does a blocky still frame or a blocky source the reader
+    calls uncoded. Both readings come from the analysis-frame statistics."""
+    from talkqa.features.families.visual import GRID_BLOCKINESS
+
+    frames, meshes = portrait
+    clip = portrait_clip(frames, meshes)
+    fam = FAMILIES.create("visual")
+    win = frame_windows(clip.n_frames, clip.fps)
+    assert "visual__heavy_coding_logit" in fam.columns() and "heavy_coding_logit" in fam.conditional_features
+
+    def reading(blockiness, codec):
+        stats = dict(clip.frame_stats, blockiness=np.full(clip.n_frames, blockiness, np.float32),
+                     codec_logit=np.full(clip.n_frames, codec, np.float32))
+        out = fam.extract(dataclasses.replace(clip, frame_stats=stats), win).clip
+        return out["visual__heavy_coding_logit"], out["visual__codec_logit"], out["visual__blockiness"]
+
+    heavy, codec, blocky = reading(1.40, 1.5)  # coded hard: the grid shows and the reader says squeezed
+    assert heavy == pytest.approx(1.5) and codec == pytest.approx(1.5) and blocky == pytest.approx(1.4)
+    assert reading(GRID_BLOCKINESS, 0.0)[0] == pytest.approx(0.0, abs=1e-6)  # both thresholds included
+    assert np.isnan(reading(1.08, 2.5)[0])  # a blur: the reader says squeezed, no grid
+    assert np.isnan(reading(1.60, -3.0)[0])  # a still frame refined by the coder: a grid, no squeeze
+    assert np.isnan(reading(1.30, -0.3)[0])  # a small source coded mildly: the reader says not coded
+    assert np.isnan(reading(np.nan, 1.5)[0])  # no blockiness measured: no reading
+    # the clip as rendered (a sharp, uncoded portrait) reads no heavy coding
+    assert np.isnan(fam.extract(clip, win).clip["visual__heavy_coding_logit"])

@@ -19,6 +19,7 @@ from talkqa.stacking.config import StackingConfig
 from talkqa.stacking.explain import clip_contributions
 from talkqa.stacking.model import StackingRegressor
 from talkqa.store_data import load_store
+from talkqa.tasks import DIMENSION_NAMES
 
 FAST = {"n_estimators": 40, "learning_rate": 0.1, "num_leaves": 5, "min_child_samples": 4}
 
@@ -201,6 +202,42 @@ def test_a_ceiling_only_a_fold_finds_still_caps_that_fold_out_of_fold(synth, cap
     assert set(capped.ceilings_) == {"expression", "lip_sync"}
 
 
+def test_ceiling_only_clips_fit_the_ceilings_and_move_nothing_else(synth):
+    """Clips labelled for the ceilings only (a one-fault corpus of the training speakers): the ceilings are fitted
+    on them and the trained clips together, out of fold each fold leaves out its own speakers' ceiling-only clips,
+    and the trees, level 2 and calibration are those of the model without them."""
+    data, labels, ids = synth
+    extra, trained = ids[::5], [c for i, c in enumerate(ids) if i % 5]  # every speaker has some of each
+    column, ceilings = "expression__jitter", {"expression": {"expression__jitter": 1}}
+    plain = StackingRegressor(_config()).fit(data, labels, trained)
+    before_oof, before = plain.oof_.copy(), plain.predict(data, trained)
+    plain.config = _config(ceilings=ceilings, ceiling_quantile=0.5)
+    plain.fit_ceilings(data, labels, trained, ceiling_only=extra)
+    k = DIMENSION_NAMES.index("expression")
+    reading = data.handcrafted[column]
+    union = trained + extra
+    expected = Ceiling.fit(column, 1, reading.reindex(union).to_numpy(), labels.y(union)[:, k], 0.5, 20)
+    assert plain.ceilings_summary()["expression"] == [expected.to_dict()]
+    alone = Ceiling.fit(column, 1, reading.reindex(trained).to_numpy(), labels.y(trained)[:, k], 0.5, 20)
+    assert alone.to_dict() != expected.to_dict(), "the ceiling-only clips changed nothing: the test shows nothing"
+    # nothing but the capped dimension moves, and there only down to the cap
+    pd.testing.assert_frame_equal(plain.oof_[before_oof.columns], before_oof)
+    after = plain.predict(data, trained)
+    pd.testing.assert_frame_equal(after.drop(columns="expression"), before.drop(columns="expression"))
+    assert (after["expression"] <= before["expression"] + 1e-12).all()
+    # out of fold: a fold's ceiling saw neither its clips nor its speakers' ceiling-only clips
+    groups, extra_groups = labels.groups(trained), labels.groups(extra)
+    tr, te = next(iter(plain._oof_folds(groups)))
+    keep = [c for c, g in zip(extra, extra_groups) if g not in set(groups[te])]
+    assert 0 < len(keep) < len(extra)
+    rows = [trained[i] for i in tr] + keep
+    fold = Ceiling.fit(column, 1, reading.reindex(rows).to_numpy(), labels.y(rows)[:, k], 0.5, 20)
+    te_ids = [trained[i] for i in te]
+    np.testing.assert_allclose(plain.oof_.loc[te_ids, "cap__expression"], fold(reading.reindex(te_ids).to_numpy()))
+    with pytest.raises(ValueError, match="both trained on and ceiling-only"):
+        plain.fit_ceilings(data, labels, trained, ceiling_only=trained[:3])
+
+
 def test_a_ceiling_may_read_a_column_its_trees_never_saw(synth):
     """A ceiling given to trees fitted before its reading existed (version 34: the longest held picture on
     version 33's trees) reads the column from the store; a store without it gets no cap; an explanation
@@ -291,6 +328,11 @@ def test_add_ceilings_gives_a_trained_model_what_training_with_them_gives(bundle
                               str(manifests[0])]) == 2
     assert add_ceilings.main([str(without), "--out", str(added), *args]) == 2
     assert add_ceilings.main([str(without), "--out", str(tmp_path / "y"), *args, "--ceiling", "mood:x:1"]) == 2
+    # ceiling-only clips must come in store/labels pairs and be clips the trees never saw
+    assert add_ceilings.main([str(without), "--out", str(tmp_path / "z"), *args, "--ceiling-store", str(stores[1])]) == 2
+    assert add_ceilings.main([str(without), "--out", str(tmp_path / "z"), *args, "--ceiling-store", str(stores[1]),
+                              "--ceiling-labels", str(manifests[1])]) == 2
+    assert not (tmp_path / "z").exists()
 
     # stores rebuilt since training may miss a few of its clips: left out of the fit (within max_missing), and
     # their out-of-fold rows get no cap rather than a missing one
@@ -362,3 +404,23 @@ def test_the_shipped_model_caps_a_still_pictures_lip_sync_and_the_recipe_fits_th
     assert recipe["ceilings"]["lip_sync"] == {"expression__still_picture": 1}
     for dim, dropped in recipe["drop_columns"].items():
         assert {"expression__still_picture", "expression__still_lips_share"} <= set(dropped), dim
+
+
+def test_the_shipped_model_caps_heavy_coding_and_the_recipe_fits_the_same_ceiling():
+    """Version 41: visual quality of a face coded hard (visual__heavy_coding_logit: the codec reading where the coder's
+    grid shows and the reader says coded) is capped at what the clips compressed at QP 44 were labelled (2.0); a
+    clip without the reading (NaN: not coded hard) is never capped. No tree reads the column, and the recipe has the
+    same ceiling, which `make default-model` fits with the compression corpus as ceiling-only clips."""
+    root = Path(__file__).resolve().parents[1]
+    meta = json.loads((root / "talkqa" / "models" / "default" / "model.json").read_text())
+    [visual] = meta["ceilings"]["visual_quality"]
+    ceiling = Ceiling.from_dict(visual)
+    assert visual["column"] == "visual__heavy_coding_logit"
+    assert ceiling(np.array([3.0]))[0] <= 2.5 and np.isinf(ceiling(np.array([np.nan])))[0]
+    assert meta["training_data"]["ceiling_only"]["clips"] >= 200  # the compression corpus
+    recipe = yaml.safe_load(config_path("train", "default.yaml").read_text())["stacking"]
+    assert recipe["ceilings"]["visual_quality"] == {"visual__heavy_coding_logit": 1}
+    for dim, dropped in recipe["drop_columns"].items():
+        assert "visual__heavy_coding_logit" in dropped, dim
+    makefile = (root / "Makefile").read_text()
+    assert "--ceiling-store $(WORK)/compression_store" in makefile

@@ -70,6 +70,10 @@ class FeatureFamily:
     clip_features: ClassVar[tuple[str, ...]] = ()
     window_features: ClassVar[tuple[str, ...]] = ()
     series_names: ClassVar[tuple[str, ...]] = ()
+    # Clip features that exist only under a condition most clips do not meet and are NaN elsewhere (a reading
+    # of heavy coding where the coding grid shows); every other clip feature is finite on a clip with a face
+    # and a voice (tests/test_families.py checks both).
+    conditional_features: ClassVar[tuple[str, ...]] = ()
     # How a person reads each declared clip and window feature (unprefixed name -> label); the registry
     # contract test checks that every declared feature has one.
     feature_labels: ClassVar[dict[str, FeatureLabel]] = {}
