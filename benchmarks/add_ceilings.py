@@ -12,13 +12,15 @@ left as it is:
         --store build/default-model/balanced_store --labels build/default-model/balanced_degraded/manifest.csv \\
         --version 13 [--ceiling expression:expression__frozen_share:1 ...]
 
-Without --ceiling, the ceilings of configs/train/default.yaml. --ceiling-store / --ceiling-labels (repeat, in
-pairs) add labelled clips of the training speakers that only the ceilings are fitted on — a corpus of one
-fault (configs/degrade/default_model_compression.yaml) that gives a ceiling enough clips while every tree,
-level 2 and the calibration stay as they are, so no other dimension moves. Those stores need no experts
-(`talkqa extract` is enough) unless a ceiling reads an expert's scalar. The model card lists them. The stores and labels must be the ones
-the model was trained on (the clip ids are compared; up to 1 % of them may be missing from stores rebuilt
-since, and are then left out of the fit). Takes about a minute.
+Without --ceiling, the ceilings of configs/train/default.yaml. The stores and labels must be the ones the
+model was trained on (the clip ids are compared; up to 1 % of them may be missing from stores rebuilt since,
+and are then left out of the fit). Takes about a minute.
+
+--ceiling-store / --ceiling-labels (repeat, in pairs) add labelled clips of the training speakers that only the
+ceilings are fitted on: a corpus of one fault (configs/degrade/default_model_compression.yaml, version 41) gives
+a ceiling enough clips while every tree, level 2 and the calibration stay as they are, so no other dimension
+moves. Those stores need no experts (`talkqa extract` is enough) unless a ceiling reads an expert's scalar;
+the model card lists them.
 """
 
 from __future__ import annotations

@@ -329,7 +329,8 @@ def test_add_ceilings_gives_a_trained_model_what_training_with_them_gives(bundle
     assert add_ceilings.main([str(without), "--out", str(added), *args]) == 2
     assert add_ceilings.main([str(without), "--out", str(tmp_path / "y"), *args, "--ceiling", "mood:x:1"]) == 2
     # ceiling-only clips must come in store/labels pairs and be clips the trees never saw
-    assert add_ceilings.main([str(without), "--out", str(tmp_path / "z"), *args, "--ceiling-store", str(stores[1])]) == 2
+    alone = ["--ceiling-store", str(stores[1])]
+    assert add_ceilings.main([str(without), "--out", str(tmp_path / "z"), *args, *alone]) == 2
     assert add_ceilings.main([str(without), "--out", str(tmp_path / "z"), *args, "--ceiling-store", str(stores[1]),
                               "--ceiling-labels", str(manifests[1])]) == 2
     assert not (tmp_path / "z").exists()
