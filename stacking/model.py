@@ -53,6 +53,17 @@ _DIM = {d.name: d for d in DIMENSIONS}
 _CAP = "cap__"  # out-of-fold evidence ceilings beside the out-of-fold predictions (oof.parquet)
 
 
+def _store_readings(data: StoreData, clip_ids: list[str], columns: list[str]) -> pd.DataFrame:
+    """These columns for these clips from the store's hand-crafted features or expert scalars as they are (NaN
+    where the store lacks one): the readings a ceiling may name without any tree reading them."""
+    out = pd.DataFrame(np.nan, index=pd.Index(clip_ids, name="clip_id"), columns=columns)
+    for table in (data.handcrafted, data.scalars):
+        have = [col for col in columns if col in table.columns]
+        if have and clip_ids:
+            out[have] = table.reindex(clip_ids)[have].to_numpy(np.float64)
+    return out
+
+
 def _ridge_cv(**kwargs):
     from sklearn.linear_model import RidgeCV  # lazy: slow import, only when fitting
 
@@ -367,15 +378,9 @@ class StackingRegressor:
                                   self._ceiling_readings(data if ceiling_data is None else ceiling_data, extra), extra)
 
     def _ceiling_readings(self, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
-        """The readings the ceilings name, for clips the trees need not read: the store's hand-crafted features
-        or expert scalars as they are (NaN where a store lacks one)."""
+        """The readings the ceilings name, for clips the trees need not read."""
         columns = sorted({col for columns in self.config.ceilings.values() for col in columns})
-        out = pd.DataFrame(np.nan, index=pd.Index(clip_ids, name="clip_id"), columns=columns)
-        for table in (data.handcrafted, data.scalars):
-            have = [col for col in columns if col in table.columns]
-            if have and clip_ids:
-                out[have] = table.reindex(clip_ids)[have].to_numpy(np.float64)
-        return out
+        return _store_readings(data, clip_ids, columns)
 
     def _fit_ceilings(self, X: pd.DataFrame, labels: Labels, clip_ids: list[str],
                       E: pd.DataFrame | None = None, extra: list[str] = ()) -> "StackingRegressor":
@@ -489,12 +494,7 @@ class StackingRegressor:
         missing = sorted(wanted - set(X.columns))
         if not missing:
             return X
-        extra = pd.DataFrame(np.nan, index=X.index, columns=missing)
-        for table in (data.handcrafted, data.scalars):
-            have = [col for col in missing if col in table.columns]
-            if have:
-                extra[have] = table.reindex(clip_ids)[have].to_numpy(np.float64)
-        return pd.concat([X, extra], axis=1)
+        return pd.concat([X, _store_readings(data, clip_ids, missing).set_axis(X.index)], axis=1)
 
     # ------------------------------------------------------------------------------------- save / load
     def save(self, folder: str | Path) -> Path:
