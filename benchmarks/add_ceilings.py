@@ -12,9 +12,9 @@ left as it is:
         --store build/default-model/balanced_store --labels build/default-model/balanced_degraded/manifest.csv \\
         --version 13 [--ceiling expression:expression__frozen_share:1 ...]
 
-Without --ceiling, the ceilings of configs/train/default.yaml. The stores and labels must be the ones the
-model was trained on (the clip ids are compared; up to 1 % of them may be missing from stores rebuilt since,
-and are then left out of the fit). Takes about a minute.
+Without --ceiling, the ceilings (and their `ceiling_from`) of configs/train/default.yaml. The stores and labels
+must be the ones the model was trained on (the clip ids are compared; up to 1 % of them may be missing from stores
+rebuilt since, and are then left out of the fit). Takes about a minute.
 
 --ceiling-store / --ceiling-labels (repeat, in pairs) add labelled clips of the training speakers that only the
 ceilings are fitted on: a corpus of one fault (configs/degrade/default_model_compression.yaml, version 41) gives
@@ -54,10 +54,18 @@ def parse_ceiling(text: str) -> tuple[str, str, int]:
     return dim, column, sign_value
 
 
+def parse_ceiling_from(text: str) -> tuple[str, float]:
+    try:
+        column, value = text.rsplit(":", 1)
+        return column, float(value)
+    except ValueError:
+        raise UsageError(f"--ceiling-from {text!r}: write COLUMN:VALUE, e.g. picture__quality_logit:-2.5")
+
+
 def add_ceilings(model: Path, out: Path, stores: list[Path], label_files: list[Path],
                  ceilings: dict[str, dict[str, int]], version: str | None, description: str | None,
                  command: str, max_missing: float = 0.01, ceiling_stores: list[Path] = (),
-                 ceiling_labels: list[Path] = ()) -> dict:
+                 ceiling_labels: list[Path] = (), ceiling_from: dict[str, float] | None = None) -> dict:
     if out.exists():
         raise UsageError(f"{out} exists; choose a new --out (the model is copied there, never changed in place)")
     if len(label_files) not in (1, len(stores)):
@@ -82,8 +90,10 @@ def add_ceilings(model: Path, out: Path, stores: list[Path], label_files: list[P
               f"left out of the ceilings' fit: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}",
               file=sys.stderr)
     extra_ids, extra_data, extra_labels = ceiling_only_clips(ceiling_stores, ceiling_labels, set(trained), labels)
-    config.stacking.ceilings = ceilings
-    stacking.config.ceilings = ceilings
+    # both at once: each is validated against the other (a start names a column some ceiling reads)
+    new = {"ceilings": ceilings, "ceiling_from": dict(ceiling_from or {})}
+    config.stacking = type(config.stacking).model_validate({**config.stacking.model_dump(), **new})
+    stacking.config = type(stacking.config).model_validate({**stacking.config.model_dump(), **new})
     all_labels = merge_labels([labels, extra_labels]) if extra_ids else labels
     stacking.fit_ceilings(data, all_labels, ids, extra_ids, extra_data)
     if version is not None:
@@ -132,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", type=Path, action="append", required=True, help="its labels (one, or one per store)")
     ap.add_argument("--ceiling", action="append", default=[], metavar="DIM:COLUMN:SIGN",
                     help="a ceiling (repeat); default: stacking.ceilings of configs/train/default.yaml")
+    ap.add_argument("--ceiling-from", action="append", default=[], metavar="COLUMN:VALUE",
+                    help="a reading counts for its ceilings only from VALUE on, as bad or worse (repeat); default: "
+                         "stacking.ceiling_from of configs/train/default.yaml, or none with --ceiling")
     ap.add_argument("--ceiling-store", type=Path, action="append", default=[],
                     help="a store of more clips of the training speakers that only the ceilings are fitted on (repeat)")
     ap.add_argument("--ceiling-labels", type=Path, action="append", default=[],
@@ -140,15 +153,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--description", help="the new model's description")
     args = ap.parse_args(argv)
     try:
+        default = yaml.safe_load(config_path("train", "default.yaml").read_text())["stacking"]
         if args.ceiling:
             ceilings: dict[str, dict[str, int]] = {}
             for dim, column, sign in map(parse_ceiling, args.ceiling):
                 ceilings.setdefault(dim, {})[column] = sign
+            ceiling_from = {}
         else:
-            ceilings = yaml.safe_load(config_path("train", "default.yaml").read_text())["stacking"].get("ceilings", {})
+            ceilings, ceiling_from = default.get("ceilings", {}), default.get("ceiling_from", {})
+        if args.ceiling_from:
+            ceiling_from = dict(map(parse_ceiling_from, args.ceiling_from))
+        if unknown := sorted(set(ceiling_from) - {col for columns in ceilings.values() for col in columns}):
+            raise UsageError(f"--ceiling-from {', '.join(unknown)}: no ceiling reads it; name a column of the ceilings")
         command = "python benchmarks/add_ceilings.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         fitted = add_ceilings(args.model, args.out, args.store, args.labels, ceilings, args.version, args.description,
-                              command, ceiling_stores=args.ceiling_store, ceiling_labels=args.ceiling_labels)
+                              command, ceiling_stores=args.ceiling_store, ceiling_labels=args.ceiling_labels,
+                              ceiling_from=ceiling_from)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

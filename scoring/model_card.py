@@ -56,7 +56,10 @@ def _ceiling_lines(meta: dict) -> list[str]:
                               for t, cap in zip(c["thresholds"][:6], c["caps"][:6]))
             more = f" (+{len(c['caps']) - 6} steps)" if len(c["caps"]) > 6 else ""
             name = f"{dim} (not applied: see below)" if unused and dim == "overall" else dim
-            lines.append(f"| {name} | {c['column']} | {_WORSE_WHEN[c['worse']]} | {c['quantile']:g} "
+            worse = _WORSE_WHEN[c["worse"]]
+            if c.get("start") is not None:  # a reading that counts only from a value on (stacking/ceilings.py)
+                worse += f", counted from {c['start']:g} on"
+            lines.append(f"| {name} | {c['column']} | {worse} | {c['quantile']:g} "
                          f"of ≥ {c['min_clips']} clips | {steps}{more} |")
     if unused and "overall" in ceilings:
         lines += ["", "This model scores overall from its five dimension scores by the label rule (`overall_from: "

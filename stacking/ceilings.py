@@ -38,17 +38,19 @@ class Ceiling:
     caps: np.ndarray  # caps[i] holds for readings at least as bad as thresholds[i]; non-decreasing
     quantile: float
     min_clips: int
+    start: float | None = None  # the reading counts only where at least as bad as this (None: everywhere)
 
     @classmethod
     def fit(cls, column: str, worse: int, reading, label, quantile: float = 0.9,
-            min_clips: int = 20) -> "Ceiling":
-        """The ceiling of `label` along `reading` (finite pairs only); no steps when the reading says nothing."""
+            min_clips: int = 20, start: float | None = None) -> "Ceiling":
+        """The ceiling of `label` along `reading` (finite pairs only, and only readings at least as bad as `start`
+        if given); no steps when the reading says nothing."""
         if worse not in (1, -1, 0):
             raise ValueError(f"ceiling {column}: worse must be +1, -1 or 0, got {worse}")
         reading, label = np.asarray(reading, np.float64), np.asarray(label, np.float64)
-        ok = np.isfinite(reading) & np.isfinite(label)
+        ok = np.isfinite(reading) & np.isfinite(label) & _counts(worse, reading, start)
         s, y = _badness(worse, reading[ok]), label[ok]  # s: higher = worse
-        empty = cls(column, worse, np.zeros(0), np.zeros(0), quantile, min_clips)
+        empty = cls(column, worse, np.zeros(0), np.zeros(0), quantile, min_clips, start)
         if len(s) <= min_clips:
             return empty
         order = np.argsort(-s, kind="stable")
@@ -66,9 +68,9 @@ class Ceiling:
         caps = np.where(caps < no_information - 1e-9, caps, np.inf)  # no better than the corpus: no cap
         if np.isinf(caps[0]):
             return empty
-        start = np.r_[True, caps[1:] != caps[:-1]]  # keep the first (worst) reading of each run of equal caps
-        values, caps = values[start], caps[start]
-        return cls(column, worse, values if worse == 0 else worse * values, caps, quantile, min_clips)
+        first_of_run = np.r_[True, caps[1:] != caps[:-1]]  # keep the first (worst) reading of each run of equal caps
+        values, caps = values[first_of_run], caps[first_of_run]
+        return cls(column, worse, values if worse == 0 else worse * values, caps, quantile, min_clips, start)
 
     @property
     def steps(self) -> int:
@@ -85,23 +87,31 @@ class Ceiling:
         # every threshold takes the worst step (the cap over the min_clips worst clips)
         k = np.searchsorted(-t, -u, side="right") - 1
         out = self.caps[np.clip(k, 0, len(t) - 1)]
-        return np.where(np.isfinite(u), out, np.inf)
+        return np.where(np.isfinite(u) & _counts(self.worse, values, self.start), out, np.inf)
 
     def to_dict(self) -> dict:
         return {"column": self.column, "worse": self.worse, "thresholds": self.thresholds.tolist(),
                 "caps": [None if np.isinf(c) else c for c in self.caps.tolist()],  # null: no cap from there on
-                "quantile": self.quantile, "min_clips": self.min_clips}
+                "quantile": self.quantile, "min_clips": self.min_clips, "start": self.start}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Ceiling":
         return cls(d["column"], int(d["worse"]), np.asarray(d["thresholds"], np.float64),
                    np.asarray([np.inf if c is None else c for c in d["caps"]], np.float64), float(d["quantile"]),
-                   int(d["min_clips"]))
+                   int(d["min_clips"]), d.get("start"))  # models before version 42 have no start
 
 
 def _badness(worse: int, reading: np.ndarray) -> np.ndarray:
     """The reading turned so that higher is worse."""
     return np.abs(reading) if worse == 0 else worse * reading
+
+
+def _counts(worse: int, reading: np.ndarray, start: float | None) -> np.ndarray:
+    """Where a reading counts for the ceiling: at least as bad as `start` (everywhere without one)."""
+    if start is None:
+        return np.ones(np.shape(reading), bool)
+    with np.errstate(invalid="ignore"):
+        return _badness(worse, reading) >= _badness(worse, np.float64(start))
 
 
 def lowest_caps(ceilings: list[Ceiling], X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

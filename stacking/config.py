@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from talkqa.config import StrictModel
 from talkqa.tasks import DIMENSION_NAMES
@@ -80,6 +80,10 @@ class StackingConfig(StrictModel):
                     "evidence ceiling (stacking/ceilings.py) caps the dimension's score at what the training clips "
                     "reading at least as badly were labelled (their `ceiling_quantile`); columns the model does "
                     "not have are skipped")
+    ceiling_from: dict[str, float] = Field(
+        default_factory=dict,
+        description="reading column -> the value from which it counts for its ceilings (as bad as this or worse; "
+                    "for a 0 ceiling, in magnitude): better readings give no cap and are left out of the fit")
     ceiling_quantile: float = Field(0.9, gt=0, lt=1, description="the share of those clips labelled at most the cap")
     ceiling_min_clips: int = Field(20, ge=3, description="a cap is taken over at least this many clips")
     waterfall_clips: int = Field(3, ge=0, description="per-clip SHAP waterfall plots per dimension")
@@ -103,3 +107,12 @@ class StackingConfig(StrictModel):
                 raise ValueError(f"meta_from.{dim}: name at least one of {', '.join(DIMENSION_NAMES)}"
                                  + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
         return value
+
+    @model_validator(mode="after")
+    def _starts_name_a_ceiling(self) -> "StackingConfig":
+        named = {col for columns in self.ceilings.values() for col in columns}
+        if unknown := sorted(set(self.ceiling_from) - named):
+            raise ValueError(f"ceiling_from names {', '.join(unknown)}, which no ceiling reads; name a column of "
+                             "`ceilings` (replacing the ceilings with --set stacking.ceilings=..., give "
+                             "--set 'stacking.ceiling_from={}' too)")
+        return self

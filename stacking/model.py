@@ -404,7 +404,7 @@ class StackingRegressor:
                     more = E[col].to_numpy()[extra_rows] if col in E else np.full(len(extra_rows), np.nan)
                     found.append(Ceiling.fit(col, sign, np.r_[X[col].to_numpy()[rows], more],
                                              np.r_[Y[rows, k], Ye[extra_rows, k]], c.ceiling_quantile,
-                                             c.ceiling_min_clips))
+                                             c.ceiling_min_clips, c.ceiling_from.get(col)))
                 if found := [f for f in found if f.steps]:
                     out[dim] = found
             return out

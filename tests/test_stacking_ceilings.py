@@ -101,6 +101,38 @@ def test_an_offset_is_capped_by_its_size_whichever_way_it_goes():
     assert "| lip_sync | sync__offset_frames | farther from 0" in card and "12 → 1.10" in card
 
 
+def test_a_reading_counted_from_a_value_on_caps_only_there_and_is_fitted_on_those_clips_alone():
+    # A broad reading (the picture expert's quality: lower is worse) over clean clips (4.5), a one-fault corpus of
+    # mild blurs reading a little low (3.0) and hard blurs reading very low (2.25), plus clean clips that read a
+    # little low too. Over the whole reading the mild blurs cap those clean clips at 3.0; counted from -2.5 on, the
+    # ceiling holds only where the reading is sure, from the clips reading that badly alone.
+    rng = np.random.default_rng(5)
+    reading = np.r_[rng.uniform(-1.6, 1.5, 120), rng.uniform(-3.0, -0.5, 80), rng.uniform(-8.0, -3.5, 60)]
+    label = np.r_[np.full(120, 4.5), np.full(80, 3.0), np.full(60, 2.25)]
+    whole = Ceiling.fit("picture__quality_logit", -1, reading, label, 0.9, 20)
+    counted = Ceiling.fit("picture__quality_logit", -1, reading, label, 0.9, 20, start=-2.5)
+    assert whole(np.array([-1.5]))[0] <= 3.0  # the mild blurs' label caps a clean clip reading -1.5
+    grid = np.linspace(-10, 2, 121)
+    got = counted(grid)
+    assert np.all(np.isinf(got[grid > -2.5]))  # better than the start: never capped
+    assert counted(np.array([-6.0]))[0] == 2.25  # where only hard blurs read: their label
+    # the same as a ceiling fitted on the counted clips alone, there
+    alone = Ceiling.fit("picture__quality_logit", -1, reading[reading <= -2.5], label[reading <= -2.5], 0.9, 20)
+    assert np.array_equal(got[grid <= -2.5], alone(grid[grid <= -2.5]))
+    back = Ceiling.from_dict(json.loads(json.dumps(counted.to_dict())))
+    assert back.start == -2.5 and np.array_equal(back(grid), got)
+    old = {k: v for k, v in whole.to_dict().items() if k != "start"}  # saved before ceilings had a start
+    assert np.array_equal(Ceiling.from_dict(old)(grid), whole(grid))
+    # the configuration names the start of a column a ceiling reads, and the model card says it
+    config = StackingConfig(ceilings={"visual_quality": {"picture__quality_logit": -1}},
+                            ceiling_from={"picture__quality_logit": -2.5})
+    assert config.ceiling_from == {"picture__quality_logit": -2.5}
+    with pytest.raises(ValueError, match="no ceiling reads"):
+        StackingConfig(ceilings={"visual_quality": {"visual__blockiness": 1}}, ceiling_from={"picture__quality_logit": -2.5})
+    card = "\n".join(_ceiling_lines({"ceilings": {"visual_quality": [counted.to_dict()]}}))
+    assert "| visual_quality | picture__quality_logit | lower, counted from -2.5 on |" in card
+
+
 def test_the_card_says_overall_ceilings_do_not_cap_an_overall_taken_from_the_dimensions():
     # the scorer replaces the stack's overall by the label rule over the dimensions (test_overall_rule.py), so a
     # ceiling fitted for overall bounds a head that score never reads: the card must not promise a cap
@@ -172,6 +204,23 @@ def test_ceilings_added_later_equal_ceilings_fitted_with_the_trees(synth, capped
     assert plain.ceilings_summary() == capped.ceilings_summary()
     pd.testing.assert_frame_equal(plain.predict(data, ids), capped.predict(data, ids))
     pd.testing.assert_frame_equal(plain.oof_scores(), capped.oof_scores())
+
+
+def test_the_stack_counts_a_ceiling_reading_from_its_configured_start_on(synth, capped):
+    data, labels, ids = synth
+    X = capped.features(data, ids)
+    start = float(np.nanquantile(X["expression__jitter"], 0.3))  # +1: a higher jitter is worse
+    stack = StackingRegressor(_config())
+    stack.__dict__.update({k: v for k, v in capped.__dict__.items() if k != "config"})
+    stack.config = _config(ceilings=CEILINGS, ceiling_quantile=0.5, ceiling_from={"expression__jitter": start})
+    stack.fit_ceilings(data, labels, ids)
+    (ceiling,) = stack.ceilings_["expression"]
+    assert ceiling.start == start and np.all(ceiling.thresholds >= start)
+    below = (X["expression__jitter"] < start).to_numpy()
+    assert np.isinf(stack.caps(X)["expression"][below]).all()  # better than the start: no cap, in fold or out
+    assert np.isinf(stack.oof_["cap__expression"].reindex(X.index)[below]).all()
+    assert np.isfinite(stack.caps(X)["expression"][~below]).any()
+    assert stack.ceilings_summary()["lip_sync"] == capped.ceilings_summary()["lip_sync"]  # others as they were
 
 
 def test_a_ceiling_only_a_fold_finds_still_caps_that_fold_out_of_fold(synth, capped, monkeypatch):
@@ -299,7 +348,8 @@ def test_add_ceilings_gives_a_trained_model_what_training_with_them_gives(bundle
     as_config = "{" + ", ".join(f"{d}: {{{c}: {s}}}" for d, c, s in (x.split(":") for x in ceilings)) + "}"
     common = ["-q", *TINY_TRAIN, "--set", "stacking.ceiling_min_clips=3", "--set", "stacking.ceiling_quantile=0.5"]
     with_ = tmp_path / "with"
-    res = CliRunner().invoke(app, ["train", *args, "--out", str(with_), *common, "--set", f"stacking.ceilings={as_config}"])
+    res = CliRunner().invoke(app, ["train", *args, "--out", str(with_), *common, "--set", f"stacking.ceilings={as_config}",
+                                   "--set", "stacking.ceiling_from={}"])
     assert res.exit_code == 0, res.output
     without = tmp_path / "without"
     res = CliRunner().invoke(app, ["train", *args, "--out", str(without), *common])
