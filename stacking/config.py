@@ -78,8 +78,8 @@ class StackingConfig(StrictModel):
         description="per dimension, reading column -> +1 (a higher reading is worse), -1 (a lower one is) or 0 (one "
                     "farther from zero either way is, as an audio-visual offset): an "
                     "evidence ceiling (stacking/ceilings.py) caps the dimension's score at what the training clips "
-                    "reading at least as badly were labelled (their `ceiling_quantile`); columns the model does "
-                    "not have are skipped")
+                    "reading at least as badly were labelled (their `ceiling_quantile`); a column no tree reads "
+                    "is read from the store, and one the store lacks gives no cap")
     ceiling_quantile: float = Field(0.9, gt=0, lt=1, description="the share of those clips labelled at most the cap")
     ceiling_min_clips: int = Field(20, ge=3, description="a cap is taken over at least this many clips")
     waterfall_clips: int = Field(3, ge=0, description="per-clip SHAP waterfall plots per dimension")
