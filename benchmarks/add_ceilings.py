@@ -20,7 +20,8 @@ rebuilt since, and are then left out of the fit). Takes about a minute.
 ceilings are fitted on: a corpus of one fault (configs/degrade/default_model_compression.yaml, version 41) gives
 a ceiling enough clips while every tree, level 2 and the calibration stay as they are, so no other dimension
 moves. Those stores need no experts (`talkqa extract` is enough) unless a ceiling reads an expert's scalar;
-the model card lists them.
+the model card lists them. `talkqa train --ceiling-store S --ceiling-labels L` fits the same ceilings in one step
+(both check the clips with scoring/training.py `ceiling_only_clips`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from talkqa.config import config_path
 from talkqa.errors import UsageError
 from talkqa.labels import common_clips, load_labels, merge_labels
 from talkqa.scoring.bundle import load_bundle
-from talkqa.scoring.training import restack_model
+from talkqa.scoring.training import ceiling_only_clips, ceiling_only_record, restack_model
 from talkqa.store_data import load_store, merge_store_data
 from talkqa.tasks import DIMENSION_NAMES
 
@@ -103,35 +104,11 @@ def add_ceilings(model: Path, out: Path, stores: list[Path], label_files: list[P
 
     updates = {"command": f"{bundle.meta.get('command', '')}; then {command}"}
     if extra_ids:
-        updates["training_data"] = {**bundle.meta["training_data"], "ceiling_only": {
-            "clips": len(extra_ids), "stores": [str(p.resolve()) for p in ceiling_stores],
-            "labels": [str(p.resolve()) for p in ceiling_labels]}}
+        updates["training_data"] = {**bundle.meta["training_data"],
+                                    "ceiling_only": ceiling_only_record(extra_ids, ceiling_stores, ceiling_labels)}
     restack_model(model, out, bundle, stacking, config, data, labels, ids, updates)
     return {dim: [{"column": c.column, "steps": c.steps, "lowest cap": round(float(c.caps[0]), 3)}
                   for c in cs] for dim, cs in stacking.ceilings_.items()}
-
-
-def ceiling_only_clips(stores: list[Path], label_files: list[Path], trained: set[str], labels):
-    """The labelled clips of the ceiling-only stores: (clip ids, their StoreData, their Labels); checked to be
-    new clips of the speakers the model was trained on (a ceiling fitted on other speakers would be validated on
-    nobody's folds)."""
-    if not stores:
-        return [], None, None
-    if len(stores) != len(label_files):
-        raise UsageError("give one --ceiling-labels per --ceiling-store, in the same order")
-    data = merge_store_data([load_store(p) for p in stores])
-    extra_labels = merge_labels([load_labels(p) for p in label_files])
-    ids = common_clips(data, extra_labels)
-    if not ids:
-        raise UsageError(f"the ceiling-only stores {', '.join(map(str, stores))} share no clip with their labels")
-    if again := sorted(set(ids) & trained):
-        raise UsageError(f"{len(again)} ceiling-only clips are training clips of the model already (e.g. {again[0]}): "
-                         "a ceiling-only corpus needs its own clip ids (shared_manifest.py --id-prefix)")
-    speakers = set(labels.groups(sorted(trained)))
-    if strangers := sorted(set(extra_labels.groups(ids)) - speakers):
-        raise UsageError(f"ceiling-only clips of {len(strangers)} speakers the model was not trained on (e.g. "
-                         f"{strangers[0]}): build that corpus from the same training speakers")
-    return ids, data, extra_labels
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,10 +18,10 @@ from talkqa.config import ExtractConfig, load_config, save_config, stable_hash
 from talkqa.errors import UsageError
 from talkqa.experts.embed import create_expert
 from talkqa.fusion.train import FusionRegressor, speaker_split
-from talkqa.labels import common_clips, load_labels, merge_labels
+from talkqa.labels import Labels, common_clips, load_labels, merge_labels
 from talkqa.stacking.model import StackingRegressor
 from talkqa.store import atomic_write_json, atomic_write_text, parquet_meta
-from talkqa.store_data import load_store, merge_store_data
+from talkqa.store_data import StoreData, load_store, merge_store_data
 from talkqa.tasks import DIMENSION_NAMES
 
 from .bundle_config import FORMAT, BundleConfig
@@ -137,10 +137,53 @@ def _store_extract_config(store_dir: Path) -> ExtractConfig:
     return extract_config
 
 
+def ceiling_only_clips(stores: list[Path], label_files: list[Path], trained: set[str],
+                       labels: Labels) -> tuple[list[str], StoreData | None, Labels | None]:
+    """The labelled clips of the ceiling-only stores (`--ceiling-store` / `--ceiling-labels`, in pairs) as
+    (clip ids, their StoreData, their Labels), for `StackingRegressor.fit` / `fit_ceilings(ceiling_only=...)`;
+    checked to be new clips of the speakers of the `trained` clips (labelled in `labels`): a ceiling fitted on
+    other speakers would be validated on nobody's folds."""
+    stores, label_files = [Path(p) for p in stores], [Path(p) for p in label_files]
+    if not stores and not label_files:
+        return [], None, None
+    if len(stores) != len(label_files):
+        raise UsageError(f"{len(stores)} --ceiling-store but {len(label_files)} --ceiling-labels: give one "
+                         "--ceiling-labels per --ceiling-store, in the same order")
+    parts = [(load_store(s), load_labels(f)) for s, f in zip(stores, label_files)]
+    for (part, part_labels), store, label_file in zip(parts, stores, label_files):
+        if not set(part.clip_ids) & set(part_labels.table.index):
+            raise UsageError(f"the ceiling-only store {store} shares no clip id with its labels {label_file}; give "
+                             "each --ceiling-store the manifest its clips were extracted from as --ceiling-labels")
+    data = merge_store_data([part for part, _ in parts])
+    extra_labels = merge_labels([part_labels for _, part_labels in parts])
+    ids = common_clips(data, extra_labels)
+    if again := sorted(set(ids) & trained):
+        where = next(s for (part, _), s in zip(parts, stores) if again[0] in set(part.clip_ids))
+        raise UsageError(f"{len(again)} ceiling-only clips are training clips already (e.g. {again[0]} in {where}): "
+                         "a ceiling-only corpus needs its own clip ids (shared_manifest.py --id-prefix)")
+    speakers = set(labels.groups(sorted(trained)))
+    if strangers := sorted(set(extra_labels.groups(ids)) - speakers):
+        where = next(f for (_, part_labels), f in zip(parts, label_files)
+                     if strangers[0] in set(part_labels.table["speaker"]))
+        raise UsageError(f"ceiling-only clips of {len(strangers)} speakers not among the training clips' (e.g. "
+                         f"{strangers[0]} in {where}): build that corpus from the same training speakers")
+    return ids, data, extra_labels
+
+
+def ceiling_only_record(clip_ids: list[str], stores: list[Path], label_files: list[Path]) -> dict:
+    """model.json `training_data.ceiling_only` (the model card lists it)."""
+    return {"clips": len(clip_ids), "stores": [str(Path(p).resolve()) for p in stores],
+            "labels": [str(Path(p).resolve()) for p in label_files]}
+
+
 def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list, out_dir: str | Path,
-                 config: BundleConfig, log: Callable[[str], None] | None = None, command: str | None = None) -> Path:
+                 config: BundleConfig, log: Callable[[str], None] | None = None, command: str | None = None,
+                 ceiling_stores: list[Path] = (), ceiling_labels: list[Path] = ()) -> Path:
     """Train on one store + label file, or on several (one label file for all, or one per store): the
-    stores must share the extraction config and the experts, and their clip ids must not overlap."""
+    stores must share the extraction config and the experts, and their clip ids must not overlap.
+    `ceiling_stores` / `ceiling_labels` (in pairs): more labelled clips of the training speakers that only the
+    evidence ceilings are fitted on (`ceiling_only_clips`); the model equals the one trained without them and
+    then given them by benchmarks/add_ceilings.py --ceiling-store."""
     log = log or (lambda msg: None)
     t0 = time.time()
     store_dirs = [Path(p) for p in (store_dirs if isinstance(store_dirs, (list, tuple)) else [store_dirs])]
@@ -164,6 +207,15 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
     if not data.experts:
         log("warning: the store has no expert outputs; the model uses hand-crafted features only")
     ids = common_clips(data, labels)
+    extra_ids, extra_data, extra_labels = ceiling_only_clips(ceiling_stores, ceiling_labels, set(ids), labels)
+    for other in ceiling_stores:
+        if _store_extract_config(Path(other)).params_hash() != extract_config.params_hash():
+            raise UsageError(f"the ceiling-only store {other} was extracted with another config than {store_dirs[0]} "
+                             "(compare their extract.yaml); a ceiling must read what scoring reads, so re-extract it")
+    if extra_ids:
+        log(f"{len(extra_ids)} ceiling-only clips of {len(set(extra_labels.groups(extra_ids)))} training speakers: "
+            "only the evidence ceilings are fitted on them"
+            + ("" if config.stacking.ceilings else " (warning: stacking.ceilings is empty, so they change nothing)"))
     experts = _expert_entries(store_dirs, data.expert_names, config.expert_overrides)
     groups = labels.groups(ids)
     tcfg = config.fusion.train
@@ -174,7 +226,9 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
     fusion = FusionRegressor(config.fusion, config.device).fit(
         data, labels, train_ids, val_ids, log=lambda h: log(_fusion_log_line(h)), unlabelled_ids=unlabelled)
     log(f"fusion: best val loss {fusion.best_val_loss_:.4f} after {len(fusion.history_)} epochs")
-    stacking = StackingRegressor(config.stacking).fit(data, labels, ids, log=log)
+    stacking = StackingRegressor(config.stacking).fit(
+        data, merge_labels([labels, extra_labels]) if extra_ids else labels, ids, log=log,
+        ceiling_only=extra_ids, ceiling_data=extra_data)
     log("stacking: fitted on every labelled clip")
     stack_oof = stacking.oof_scores()
     metrics = _val_metrics(fusion.predict(data, val_ids) if val_ids else None, stack_oof, labels, val_ids)
@@ -219,7 +273,9 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
                           "clips": len(ids), "speakers": int(len(set(groups))), "fusion_train_clips": len(train_ids),
                           "val_clips": len(val_ids), "val_speakers": int(len(set(labels.groups(val_ids)))) if val_ids else 0,
                           "label_means": label_means,
-                          "diagnostics_labels": labels.diagnostics is not None},
+                          "diagnostics_labels": labels.diagnostics is not None,
+                          **({"ceiling_only": ceiling_only_record(extra_ids, ceiling_stores, ceiling_labels)}
+                             if extra_ids else {})},
         "val_metrics": metrics,
         "ceilings": stacking.ceilings_summary(),
         "fusion_training": {"epochs_run": len(fusion.history_), "best_val_loss": round(fusion.best_val_loss_, 5),

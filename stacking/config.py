@@ -78,8 +78,8 @@ class StackingConfig(StrictModel):
         description="per dimension, reading column -> +1 (a higher reading is worse), -1 (a lower one is) or 0 (one "
                     "farther from zero either way is, as an audio-visual offset): an "
                     "evidence ceiling (stacking/ceilings.py) caps the dimension's score at what the training clips "
-                    "reading at least as badly were labelled (their `ceiling_quantile`); columns the model does "
-                    "not have are skipped")
+                    "reading at least as badly were labelled (their `ceiling_quantile`); a column no tree reads "
+                    "is read from the store, and one the store lacks gives no cap")
     ceiling_from: dict[str, float] = Field(
         default_factory=dict,
         description="reading column -> the value from which it counts for its ceilings (as bad as this or worse; "

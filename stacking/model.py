@@ -64,6 +64,11 @@ def _store_readings(data: StoreData, clip_ids: list[str], columns: list[str]) ->
     return out
 
 
+def _refuse_overlap(clip_ids: list[str], ceiling_only: list[str]) -> None:
+    if overlap := set(clip_ids) & set(ceiling_only):
+        raise ValueError(f"{len(overlap)} clips are both trained on and ceiling-only, e.g. {sorted(overlap)[0]}")
+
+
 def _ridge_cv(**kwargs):
     from sklearn.linear_model import RidgeCV  # lazy: slow import, only when fitting
 
@@ -176,13 +181,16 @@ class StackingRegressor:
         study.optimize(objective, n_trials=c.n_trials)
         return dict(study.best_params)
 
-    def fit(self, data: StoreData, labels: Labels, clip_ids: list[str],
-            log: Callable[[str], None] | None = None) -> "StackingRegressor":
-        """`log` gets one line per dimension as it is done (tuning makes each take minutes)."""
+    def fit(self, data: StoreData, labels: Labels, clip_ids: list[str], log: Callable[[str], None] | None = None,
+            ceiling_only: list[str] = (), ceiling_data: StoreData | None = None) -> "StackingRegressor":
+        """`log` gets one line per dimension as it is done (tuning makes each take minutes). `ceiling_only` and
+        `ceiling_data`: clips that only the evidence ceilings are fitted on (labelled in `labels` too), as
+        `fit_ceilings` takes them: the model equals the one fitted without them and then given them."""
         logging.getLogger("lightgbm").setLevel(logging.ERROR)
         c = self.config
-        data = self._view(data)
-        clip_ids = list(clip_ids)
+        store, data = data, self._view(data)
+        clip_ids, extra = list(clip_ids), list(ceiling_only)
+        _refuse_overlap(clip_ids, extra)
         self.featurizer_ = PooledFeaturizer(c.use_experts, c.use_handcrafted, c.include_scalars, c.pca_components,
                                             c.seed).fit(data, clip_ids)
         X = self.featurizer_.transform(data, clip_ids)
@@ -218,7 +226,10 @@ class StackingRegressor:
                     + (f", a bag of {c.bag} seeds)" if c.bag > 1 else ")"))
         self.oof_ = pd.DataFrame(oof, index=pd.Index(clip_ids, name="clip_id"), columns=list(DIMENSION_NAMES))
         self._fit_level2(Y)
-        self._fit_ceilings(X, labels, clip_ids)
+        # the readings fit_ceilings takes (a ceiling may name one no tree reads), so that training with the
+        # ceilings and giving them to the trees later fit the same ones
+        self._fit_ceilings(self._with_ceiling_readings(X, store, clip_ids), labels, clip_ids,
+                           self._ceiling_readings(store if ceiling_data is None else ceiling_data, extra), extra)
         return self
 
     @classmethod
@@ -372,8 +383,7 @@ class StackingRegressor:
         fold's ceilings leave out the ceiling-only clips of its speakers too. Their readings come from
         `ceiling_data` (default: `data`), whose stores need no experts unless a ceiling reads one."""
         clip_ids, extra = list(clip_ids), list(ceiling_only)
-        if overlap := set(clip_ids) & set(extra):
-            raise ValueError(f"{len(overlap)} clips are both trained on and ceiling-only, e.g. {sorted(overlap)[0]}")
+        _refuse_overlap(clip_ids, extra)
         return self._fit_ceilings(self.features(data, clip_ids), labels, clip_ids,
                                   self._ceiling_readings(data if ceiling_data is None else ceiling_data, extra), extra)
 
@@ -488,7 +498,10 @@ class StackingRegressor:
         on version 33's trees). Such a reading comes from the store's hand-crafted features or expert scalars as
         they are; NaN (no cap) where the store lacks it."""
         clip_ids = list(clip_ids)
-        X = self.featurizer_.transform(self._view(data), clip_ids)
+        return self._with_ceiling_readings(self.featurizer_.transform(self._view(data), clip_ids), data, clip_ids)
+
+    def _with_ceiling_readings(self, X: pd.DataFrame, data: StoreData, clip_ids: list[str]) -> pd.DataFrame:
+        """X (the trees' columns) and then the readings the ceilings name that it lacks, from the store `data`."""
         wanted = {col for columns in self.config.ceilings.values() for col in columns}
         wanted |= {c.column for ceilings in self.ceilings_.values() for c in ceilings}
         missing = sorted(wanted - set(X.columns))

@@ -5,6 +5,7 @@ addable to a trained model (benchmarks/add_ceilings.py) with the same result as 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -287,6 +288,22 @@ def test_ceiling_only_clips_fit_the_ceilings_and_move_nothing_else(synth):
         plain.fit_ceilings(data, labels, trained, ceiling_only=trained[:3])
 
 
+def test_training_fits_a_ceiling_on_a_column_no_tree_reads_as_adding_it_later_does(synth):
+    """A ceiling's reading that the trees do not have (no hand-crafted features for the trees here) is read from the
+    store while training too, so `talkqa train` and add_ceilings.py on the same trees fit the same ceiling."""
+    data, labels, ids = synth
+    ceilings = {"expression": {"expression__jitter": 1}}
+    trained = StackingRegressor(_config(use_handcrafted=False, ceilings=ceilings, ceiling_quantile=0.5)).fit(
+        data, labels, ids)
+    assert "expression__jitter" not in trained.featurizer_.columns_ and trained.ceilings_
+    later = StackingRegressor(_config(use_handcrafted=False)).fit(data, labels, ids)
+    later.config = trained.config
+    later.fit_ceilings(data, labels, ids)
+    assert later.ceilings_summary() == trained.ceilings_summary()
+    pd.testing.assert_frame_equal(later.oof_, trained.oof_)
+    pd.testing.assert_frame_equal(later.predict(data, ids), trained.predict(data, ids))
+
+
 def test_a_ceiling_may_read_a_column_its_trees_never_saw(synth):
     """A ceiling given to trees fitted before its reading existed (version 34: the longest held picture on
     version 33's trees) reads the column from the store; a store without it gets no cap; an explanation
@@ -397,6 +414,131 @@ def test_add_ceilings_gives_a_trained_model_what_training_with_them_gives(bundle
     rebuilt = StackingRegressor.load(tmp_path / "rebuilt" / "stacking")
     scores = rebuilt.oof_scores()
     assert gone in scores.index and np.isfinite(scores.to_numpy(dtype=float)).all()
+
+
+def _ceiling_only_corpus(folder: Path, stores: list[Path], manifests: list[Path], speaker: str | None = None):
+    """A ceiling-only store as `talkqa extract` leaves one (no experts): the training stores' clips again under new
+    ids (ceiling/...) and labelled two points worse, of the same speakers (or all of `speaker`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    (folder / "store").mkdir()
+    table = pa.concat_tables([pq.read_table(s / "handcrafted.parquet") for s in stores])
+    ids = pa.array(["ceiling/" + c for c in table.column("clip_id").to_pylist()])
+    pq.write_table(table.set_column(table.schema.get_field_index("clip_id"), "clip_id", ids),
+                   folder / "store" / "handcrafted.parquet")
+    (folder / "store" / "extract.yaml").write_text((stores[0] / "extract.yaml").read_text())
+    labels = pd.concat([pd.read_csv(m) for m in manifests], ignore_index=True)
+    labels["clip_id"] = "ceiling/" + labels["clip_id"]
+    mos = [c for c in labels if c.startswith("mos_")]
+    labels[mos] = (labels[mos] - 2).clip(1, 5)
+    if speaker:
+        labels["speaker"] = speaker
+    labels.to_csv(folder / "manifest.csv", index=False)
+    return folder / "store", folder / "manifest.csv"
+
+
+def test_training_with_ceiling_only_clips_equals_adding_them_later(bundle, tmp_path, load_benchmark):
+    """`talkqa train --ceiling-store S --ceiling-labels L` in one step gives the model that training without them
+    and then benchmarks/add_ceilings.py --ceiling-store S --ceiling-labels L gives: the same ceilings, the same
+    scores (out of fold too), the same record of the ceiling-only clips in model.json and the model card."""
+    from typer.testing import CliRunner
+
+    from talkqa.labels import load_labels, merge_labels
+    from talkqa.scoring.cli import app
+    from talkqa.store_data import merge_store_data
+    from tiny_model import TINY_TRAIN
+
+    add_ceilings = load_benchmark("add_ceilings")
+    root = bundle.parent
+    stores = [root / p / "store" for p in ("a", "b")]
+    manifests = [root / p / "manifest.csv" for p in ("a", "b")]
+    args = [a for s, m in zip(stores, manifests) for a in ("--store", str(s), "--labels", str(m))]
+    extra_store, extra_labels = _ceiling_only_corpus(tmp_path / "ceiling", stores, manifests)
+    extra = ["--ceiling-store", str(extra_store), "--ceiling-labels", str(extra_labels)]
+    ceilings = ["lip_sync:lipsync__av_peak_corr:-1", "expression:expression__landmark_speed:-1",
+                "audio_quality:audio__snr_db:-1", "visual_quality:visual__face_lapvar:-1"]
+    as_config = "{" + ", ".join(f"{d}: {{{c}: {s}}}" for d, c, s in (x.split(":") for x in ceilings)) + "}"
+    common = ["-q", *TINY_TRAIN, "--set", "stacking.ceiling_min_clips=3", "--set", "stacking.ceiling_quantile=0.5"]
+    one_step = tmp_path / "one_step"
+    res = CliRunner().invoke(app, ["train", *args, *extra, "--out", str(one_step), *common,
+                                   "--set", f"stacking.ceilings={as_config}"])
+    assert res.exit_code == 0, res.output
+    assert "and 8 for the ceilings only" in res.output
+    trees = tmp_path / "trees"
+    res = CliRunner().invoke(app, ["train", *args, "--out", str(trees), *common])
+    assert res.exit_code == 0, res.output
+    two_steps = tmp_path / "two_steps"
+    assert add_ceilings.main([str(trees), "--out", str(two_steps), *args, *extra,
+                              *sum((["--ceiling", c] for c in ceilings), [])]) == 0
+
+    state = lambda folder: json.loads((folder / "stacking" / "state.json").read_text())
+    assert state(one_step)["ceilings"] and state(one_step)["ceilings"] == state(two_steps)["ceilings"]
+    a, b = StackingRegressor.load(one_step / "stacking"), StackingRegressor.load(two_steps / "stacking")
+    data = merge_store_data([load_store(s) for s in stores])
+    ids = list(data.clip_ids)
+    pd.testing.assert_frame_equal(a.predict(data, ids), b.predict(data, ids))
+    pd.testing.assert_frame_equal(a.oof_, b.oof_)  # the folds' caps (cap__<dimension>) included
+    pd.testing.assert_frame_equal(a.oof_scores(), b.oof_scores())
+    # the ceiling-only clips moved the ceilings: without them the same trees get others
+    labels = merge_labels([load_labels(m) for m in manifests])
+    alone = StackingRegressor.load(one_step / "stacking").fit_ceilings(data, labels, list(a.oof_.index))
+    assert alone.ceilings_summary() != a.ceilings_summary(), "the ceiling-only clips changed nothing"
+
+    meta_a, meta_b = (json.loads((f / "model.json").read_text()) for f in (one_step, two_steps))
+    assert meta_a["training_data"]["ceiling_only"] == meta_b["training_data"]["ceiling_only"] == {
+        "clips": 8, "stores": [str(extra_store.resolve())], "labels": [str(extra_labels.resolve())]}
+    assert meta_a["training_data"]["clips"] == meta_b["training_data"]["clips"]  # the trees' clips only
+    for dim, figures in meta_b["val_metrics"].items():
+        assert meta_a["val_metrics"][dim]["stacking"] == pytest.approx(figures["stacking"]), dim
+    assert f"8 more labelled clips of the training speakers, stores: {extra_store.resolve()}" in \
+        (one_step / "model_card.md").read_text()
+
+
+def test_train_refuses_ceiling_only_clips_it_cannot_use(bundle, tmp_path):
+    """Each wrong --ceiling-store / --ceiling-labels is one line naming the file and what to do, exit 2, before any
+    training and with no model folder written."""
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from talkqa.config import ExtractConfig, load_config
+    from talkqa.scoring.cli import app
+    from talkqa.store import META_KEY, parquet_meta
+    from tiny_model import TINY_TRAIN
+
+    root = bundle.parent
+    stores = [root / p / "store" for p in ("a", "b")]
+    manifests = [root / p / "manifest.csv" for p in ("a", "b")]
+    args = [a for s, m in zip(stores, manifests) for a in ("--store", str(s), "--labels", str(m))]
+    extra_store, extra_labels = _ceiling_only_corpus(tmp_path / "ceiling", stores, manifests)
+    _, strangers = _ceiling_only_corpus(tmp_path / "strangers", stores, manifests, speaker="someone_else")
+    other_extraction = tmp_path / "other_extraction"
+    shutil.copytree(extra_store, other_extraction)
+    yaml_path = other_extraction / "extract.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("detect_every: 3", "detect_every: 2"))
+    table = pq.read_table(other_extraction / "handcrafted.parquet")  # as `talkqa extract` with that config writes it
+    meta = {**parquet_meta(other_extraction / "handcrafted.parquet"),
+            "params_hash": load_config(ExtractConfig, yaml_path).params_hash()}
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, META_KEY: json.dumps(meta).encode()}),
+                   other_extraction / "handcrafted.parquet")
+    cases = {
+        "1 --ceiling-store but 0 --ceiling-labels": ["--ceiling-store", str(extra_store)],
+        f"are training clips already (e.g. audio_8k in {stores[0]})": ["--ceiling-store", str(stores[0]),
+                                                                   "--ceiling-labels", str(manifests[0])],
+        f"the ceiling-only store {extra_store} shares no clip id with its labels {manifests[1]}":
+            ["--ceiling-store", str(extra_store), "--ceiling-labels", str(manifests[1])],
+        f"speakers not among the training clips' (e.g. someone_else in {strangers})":
+            ["--ceiling-store", str(extra_store), "--ceiling-labels", str(strangers)],
+        f"the ceiling-only store {other_extraction} was extracted with another config":
+            ["--ceiling-store", str(other_extraction), "--ceiling-labels", str(extra_labels)],
+    }
+    for i, (message, extra) in enumerate(cases.items()):
+        out = tmp_path / f"model{i}"
+        res = CliRunner().invoke(app, ["train", *args, *extra, "--out", str(out), "-q", *TINY_TRAIN])
+        errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+        assert res.exit_code == 2 and len(errors) == 1 and message in errors[0], res.output
+        assert "Traceback" not in res.output and not out.exists()
 
 
 def test_bag_models_gives_two_trained_seeds_what_training_a_bag_gives(bundle, tmp_path, load_benchmark):

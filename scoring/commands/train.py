@@ -19,6 +19,8 @@ from ..console import err, out
 def train(
     store: list[Path] = typer.Option(..., "--store", help="Store written by `talkqa extract` + `talkqa embed`; repeat to train on several (same extraction config and experts)."),
     labels: list[Path] = typer.Option(..., "--labels", help="Manifest or label table with mos_* columns (diagnostics.parquet beside it is used); one for all stores or one per --store, in order."),
+    ceiling_store: Optional[list[Path]] = typer.Option(None, "--ceiling-store", help="Store of more labelled clips of the training speakers that only the evidence ceilings (stacking.ceilings) are fitted on: no tree, level 2 or calibration sees them, so a corpus of one fault (e.g. compression alone, configs/degrade/default_model_compression.yaml) gives a ceiling enough clips without moving any other dimension. `talkqa extract` is enough unless a ceiling reads an expert's scalar; its clip ids must be new (shared_manifest.py --id-prefix). Repeat, in pairs with --ceiling-labels."),
+    ceiling_labels: Optional[list[Path]] = typer.Option(None, "--ceiling-labels", help="Labels of the clips of a --ceiling-store: one per --ceiling-store, in the same order."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Model folder to write (fusion/, stacking/, model.json, model_card.md)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Training YAML (default: configs/train/default.yaml)."),
     set_: Optional[list[str]] = SetOpt,
@@ -30,6 +32,8 @@ def train(
     Example: talkqa train --store store/ --labels corpus/degraded/manifest.csv --out models/mine
 
     Two corpora: talkqa train --store real/ --labels real/manifest.csv --store synth/ --labels synth/manifest.csv --out models/mine
+
+    A ceiling-only corpus: talkqa train --store real/ --labels real/manifest.csv --ceiling-store compression/ --ceiling-labels compression/manifest.csv --out models/mine
     """
     from talkqa.config import load_config
     from talkqa.scoring.bundle_config import DEFAULT_TRAIN_CONFIG, BundleConfig
@@ -43,7 +47,8 @@ def train(
         if not (quiet and msg.startswith(("fusion epoch", "fusion pretrain"))):
             err.print(f"[dim]{escape(msg)}[/]", highlight=False)
 
-    folder = train_bundle(store, labels, out_dir, cfg, log=log)
+    folder = train_bundle(store, labels, out_dir, cfg, log=log, ceiling_stores=ceiling_store or [],
+                          ceiling_labels=ceiling_labels or [])
 
     from rich.table import Table
 
@@ -55,7 +60,9 @@ def train(
     for dim, m in meta["val_metrics"].items():
         t.add_row(dim, str(m["mean"]["n"]), fmt(m["fusion"]["srcc"]), fmt(m["stacking"]["srcc"]), fmt(m["mean"]["srcc"]))
     out.print(t)
-    out.print(f"model written to {folder} ({meta['training_data']['clips']} clips, "
+    extra = meta["training_data"].get("ceiling_only")
+    out.print(f"model written to {folder} ({meta['training_data']['clips']} clips"
+              + (f" and {extra['clips']} for the ceilings only" if extra else "") + ", "
               f"experts: {', '.join(meta['experts']) or 'none'}); score with: talkqa score VIDEO --model {folder}")
 
 
