@@ -27,6 +27,9 @@ gets those families computed again ("new features"):
 
     .venv/bin/python benchmarks/backfill_frame_stats.py build/default-model/real_store --families expression
 
+A column of a configured family that the family no longer computes (a reading renamed since the store was
+extracted) is dropped from handcrafted.parquet and from every part rewritten, as extraction would not write it.
+
 Tracks and parquet files are rewritten atomically; a rerun skips clips whose track already has every
 statistic and whose part has every column of the named families and, with --recompute, the clips listed as
 recomputed in the store's backfill_recomputed.json (delete it to recompute them again). The store's extract.yaml
@@ -112,12 +115,15 @@ def backfill_clip(args) -> tuple[str, str, dict | None]:
 
 
 def in_extraction_order(frame: pd.DataFrame, config: ExtractConfig) -> pd.DataFrame:
-    """`frame` in the column order `talkqa extract` writes: the other columns (clip_id) first, as they were,
-    then the features family by family as in the config. A column added here would otherwise come last,
-    and stores whose columns are ordered differently cannot be trained on together."""
-    order = [c for fam in families_of(config) for c in fam.columns() if c in frame.columns]
-    known = set(order)
-    return frame[[c for c in frame.columns if c not in known] + order]
+    """`frame` in the columns and order `talkqa extract` writes: the other columns (clip_id) first, as they were,
+    then the features family by family as in the config. A column added here would otherwise come last, and a
+    family's column it no longer computes (a reading renamed since the store was extracted) would stay: stores
+    whose columns differ or are ordered differently cannot be trained on together."""
+    families = families_of(config)
+    order = [c for fam in families for c in fam.columns() if c in frame.columns]
+    known, prefixes = set(order), tuple(f"{fam.name}__" for fam in families)
+    retired = {c for c in frame.columns if c.startswith(prefixes) and c not in known}
+    return frame[[c for c in frame.columns if c not in known and c not in retired] + order]
 
 
 def recomputed_clips(store_dir: Path, recompute: list[str]) -> tuple[dict[str, list[str]], set[str]]:

@@ -174,6 +174,11 @@ def test_backfill_gives_an_old_store_the_new_frame_statistic(inputs, tmp_path, l
     for key in keys:
         pd.testing.assert_frame_equal(read_parquet(store.part(key, "clip.parquet")), parts[key])
     assert backfill.main([str(store.root), "--workers", "1"]) == 0  # a rerun finds nothing to do
+    # a reading the visual family no longer computes (renamed since): dropped, as extraction would not write it
+    stale = extracted.assign(visual__retired_reading=1.0)
+    stale.to_parquet(store.handcrafted)
+    assert backfill.main([str(store.root), "--workers", "1", "--families", "visual"]) == 0
+    pd.testing.assert_frame_equal(read_parquet(store.handcrafted), extracted)
     # a family's new clip feature from what the tracks hold (the longest held picture): no decoding needed
     held = "expression__held_longest_s"
     for key in keys:
