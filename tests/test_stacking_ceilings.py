@@ -463,7 +463,7 @@ def test_training_with_ceiling_only_clips_equals_adding_them_later(bundle, tmp_p
     common = ["-q", *TINY_TRAIN, "--set", "stacking.ceiling_min_clips=3", "--set", "stacking.ceiling_quantile=0.5"]
     one_step = tmp_path / "one_step"
     res = CliRunner().invoke(app, ["train", *args, *extra, "--out", str(one_step), *common,
-                                   "--set", f"stacking.ceilings={as_config}"])
+                                   "--set", f"stacking.ceilings={as_config}", "--set", "stacking.ceiling_from={}"])
     assert res.exit_code == 0, res.output
     assert "and 8 for the ceilings only" in res.output
     trees = tmp_path / "trees"
@@ -599,21 +599,29 @@ def test_the_shipped_model_caps_a_still_pictures_lip_sync_and_the_recipe_fits_th
         assert {"expression__still_picture", "expression__still_lips_share"} <= set(dropped), dim
 
 
-def test_the_shipped_model_caps_heavy_coding_and_the_recipe_fits_the_same_ceiling():
+def test_the_shipped_model_caps_heavy_coding_and_hard_blur_and_the_recipe_fits_the_same_ceilings():
     """Version 41: visual quality of a face coded hard (visual__heavy_coding_logit: the codec reading where the coder's
     grid shows and the reader says coded) is capped at what the clips compressed at QP 44 were labelled (2.0); a
-    clip without the reading (NaN: not coded hard) is never capped. No tree reads the column, and the recipe has the
-    same ceiling, which `make default-model` fits with the compression corpus as ceiling-only clips."""
+    clip without the reading (NaN: not coded hard) is never capped. Version 42: so is a face the picture expert reads
+    as blurred hard (picture__quality_logit counted from -2.5 on), at what the training clips blurred that hard were
+    labelled; a reading above -2.5 is never capped. The recipe has the same ceilings, which `make default-model` fits
+    with the compression and blur corpora as ceiling-only clips, in one `talkqa train`."""
     root = Path(__file__).resolve().parents[1]
     meta = json.loads((root / "talkqa" / "models" / "default" / "model.json").read_text())
-    [visual] = meta["ceilings"]["visual_quality"]
-    ceiling = Ceiling.from_dict(visual)
-    assert visual["column"] == "visual__heavy_coding_logit"
+    coded, blurred = meta["ceilings"]["visual_quality"]
+    assert coded["column"] == "visual__heavy_coding_logit" and blurred["column"] == "picture__quality_logit"
+    ceiling = Ceiling.from_dict(coded)
     assert ceiling(np.array([3.0]))[0] <= 2.5 and np.isinf(ceiling(np.array([np.nan])))[0]
-    assert meta["training_data"]["ceiling_only"]["clips"] >= 200  # the compression corpus
+    blur = Ceiling.from_dict(blurred)
+    assert blur.start == -2.5 and blur.worse == -1
+    assert blur(np.array([-5.0]))[0] <= 2.25  # the median reading of the blur at 0.04 x IOD (label 2.25)
+    assert np.isinf(blur(np.array([-2.4, -1.0, 1.0, np.nan]))).all()  # clean training clips read -1.8 and up
+    assert meta["training_data"]["ceiling_only"]["clips"] >= 500  # the compression and blur corpora
     recipe = yaml.safe_load(config_path("train", "default.yaml").read_text())["stacking"]
-    assert recipe["ceilings"]["visual_quality"] == {"visual__heavy_coding_logit": 1}
+    assert recipe["ceilings"]["visual_quality"] == {"visual__heavy_coding_logit": 1, "picture__quality_logit": -1}
+    assert recipe["ceiling_from"] == {"picture__quality_logit": -2.5}
     for dim, dropped in recipe["drop_columns"].items():
         assert "visual__heavy_coding_logit" in dropped, dim
     makefile = (root / "Makefile").read_text()
-    assert "--ceiling-store $(WORK)/compression_store" in makefile
+    assert "--ceiling-store $(WORK)/compression_store" in makefile and "--ceiling-store $(WORK)/blur_store" in makefile
+    assert "add_ceilings.py $(WORK)" not in makefile  # one step: the trees and every ceiling in `talkqa train`
