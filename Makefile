@@ -86,6 +86,14 @@ VERSION ?= 42
 # -2.5 on (a face blurred hard), fitted with the blur corpus as ceiling-only clips too.
 # Versions 7-12, 14-18, 20-39 (with 33b) were built or measured, not shipped.
 DESCRIPTION := Trained on two degrade corpora (configs/degrade/default_model.yaml, 14 variants per clip; configs/degrade/default_model_balanced.yaml, the nine whole-clip faults of the checks) of the 55 train-split real clips (37 speakers) of ../shared/data, with the four shipped experts; labels from the human-anchored rule of corpus/labels.py, left empty where the source recording itself is poor (configs/shared_data.yaml recording); frozen-picture share monotone and an evidence ceiling for expression and overall, and one for lip sync on a still picture (frame and lips hold still throughout), and two for visual quality, on a heavily coded face and on a face blurred hard (fitted with a corpus of compression alone and one of face blur alone that no tree reads); how much the face above the mouth changes (expression__upper_change) read by expression and overall only; a bag of two stack seeds.
+# One more corpus of the 55 train-split clips under clip ids prefixed NAME/: $(call train_corpus,NAME,RECIPE,SEED)
+# writes $(WORK)/NAME_manifest.csv, NAME_degraded/ (configs/degrade/RECIPE.yaml) and NAME_store/, extracted and embedded.
+define train_corpus
+$(BIN)/python benchmarks/shared_manifest.py real --split train --id-prefix $(1)/ --out $(WORK)/$(1)_manifest.csv
+$(TQ) degrade $(WORK)/$(1)_manifest.csv --out $(WORK)/$(1)_degraded --recipe configs/degrade/$(2).yaml --seed $(3) --workers 2
+-$(TQ) extract $(WORK)/$(1)_degraded/manifest.csv --store $(WORK)/$(1)_store --workers 2
+-$(TQ) embed --store $(WORK)/$(1)_store --workers 2
+endef
 default-model: $(STAMP)
 	$(BIN)/python benchmarks/shared_manifest.py real --split train --out $(WORK)/real_manifest.csv
 	-$(TQ) extract $(WORK)/real_manifest.csv --store $(WORK)/real_clean_store --workers 2
@@ -94,21 +102,9 @@ default-model: $(STAMP)
 	  --variants 14 --seed 0 --workers 2
 	-$(TQ) extract $(WORK)/real_degraded/manifest.csv --store $(WORK)/real_store --workers 2
 	-$(TQ) embed --store $(WORK)/real_store --workers 2
-	$(BIN)/python benchmarks/shared_manifest.py real --split train --id-prefix balanced/ --out $(WORK)/balanced_manifest.csv
-	$(TQ) degrade $(WORK)/balanced_manifest.csv --out $(WORK)/balanced_degraded \
-	  --recipe configs/degrade/default_model_balanced.yaml --seed 0 --workers 2
-	-$(TQ) extract $(WORK)/balanced_degraded/manifest.csv --store $(WORK)/balanced_store --workers 2
-	-$(TQ) embed --store $(WORK)/balanced_store --workers 2
-	$(BIN)/python benchmarks/shared_manifest.py real --split train --id-prefix compression/ --out $(WORK)/compression_manifest.csv
-	$(TQ) degrade $(WORK)/compression_manifest.csv --out $(WORK)/compression_degraded \
-	  --recipe configs/degrade/default_model_compression.yaml --seed 4 --workers 2
-	-$(TQ) extract $(WORK)/compression_degraded/manifest.csv --store $(WORK)/compression_store --workers 2
-	-$(TQ) embed --store $(WORK)/compression_store --workers 2
-	$(BIN)/python benchmarks/shared_manifest.py real --split train --id-prefix blur/ --out $(WORK)/blur_manifest.csv
-	$(TQ) degrade $(WORK)/blur_manifest.csv --out $(WORK)/blur_degraded \
-	  --recipe configs/degrade/default_model_blur.yaml --seed 5 --workers 2
-	-$(TQ) extract $(WORK)/blur_degraded/manifest.csv --store $(WORK)/blur_store --workers 2
-	-$(TQ) embed --store $(WORK)/blur_store --workers 2
+	$(call train_corpus,balanced,default_model_balanced,0)
+	$(call train_corpus,compression,default_model_compression,4)
+	$(call train_corpus,blur,default_model_blur,5)
 	$(TQ) train --store $(WORK)/real_store --labels $(WORK)/real_degraded/manifest.csv \
 	  --store $(WORK)/balanced_store --labels $(WORK)/balanced_degraded/manifest.csv \
 	  --ceiling-store $(WORK)/compression_store --ceiling-labels $(WORK)/compression_degraded/manifest.csv \
