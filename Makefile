@@ -62,14 +62,15 @@ codec-reader: $(STAMP)
 # The picture expert is retrained on the clean train clips (--replace-shipped); the other experts keep
 # their shipped weights. Two corpora of the same clips: the main one (14 variants per clip,
 # configs/degrade/default_model.yaml) and a balanced one (the nine whole-clip faults of the checks, one
-# variant each, configs/degrade/default_model_balanced.yaml; clip ids prefixed balanced/). Two more corpora of
-# one fault each, compression alone (configs/degrade/default_model_compression.yaml: 3 + 7 + 3 min) and face blur
-# alone (configs/degrade/default_model_blur.yaml: 3 + 9 + 3 min), are read by the evidence ceilings only
-# (`talkqa train --ceiling-store`): version 41's heavy-coding ceiling and version 42's hard-blur ceiling need their
-# clips. Both are embedded, since the blur ceiling reads the picture expert's quality_logit.
+# variant each, configs/degrade/default_model_balanced.yaml; clip ids prefixed balanced/). Three more corpora of
+# one fault each, compression alone (configs/degrade/default_model_compression.yaml: 3 + 7 + 3 min), face blur
+# alone (configs/degrade/default_model_blur.yaml: 3 + 9 + 3 min) and white noise alone
+# (configs/degrade/default_model_noise.yaml: 3 + 8 + 3 min), are read by the evidence ceilings only
+# (`talkqa train --ceiling-store`): version 41's heavy-coding, version 42's hard-blur and version 43's heavy-noise
+# ceilings need their clips. All are embedded, since the blur ceiling reads the picture expert's quality_logit.
 WORK  ?= build/default-model
 TQ    := OMP_NUM_THREADS=1 $(BIN)/talkqa
-VERSION ?= 42
+VERSION ?= 43
 # Version history (README, "Does it move the way people do?"): version 3 real clips only; version 6 the
 # checks' faults drawn more often, monotone constraints on the experts' readings, isotonic calibration, the
 # stack alone (combine=stacking), overall from the five dimension scores (overall_from=dimensions), window
@@ -82,10 +83,11 @@ VERSION ?= 42
 # version 19 given one more evidence ceiling, lip_sync over expression__still_picture (frame and lips hold
 # still throughout), by benchmarks/add_ceilings.py; this target fits it with the rest (configs/train/default.yaml).
 # Version 41 adds one for visual_quality over visual__heavy_coding_logit, fitted with the compression corpus as
-# ceiling-only clips. Version 42 (shipped) adds one for visual_quality over picture__quality_logit counted from
-# -2.5 on (a face blurred hard), fitted with the blur corpus as ceiling-only clips too.
+# ceiling-only clips. Version 42 adds one for visual_quality over picture__quality_logit counted from
+# -2.5 on (a face blurred hard), fitted with the blur corpus as ceiling-only clips too. Version 43 (shipped) adds one
+# for audio_quality over audio__spectral_flatness counted from 0.2 on (heavy white noise), with a noise corpus.
 # Versions 7-12, 14-18, 20-39 (with 33b) were built or measured, not shipped.
-DESCRIPTION := Trained on two degrade corpora (configs/degrade/default_model.yaml, 14 variants per clip; configs/degrade/default_model_balanced.yaml, the nine whole-clip faults of the checks) of the 55 train-split real clips (37 speakers) of ../shared/data, with the four shipped experts; labels from the human-anchored rule of corpus/labels.py, left empty where the source recording itself is poor (configs/shared_data.yaml recording); frozen-picture share monotone and an evidence ceiling for expression and overall, and one for lip sync on a still picture (frame and lips hold still throughout), and two for visual quality, on a heavily coded face and on a face blurred hard (fitted with a corpus of compression alone and one of face blur alone that no tree reads); how much the face above the mouth changes (expression__upper_change) read by expression and overall only; a bag of two stack seeds.
+DESCRIPTION := Trained on two degrade corpora (configs/degrade/default_model.yaml, 14 variants per clip; configs/degrade/default_model_balanced.yaml, the nine whole-clip faults of the checks) of the 55 train-split real clips (37 speakers) of ../shared/data, with the four shipped experts; labels from the human-anchored rule of corpus/labels.py, left empty where the source recording itself is poor (configs/shared_data.yaml recording); frozen-picture share monotone and an evidence ceiling for expression and overall, and one for lip sync on a still picture (frame and lips hold still throughout), and two for visual quality, on a heavily coded face and on a face blurred hard (fitted with a corpus of compression alone and one of face blur alone that no tree reads), and one for audio quality under heavy white noise (fitted with a corpus of white noise alone); how much the face above the mouth changes (expression__upper_change) read by expression and overall only; a bag of two stack seeds.
 # One more corpus of the 55 train-split clips under clip ids prefixed NAME/: $(call train_corpus,NAME,RECIPE,SEED)
 # writes $(WORK)/NAME_manifest.csv, NAME_degraded/ (configs/degrade/RECIPE.yaml) and NAME_store/, extracted and embedded.
 define train_corpus
@@ -105,10 +107,12 @@ default-model: $(STAMP)
 	$(call train_corpus,balanced,default_model_balanced,0)
 	$(call train_corpus,compression,default_model_compression,4)
 	$(call train_corpus,blur,default_model_blur,5)
+	$(call train_corpus,noise,default_model_noise,7)
 	$(TQ) train --store $(WORK)/real_store --labels $(WORK)/real_degraded/manifest.csv \
 	  --store $(WORK)/balanced_store --labels $(WORK)/balanced_degraded/manifest.csv \
 	  --ceiling-store $(WORK)/compression_store --ceiling-labels $(WORK)/compression_degraded/manifest.csv \
 	  --ceiling-store $(WORK)/blur_store --ceiling-labels $(WORK)/blur_degraded/manifest.csv \
+	  --ceiling-store $(WORK)/noise_store --ceiling-labels $(WORK)/noise_degraded/manifest.csv \
 	  --out $(WORK)/model --name talkqa-default -q --set 'version="$(VERSION)"' --set 'description=$(DESCRIPTION)' \
 	  --set fusion.train.threads=2 --set stacking.n_jobs=2 --set stacking.n_trials=8 --set combine=stacking \
 	  --set overall_from=dimensions --set stacking.bag=2
