@@ -39,6 +39,7 @@ from talkqa.errors import UsageError
 from talkqa.labels import common_clips, load_labels, merge_labels
 from talkqa.scoring.bundle import load_bundle
 from talkqa.scoring.training import ceiling_only_clips, ceiling_only_record, restack_model
+from talkqa.stacking.config import StackingConfig
 from talkqa.store_data import load_store, merge_store_data
 from talkqa.tasks import DIMENSION_NAMES
 
@@ -140,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             ceilings, ceiling_from = default.get("ceilings", {}), default.get("ceiling_from", {})
         if args.ceiling_from:
             ceiling_from = dict(map(parse_ceiling_from, args.ceiling_from))
-        if unknown := sorted(set(ceiling_from) - {col for columns in ceilings.values() for col in columns}):
-            raise UsageError(f"--ceiling-from {', '.join(unknown)}: no ceiling reads it; name a column of the ceilings")
+        try:  # the configuration's own check, before any store is read
+            StackingConfig(ceilings=ceilings, ceiling_from=ceiling_from)
+        except ValueError as exc:  # pydantic's message, without its prefix and the hint for `--set`
+            msg = exc.errors()[0]["msg"].removeprefix("Value error, ").split(" (replacing")[0]
+            raise UsageError(f"--ceiling / --ceiling-from: {msg}")
         command = "python benchmarks/add_ceilings.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         fitted = add_ceilings(args.model, args.out, args.store, args.labels, ceilings, args.version, args.description,
                               command, ceiling_stores=args.ceiling_store, ceiling_labels=args.ceiling_labels,

@@ -645,3 +645,15 @@ def test_the_shipped_model_caps_heavy_noise_from_a_flat_spectrum_on_and_the_reci
     assert recipe["ceiling_from"]["audio__spectral_flatness"] == 0.2
     makefile = (root / "Makefile").read_text()
     assert "--ceiling-store $(WORK)/noise_store" in makefile and "train_corpus,noise,default_model_noise" in makefile
+
+
+def test_add_ceilings_refuses_a_start_no_ceiling_reads_before_reading_any_store(tmp_path, load_benchmark, capsys):
+    add_ceilings = load_benchmark("add_ceilings")
+    nowhere = str(tmp_path / "nowhere")  # never opened: the configuration is checked first
+    args = [nowhere, "--out", str(tmp_path / "out"), "--store", nowhere, "--labels", nowhere,
+            "--ceiling", "visual_quality:visual__blockiness:1"]
+    assert add_ceilings.main([*args, "--ceiling-from", "picture__quality_logit:-2.5"]) == 2
+    err = capsys.readouterr().err
+    assert "ceiling_from names picture__quality_logit, which no ceiling reads" in err and "Traceback" not in err
+    assert add_ceilings.main([*args, "--ceiling-from", "picture__quality_logit"]) == 2
+    assert "write COLUMN:VALUE" in capsys.readouterr().err
