@@ -91,8 +91,20 @@ class VariantSpec(StrictModel):
     @property
     def key(self) -> str:
         """A readable file-safe name, e.g. audio_shift(seconds=0.5)."""
-        inner = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"{self.kind}({inner})" if inner else self.kind
+        return _key(self.kind, self.params)
+
+    @property
+    def draw_key(self) -> str:
+        """What seeds the variant's random draws: its key without the severity, so that the levels of one graded
+        artifact on one source draw alike (the same codec, noise, donor or placement) and differ in severity
+        alone. Seeded by the whole key, the codec ladder was AAC 16 kbps, Opus 10 kbps, AAC 6 kbps on one source:
+        a ladder of two codecs, which a listener need not hear getting worse."""
+        return _key(self.kind, {k: v for k, v in self.params.items() if k != "severity"})
+
+
+def _key(kind: str, params: dict[str, Any]) -> str:
+    inner = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items()))
+    return f"{kind}({inner})" if inner else kind
 
 
 class CheckSpec(StrictModel):
@@ -123,6 +135,9 @@ class GradedSpec(StrictModel):
 class SourceSpec(StrictModel):
     max_seconds: float = Field(5.0, gt=1, description="the first seconds of each source clip")
     max_side: int = Field(512, ge=64, description="frames scaled so the long side is at most this")
+    mbtree: bool = Field(False, description="encode the variants with x264's macroblock-tree rate control, as `talkqa "
+                                            "degrade` encodes the training corpora; then a rerun is not byte-identical "
+                                            "(off: every run gives the same numbers)")
 
 
 class CheckConfig(StrictModel):

@@ -18,7 +18,7 @@ from talkqa.corpus.artifacts import Sample
 from talkqa.corpus.media import write_clip
 from talkqa.corpus.variants import VARIANT_KINDS, make_variant
 from talkqa.errors import UsageError
-from talkqa.scoring.check import (CLEAN, FAIL, NOT_SCORED, PASS, SKIPPED, diagnostic_cover, judge, plan_check,
+from talkqa.scoring.check import (CLEAN, FAIL, NOT_SCORED, PASS, SKIPPED, _rng, diagnostic_cover, judge, plan_check,
                                   run_check)
 from talkqa.scoring.check_config import CheckConfig, VariantSpec, load_check_config
 from talkqa.scoring.cli import app
@@ -155,6 +155,22 @@ def test_variant_specs_fill_defaults_so_equal_variants_share_a_key():
         load_check_config(overrides=["checks=[{name: x, says: y, variants: [{kind: mirror}], expect: {max: {lipsync: 2}}}]"])
 
 
+def test_the_levels_of_a_graded_artifact_draw_alike_and_differ_in_severity_alone():
+    """A ladder compares one artifact getting worse: its levels share their random draws (seeded without the
+    severity), so the codec ladder is one codec at falling bit rates, not AAC, then Opus, then AAC."""
+    sample = _sample()
+    specs = [VariantSpec(kind="artifact", name="codec", severity=s) for s in (1 / 3, 2 / 3, 1.0)]
+    assert len({v.key for v in specs}) == 3 and {v.draw_key for v in specs} == {"artifact(name=codec)"}
+    assert VariantSpec(kind="stall").draw_key == VariantSpec(kind="stall").key  # other variants draw as before
+    for source in ("real/a/b", "real/c/d", "real/e/f", "real/g/h"):
+        issues = [make_variant(v.kind, sample, _rng(0, source, v.draw_key), **v.params).sample.log[-1]["issue"]
+                  for v in specs]
+        codecs = {i.split(" at ")[0] for i in issues}
+        assert len(codecs) == 1 and codecs <= {"libopus", "aac"}, issues
+        rates = [float(i.split(" at ")[1].split()[0]) for i in issues]
+        assert rates == sorted(rates, reverse=True) and rates[0] > rates[-1], issues
+
+
 def test_diagnostic_cover_is_the_covered_share_of_the_span():
     diags = [{"start": 0.0, "end": 1.0}, {"start": 1.5, "end": 3.0}, {"start": 2.0, "end": 2.5}]
     assert math.isclose(diagnostic_cover(diags, (25, 75), 100, 25.0), 0.75)  # 1-3 s: only 1.0-1.5 s uncovered
@@ -233,6 +249,27 @@ def test_the_sources_recording_faults_reach_the_plan(sources):
     assert {p.poor for p in plan_check(sources[0], _config(), only=["clean"])} == {()}
     with pytest.raises(UsageError, match="source talker1: meta__unlabelled names loudness"):
         plan_check(df.assign(meta__unlabelled=["", "loudness"]), _config(), only=["clean"])
+
+
+def test_the_check_encodes_as_the_corpora_do_when_asked(sources, tmp_path, monkeypatch):
+    """source.mbtree writes the variants with x264's macroblock tree, as `talkqa degrade` writes the training corpora
+    (an encoder without it keeps refining a repeated frame, which the frozen-picture readings see less of): a way to
+    tell the encoder's part in a row from the model's. Off by default, for byte-identical reruns."""
+    import talkqa.scoring.check as check_module
+
+    seen = []
+
+    def recording_write_clip(*args, **kwargs):
+        seen.append(kwargs["reproducible"])
+        return write_clip(*args, **kwargs)
+
+    monkeypatch.setattr(check_module, "write_clip", recording_write_clip)
+    one = sources[0].iloc[:1]
+    run_check(one, ConstantScorer(), _config(), tmp_path / "a", only=["stall"])
+    assert seen and all(seen)
+    seen.clear()
+    run_check(one, ConstantScorer(), load_check_config(overrides=["source.mbtree=true"]), tmp_path / "b", only=["stall"])
+    assert seen and not any(seen)
 
 
 @pytest.mark.slow
