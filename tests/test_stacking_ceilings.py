@@ -634,17 +634,35 @@ def test_the_shipped_model_caps_heavy_noise_from_a_flat_spectrum_on_and_the_reci
     white noise alone as ceiling-only clips."""
     root = Path(__file__).resolve().parents[1]
     meta = json.loads((root / "talkqa" / "models" / "default" / "model.json").read_text())
-    [audio] = meta["ceilings"]["audio_quality"]
+    audio = meta["ceilings"]["audio_quality"][0]
     ceiling = Ceiling.from_dict(audio)
     assert audio["column"] == "audio__spectral_flatness" and ceiling.start == 0.2 and ceiling.worse == 1
     assert ceiling(np.array([0.45]))[0] <= 2.0  # 0 dB white noise
     assert np.isinf(ceiling(np.array([0.0, 0.05, 0.14, 0.19, np.nan]))).all()  # clean speech, however flat-ish
     assert meta["training_data"]["ceiling_only"]["clips"] >= 800  # compression, blur and noise corpora
     recipe = yaml.safe_load(config_path("train", "default.yaml").read_text())["stacking"]
-    assert recipe["ceilings"]["audio_quality"] == {"audio__spectral_flatness": 1}
+    assert list(recipe["ceilings"]["audio_quality"].items())[0] == ("audio__spectral_flatness", 1)
     assert recipe["ceiling_from"]["audio__spectral_flatness"] == 0.2
     makefile = (root / "Makefile").read_text()
     assert "--ceiling-store $(WORK)/noise_store" in makefile and "train_corpus,noise,default_model_noise" in makefile
+
+
+def test_the_shipped_model_caps_heavy_noise_where_the_voice_is_no_stronger_than_the_noise():
+    """Version 44: audio quality where the voice's harmonics-to-noise ratio falls below 0 dB (audio__hnr_db counted
+    from 0 dB down) is capped at what the training clips reading so were labelled: among every fault of the five
+    training stores only white noise reads there (0 dB SNR: a median of -2.2 dB; clean clips 2.1 dB at the lowest),
+    so a voice that talks throughout, whose spectrum stays less flat under 0 dB noise (0.34), is capped too. Both
+    audio ceilings bound the score: the lower cap holds."""
+    root = Path(__file__).resolve().parents[1]
+    meta = json.loads((root / "talkqa" / "models" / "default" / "model.json").read_text())
+    flat, hnr = (Ceiling.from_dict(c) for c in meta["ceilings"]["audio_quality"])
+    assert hnr.column == "audio__hnr_db" and hnr.start == 0 and hnr.worse == -1
+    assert hnr(np.array([-1.7]))[0] <= 2.0  # a training pcavs source under 0 dB noise (flatness 0.34)
+    assert np.isinf(flat(np.array([0.34])))[0] or flat(np.array([0.34]))[0] > 2.0  # which flatness alone left high
+    assert np.isinf(hnr(np.array([0.0, 2.1, 10.0, np.nan]))).all()  # clean speech reads 2.1 dB and up
+    recipe = yaml.safe_load(config_path("train", "default.yaml").read_text())["stacking"]
+    assert recipe["ceilings"]["audio_quality"] == {"audio__spectral_flatness": 1, "audio__hnr_db": -1}
+    assert recipe["ceiling_from"]["audio__hnr_db"] == 0
 
 
 def test_add_ceilings_refuses_a_start_no_ceiling_reads_before_reading_any_store(tmp_path, load_benchmark, capsys):
