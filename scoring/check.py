@@ -299,7 +299,8 @@ def judge(check: CheckSpec, source: str, results: dict[str, tuple], problems: di
     """The outcome rows of one check on one source, from the scored variants (key -> (Result, Edit)).
     `poor`: dimensions the source's own recording fails (noisy sound, a blocky picture: configs/
     shared_data.yaml `recording`): a floor on those scores ("is good") is not judged there, as no viewer
-    would call that clip good on them; ceilings, drops and changes still are."""
+    would call that clip good on them, nor is a diagnostic segment on them counted against "no diagnostics";
+    ceilings, drops and changes still are."""
     e = check.expect
     rows: list[Outcome] = []
 
@@ -371,8 +372,15 @@ def judge(check: CheckSpec, source: str, results: dict[str, tuple], problems: di
             if bad:
                 row(key, f"at most {e.max_diagnostics} diagnostic segments", None, None, *bad)
             else:
-                diags = results[key][0].diagnostics
+                # a segment on a dimension the source's own recording fails says what a viewer says of it (its sound
+                # is noisy): it is listed, not counted, as the floors on that dimension are skipped
+                every = results[key][0].diagnostics
+                diags = [d for d in every if d["dimension"] not in poor]
                 what = "; ".join(f"{d['start']:.1f}-{d['end']:.1f} s {d['dimension']}" for d in diags[:3])
+                owned = sorted({d["dimension"] for d in every if d["dimension"] in poor})
+                if owned:
+                    what = "; ".join(filter(None, [what, f"not counted: {', '.join(owned)} (the source's own recording "
+                                                         "is poor there, configs/shared_data.yaml recording)"]))
                 row(key, f"at most {e.max_diagnostics} diagnostic segments", len(diags), e.max_diagnostics - len(diags),
                     note=what)
         if e.min_diagnostic_cover is not None:

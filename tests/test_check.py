@@ -236,6 +236,18 @@ def test_a_poor_recording_is_not_required_to_score_well_on_what_it_fails():
     assert "recording is poor on audio_quality" in skipped.note
     assert screened["overall >= 3.5"].status == SKIPPED and screened["lip_sync >= 3.5"].status == PASS
     assert "overall combines what the source's own recording fails (audio_quality)" in screened["overall >= 3.5"].note
+    # a segment on what the recording fails is what a viewer says of it: listed, not counted; any other still counts
+    noisy_voice = {"start": 0.0, "end": 4.6, "dimension": "audio_quality"}
+    off_sync = {"start": 1.0, "end": 2.0, "dimension": "lip_sync"}
+    results[CLEAN.key] = (Result("src/clean.mp4", scores, {}, [noisy_voice], [], None, {}), None)
+    count = "at most 0 diagnostic segments"
+    assert {o.measure: o.status for o in judge(checks["clean"], "src", results, {})}[count] == FAIL
+    exempt = {o.measure: o for o in judge(checks["clean"], "src", results, {}, ("audio_quality", "overall"))}[count]
+    assert exempt.status == PASS and exempt.value == 0 and "not counted: audio_quality" in exempt.note
+    results[CLEAN.key] = (Result("src/clean.mp4", scores, {}, [noisy_voice, off_sync], [], None, {}), None)
+    still = {o.measure: o for o in judge(checks["clean"], "src", results, {}, ("audio_quality", "overall"))}[count]
+    assert still.status == FAIL and still.value == 1 and "lip_sync" in still.note
+    results[CLEAN.key] = (Result("src/clean.mp4", scores, {}, [], [], None, {}), None)
     # a ceiling is still judged on a noisy recording: heavy noise on top of it must still score low
     noisy = checks["heavy_noise"].variants[0].key
     results[noisy] = (Result("src/noise.mp4", {**scores, "audio_quality": 3.0}, {}, [], [], None, {}), None)
