@@ -272,6 +272,43 @@ def test_a_held_frame_the_encoder_keeps_refining_is_still_held(rig):
     assert abs(seg["start"] - a / FPS) <= 0.12 and abs(seg["end"] - b / FPS) <= 0.12
 
 
+def test_a_refined_hold_is_frozen_where_the_face_above_the_mouth_and_the_lips_hold_still(rig):
+    """An encoder refining a repeated frame keeps the thumbnail over the frozen limit on a third of the frames, so a
+    1.5 s stall read about 0.6 of its frozen share; over 0.2 s the face above the mouth hardly changes (frame_stats
+    upper_change, measured every fifth frame) and the lips hold, so a run of at least half a second of both is frozen
+    too. A talking photo's lips move, and a short still moment is no stall."""
+    n, a, b = int(8 * FPS), int(3 * FPS), int(4.5 * FPS)
+    diff = np.r_[np.nan, np.full(n - 1, 0.3)]
+    diff[a + 1:b] = np.tile([0.12, 0.01, 0.01, 0.01], (b - a) // 4 + 1)[: b - a - 1]
+    _, aperture = talking(8.0)
+    held_lips = aperture.copy()
+    held_lips[a:b] = aperture[a]
+    upper = np.full(n, np.nan)
+    upper[::5] = 3.0  # moving footage: 1.9 and more on the training clips
+    upper[np.arange(a + 5, b, 5)] = 0.2  # a refined hold: 0.07-0.46
+    upper[b - b % 5 + 5 if b % 5 else b] = 3.0  # the first window after the stall moves again
+
+    def read(lips, change):
+        clip = make_clip(rig, n, aperture=lips, jitter_px=0.3, frame_diff=diff)
+        clip.frame_stats = {"upper_change": change}
+        return features("expression", clip)
+
+    before = features("expression", make_clip(rig, n, aperture=held_lips, jitter_px=0.3, frame_diff=diff))[0]
+    stall, _, out = read(held_lips, upper)
+    assert before["frozen_share"] < 0.8 * (b - a) / n  # the thumbnail rule alone: runs of three frames
+    held = out.series["expression__held"]
+    assert held[a + 2:b - 1].all() and stall["frozen_share"] > 0.95 * (b - a) / n
+    assert stall["held_longest_s"] == pytest.approx((b - a) / FPS, abs=0.25)
+    _, speaking = talking(8.0, pauses=False)
+    moving_lips = features("expression", make_clip(rig, n, aperture=speaking, jitter_px=0.3, frame_diff=diff))[0]
+    talking_photo = read(speaking, upper)[0]  # the same still upper face, the lips moving throughout
+    assert talking_photo["frozen_share"] == pytest.approx(moving_lips["frozen_share"], abs=0.01)
+    short = upper.copy()
+    short[np.arange(a + 5, b, 5)] = 3.0
+    short[a + 5] = 0.2  # one window (0.2 s) of a still face above still lips
+    assert read(held_lips, short)[0]["frozen_share"] == pytest.approx(before["frozen_share"], abs=0.01)
+
+
 # ------------------------------------------------------------------------------ (h) speech rate
 def test_speech_rate_tracks_syllable_rate(rig):
     rates = {}

@@ -36,6 +36,15 @@ _MOUTH = np.array(sorted(set(L.MOUTH)))
 # named (1 of 49 by the frozen frames alone) and no clean clip (0 of 100).
 HOLD_FRAMES = 5
 HOLD_PIXELS = 0.05
+# A repeated frame that the encoder keeps refining (x264 without its macroblock tree, as `talkqa check` writes its
+# variants, refines it for about a second) changes the thumbnail by up to ~0.2 per frame, over the frozen limit, so
+# a stall read 0.46-1.04 of its frozen share (median 0.63) where the corpora's encoder gives all of it. Over 0.2 s
+# the face above the mouth still changes by only 0.07-0.46 there (frame_stats upper_change), against 1.9 and more on
+# moving clean frames; so a frame is frozen too inside a run of at least REFINED_HOLD_S where upper_change stays
+# under REFINED_HOLD_CHANGE and the lips do not move (a talking photo's lips do). On the default model's training
+# clips such a run lasts 0.44 s at most on a clean clip (README, version 44: the stall).
+REFINED_HOLD_CHANGE = 1.0
+REFINED_HOLD_S = 0.5
 # Lips that do not move (still_lips_share): the lipsync family's defaults for a moving mouth and its
 # gap filling, as module constants for the same reason.
 LIPS_STILL_SPAN = 7
@@ -277,7 +286,36 @@ class Expression(FeatureFamily):
             diff = np.asarray(clip.frame_diff, np.float64)
             frozen |= diff < self.params["frozen_pixels"]
             judged |= np.isfinite(diff)
-        return frozen & judged, judged
+        refined = self._refined_hold(clip, aligned)
+        return (frozen | refined) & judged, judged
+
+    @staticmethod
+    def _refined_hold(clip: PreprocessedClip, aligned: np.ndarray) -> np.ndarray:
+        """(T,) frames inside a run of at least REFINED_HOLD_S where the face above the mouth changes by less than
+        REFINED_HOLD_CHANGE over 0.2 s (frame_stats upper_change, measured every few frames over the frames since
+        the last measurement: each frame takes the next measurement's value) and the lips do not move: a held
+        picture an encoder is still refining. All False for tracks without upper_change."""
+        n = len(aligned)
+        change = (clip.frame_stats or {}).get("upper_change")
+        if change is None or len(change) != n:
+            return np.zeros(n, bool)
+        change = np.asarray(change, np.float64)
+        measured = np.flatnonzero(np.isfinite(change))
+        if not len(measured):
+            return np.zeros(n, bool)
+        # frame f lies in the window of the first measurement at or after it; after the last one, none
+        nxt = np.searchsorted(measured, np.arange(n))
+        covered = nxt < len(measured)
+        window = np.where(covered, change[measured[np.minimum(nxt, len(measured) - 1)]], np.nan)
+        aperture = S.fill_gaps(G.lip_aperture(aligned), LIPS_GAP_FRAMES)
+        lips_still = np.isfinite(aperture) & ~(S.rolling_range(aperture, LIPS_STILL_SPAN) > LIPS_STILL_RANGE)
+        candidate = np.nan_to_num(window, nan=np.inf) < REFINED_HOLD_CHANGE
+        candidate &= lips_still
+        hold = np.zeros(n, bool)
+        for a, b in S.runs(candidate):
+            if b - a >= REFINED_HOLD_S * clip.fps:
+                hold[a:b] = True
+        return hold
 
     @staticmethod
     def _symmetry(aligned: np.ndarray) -> dict[str, float]:
