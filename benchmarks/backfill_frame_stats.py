@@ -27,6 +27,13 @@ gets those families computed again ("new features"):
 
     .venv/bin/python benchmarks/backfill_frame_stats.py build/default-model/real_store --families expression
 
+A family whose rule changed since the store was extracted (the frozen-frame rule of 2026-12-07, which changes
+`expression__frozen_share` and what reads the `held` series) is computed again from the tracks with
+--refresh-families, without decoding:
+
+    .venv/bin/python benchmarks/backfill_frame_stats.py build/default-model/real_store --families expression \
+        --refresh-families
+
 A column of a configured family that the family no longer computes (a reading renamed since the store was
 extracted) is dropped from handcrafted.parquet and from every part rewritten, as extraction would not write it.
 
@@ -88,18 +95,19 @@ def measured_stats(video: str, clip: PreprocessedClip, config: ExtractConfig) ->
 
 def backfill_clip(args) -> tuple[str, str, dict | None]:
     """(clip_id, what happened, the named families' clip features or None)."""
-    clip_id, video, track, part, config, families, recompute = args
+    clip_id, video, track, part, config, families, recompute, refresh = args
     clip = PreprocessedClip.load(track)
     old = clip.frame_stats or {}
     instances = [FAMILIES.create(name, **config.features.params.get(name, {})) for name in families]
     if all(name in old for name in FRAME_STATS) and not recompute:
         wanted = [c for fam in instances for c in fam.columns()]
         have = set(read_parquet(part).columns) if part.is_file() else set()
-        if all(c in have for c in wanted):
+        if all(c in have for c in wanted) and not refresh:
             return clip_id, "had every statistic", None
-        # a family has a clip feature computed from what the track holds already: no decoding needed
+        # a family has a clip feature computed from what the track holds already (or one whose rule changed,
+        # --refresh-families): no decoding needed
         row, _, _ = compute_features(clip, config, instances)
-        return clip_id, "new features", row
+        return clip_id, "features computed again" if refresh else "new features", row
     new = measured_stats(video, clip, config)
     for i, name in enumerate(FRAME_STATS):
         if name in old and name not in recompute:
@@ -135,7 +143,8 @@ def recomputed_clips(store_dir: Path, recompute: list[str]) -> tuple[dict[str, l
     return record, done
 
 
-def backfill(store_dir: Path, families: list[str], workers: int, recompute: tuple[str, ...] = ()) -> pd.DataFrame:
+def backfill(store_dir: Path, families: list[str], workers: int, recompute: tuple[str, ...] = (),
+             refresh: bool = False) -> pd.DataFrame:
     store = Store(store_dir)
     config = load_config(ExtractConfig, store.config)
     status = read_parquet(store.status)
@@ -143,7 +152,7 @@ def backfill(store_dir: Path, families: list[str], workers: int, recompute: tupl
     record, skip = recomputed_clips(store_dir, list(recompute))
     results = [{"clip_id": c, "result": "recomputed before"} for c in status.clip_id if c in skip]
     jobs = [(r.clip_id, r.video, store.track(r.cache_key), store.part(r.cache_key, "clip.parquet"), config, families,
-             tuple(recompute))
+             tuple(recompute), refresh)
             for r in status.itertuples() if store.track(r.cache_key).is_file() and r.clip_id not in skip]
     key_of = dict(zip(status.clip_id, status.cache_key))
     failed, t0 = None, time.perf_counter()
@@ -157,7 +166,7 @@ def backfill(store_dir: Path, families: list[str], workers: int, recompute: tupl
         done = pool.map(backfill_clip, jobs, chunksize=4) if pool else map(backfill_clip, jobs)
         for i, (clip_id, what, row) in enumerate(done):
             results.append({"clip_id": clip_id, "result": what})
-            if what not in ("ok", "new features", "had every statistic"):
+            if what not in ("ok", "new features", "features computed again", "had every statistic"):
                 failed = f"{store_dir}: {clip_id}: {what}"
                 break
             if row is not None:
@@ -202,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recompute", nargs="+", default=[], metavar="STATISTIC",
                     help="frame statistics whose computation changed: measured again and replaced, not compared "
                          f"(one of {', '.join(FRAME_STATS)})")
+    ap.add_argument("--refresh-families", action="store_true",
+                    help="compute the named families' clip features again from the tracks even where the store has "
+                         "them: a family whose rule changed (the frozen-frame rule of 2026-12-07: --families expression)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
     strange = [s for s in args.recompute if s not in FRAME_STATS]
@@ -220,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
     for store in args.stores:
-        done = backfill(store, args.families, args.workers, tuple(args.recompute))
+        done = backfill(store, args.families, args.workers, tuple(args.recompute), args.refresh_families)
         print(f"{store}: " + ", ".join(f"{n} {k}" for k, n in done.result.value_counts().items()))
     return 0
 

@@ -190,6 +190,17 @@ def test_backfill_gives_an_old_store_the_new_frame_statistic(inputs, tmp_path, l
     for key in keys:
         pd.testing.assert_frame_equal(read_parquet(store.part(key, "clip.parquet")), parts[key])
         assert store.track(key).stat().st_mtime_ns == written[key]  # the tracks were not rewritten
+    # a family whose rule changed: its columns are there, so only --refresh-families computes them again
+    stale = "expression__frozen_share"
+    for key in keys:
+        parts[key].assign(**{stale: 0.999}).to_parquet(store.part(key, "clip.parquet"))
+    extracted.assign(**{stale: 0.999}).to_parquet(store.handcrafted)
+    assert backfill.main([str(store.root), "--workers", "1", "--families", "expression"]) == 0
+    assert (read_parquet(store.handcrafted)[stale] == 0.999).all()
+    assert backfill.main([str(store.root), "--workers", "1", "--families", "expression", "--refresh-families"]) == 0
+    pd.testing.assert_frame_equal(read_parquet(store.handcrafted), extracted)
+    for key in keys:
+        pd.testing.assert_frame_equal(read_parquet(store.part(key, "clip.parquet")), parts[key])
 
     with np.load(store.track(keys[0])) as z:  # a stored statistic the code no longer reproduces
         kept = {k: z[k] for k in z.files if k != "frame_stats__upper_change"}
