@@ -260,7 +260,7 @@ def run_checks(sources: pd.DataFrame, scorers: list, config: CheckConfig, work_d
                     edit = make_variant(spec.kind, sample, _rng(config.seed, plan.clip_id, spec.draw_key), **spec.params)
                     # reproducible: the same check on the same model gives the same numbers on every run. An encoder
                     # without the macroblock tree keeps refining a repeated frame for about a second, which the
-                    # frozen-picture readings see less of than in the corpora (README, version 44): source.mbtree
+                    # frozen-picture readings once saw less of (README, "Frozen frames an encoder refines"): source.mbtree
                     # encodes as they are encoded, to tell the encoder's part in a row from the model's
                     path = write_clip(folder / f"{key}.mp4", edit.sample.frames, edit.sample.fps, _peak_safe(edit.sample.audio),
                                       edit.sample.sr, crf=edit.crf, reproducible=not config.source.mbtree)

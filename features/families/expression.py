@@ -42,7 +42,7 @@ HOLD_PIXELS = 0.05
 # the face above the mouth still changes by only 0.07-0.46 there (frame_stats upper_change), against 1.9 and more on
 # moving clean frames; so a frame is frozen too inside a run of at least REFINED_HOLD_S where upper_change stays
 # under REFINED_HOLD_CHANGE and the lips do not move (a talking photo's lips do). On the default model's training
-# clips such a run lasts 0.44 s at most on a clean clip (README, version 44: the stall).
+# clips such a run lasts 0.44 s at most on a clean clip (README, "Frozen frames an encoder refines").
 REFINED_HOLD_CHANGE = 1.0
 REFINED_HOLD_S = 0.5
 # Lips that do not move (still_lips_share): the lipsync family's defaults for a moving mouth and its
@@ -278,7 +278,8 @@ class Expression(FeatureFamily):
         tracker re-centres on its own last output and so jitters even on a still image, as a still
         picture (`frame_diff`, when preprocessing measured it): an encoded still image changes by
         ~0.005 per frame on that 0-255 scale, while on real talking clips of ../shared/data 95 % of
-        frames change by more than 0.05."""
+        frames change by more than 0.05. And, since a coder without lookahead keeps refining a repeated frame over
+        that limit, as a run of a still face above the mouth with still lips (`_refined_hold`)."""
         mesh_speed = G.point_speed(aligned, reduce=np.median)
         frozen = mesh_speed < self.params["frozen_speed"]
         judged = np.isfinite(mesh_speed)
