@@ -105,7 +105,8 @@ def check(
     talkqa check --model models/new ;
     talkqa check --model models/v1 --model models/v2 --json > both.json ;
     talkqa check --manifest clips.csv --only clean,still_photo ;
-    talkqa check --plot check.png (which source fails which row, at a glance)
+    talkqa check --plot check.png (which source fails which row, at a glance) ;
+    talkqa check --only stall --set source.mbtree=true (variants encoded as the corpora are)
     """
     from talkqa.scoring.check import plan_check, run_checks
     from talkqa.scoring.check_config import load_check_config
