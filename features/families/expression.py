@@ -244,10 +244,17 @@ class Expression(FeatureFamily):
         distances, the lipsync family's 'moving mouth'). A still photo with a voice reads about 1; a talking
         photo, whose head holds still while the mouth opens and closes, reads as frozen by the mesh's median
         point and by a whole-frame thumbnail, but not here (README, version 40)."""
-        aperture = S.fill_gaps(G.lip_aperture(aligned), LIPS_GAP_FRAMES)
-        moving = S.rolling_range(aperture, LIPS_STILL_SPAN) > LIPS_STILL_RANGE
+        moving, _ = Expression._moving_lips(aligned)
         judged = np.isfinite(held)
         return S.share((held == 1.0) & ~moving, judged)
+
+    @staticmethod
+    def _moving_lips(aligned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(moving, measured) per frame: the inner-lip aperture's range over LIPS_STILL_SPAN frames exceeds
+        LIPS_STILL_RANGE eye distances (the lipsync family's 'moving mouth'), after filling gaps of up to
+        LIPS_GAP_FRAMES; `measured` where the aperture is known."""
+        aperture = S.fill_gaps(G.lip_aperture(aligned), LIPS_GAP_FRAMES)
+        return S.rolling_range(aperture, LIPS_STILL_SPAN) > LIPS_STILL_RANGE, np.isfinite(aperture)
 
     @staticmethod
     def _upper_change(clip: PreprocessedClip) -> float:
@@ -308,10 +315,8 @@ class Expression(FeatureFamily):
         nxt = np.searchsorted(measured, np.arange(n))
         covered = nxt < len(measured)
         window = np.where(covered, change[measured[np.minimum(nxt, len(measured) - 1)]], np.nan)
-        aperture = S.fill_gaps(G.lip_aperture(aligned), LIPS_GAP_FRAMES)
-        lips_still = np.isfinite(aperture) & ~(S.rolling_range(aperture, LIPS_STILL_SPAN) > LIPS_STILL_RANGE)
-        candidate = np.nan_to_num(window, nan=np.inf) < REFINED_HOLD_CHANGE
-        candidate &= lips_still
+        moving, measured = Expression._moving_lips(aligned)
+        candidate = (np.nan_to_num(window, nan=np.inf) < REFINED_HOLD_CHANGE) & measured & ~moving
         hold = np.zeros(n, bool)
         for a, b in S.runs(candidate):
             if b - a >= REFINED_HOLD_S * clip.fps:
