@@ -70,7 +70,7 @@ codec-reader: $(STAMP)
 # ceilings need their clips. All are embedded, since the blur ceiling reads the picture expert's quality_logit.
 WORK  ?= build/default-model
 TQ    := OMP_NUM_THREADS=1 $(BIN)/talkqa
-VERSION ?= 46
+VERSION ?= 47
 # Version history (README, "Does it move the way people do?"): version 3 real clips only; version 6 the
 # checks' faults drawn more often, monotone constraints on the experts' readings, isotonic calibration, the
 # stack alone (combine=stacking), overall from the five dimension scores (overall_from=dimensions), window
@@ -87,12 +87,13 @@ VERSION ?= 46
 # -2.5 on (a face blurred hard), fitted with the blur corpus as ceiling-only clips too. Version 43 adds one
 # for audio_quality over audio__spectral_flatness counted from 0.2 on (heavy white noise), with a noise corpus.
 # Version 44 adds one for audio_quality over audio__hnr_db counted from 0 dB down (harmonics of the voice
-# no stronger than the noise), fitted on the same stores. Version 46 (shipped) adds one for expression over
+# no stronger than the noise), fitted on the same stores. Version 46 adds one for expression over
 # expression__held_longest_s (the longest held picture, seconds), every ceiling fitted on the stores since the
 # frozen-frame rule's refined hold. Version 45 (this target's `train` on those stores, from scratch) was measured
-# and not shipped (README).
+# and not shipped (README). Version 47 (shipped) adds to the rule's overall the part the label rule charges a stall
+# directly, fitted along the same reading (overall_direct in configs/train/default.yaml; scoring/overall_direct.py).
 # Versions 7-12, 14-18, 20-39 (with 33b) and 45 were built or measured, not shipped.
-DESCRIPTION := Trained on two degrade corpora (configs/degrade/default_model.yaml, 14 variants per clip; configs/degrade/default_model_balanced.yaml, the nine whole-clip faults of the checks) of the 55 train-split real clips (37 speakers) of ../shared/data, with the four shipped experts; labels from the human-anchored rule of corpus/labels.py, left empty where the source recording itself is poor (configs/shared_data.yaml recording); frozen-picture share monotone and an evidence ceiling for expression and overall, and one for expression over the longest held picture, and one for lip sync on a still picture (frame and lips hold still throughout), and two for visual quality, on a heavily coded face and on a face blurred hard (fitted with a corpus of compression alone and one of face blur alone that no tree reads), and two for audio quality under heavy white noise, over the spectrum's flatness and over the voice's harmonics-to-noise ratio (fitted with a corpus of white noise alone too); how much the face above the mouth changes (expression__upper_change) read by expression and overall only; a bag of two stack seeds.
+DESCRIPTION := Trained on two degrade corpora (configs/degrade/default_model.yaml, 14 variants per clip; configs/degrade/default_model_balanced.yaml, the nine whole-clip faults of the checks) of the 55 train-split real clips (37 speakers) of ../shared/data, with the four shipped experts; labels from the human-anchored rule of corpus/labels.py, left empty where the source recording itself is poor (configs/shared_data.yaml recording); frozen-picture share monotone and an evidence ceiling for expression and overall, and one for expression over the longest held picture, and one for lip sync on a still picture (frame and lips hold still throughout), and two for visual quality, on a heavily coded face and on a face blurred hard (fitted with a corpus of compression alone and one of face blur alone that no tree reads), and two for audio quality under heavy white noise, over the spectrum's flatness and over the voice's harmonics-to-noise ratio (fitted with a corpus of white noise alone too); how much the face above the mouth changes (expression__upper_change) read by expression and overall only; overall as the label rule over the five dimension scores plus the part the rule charges a stall directly, fitted along the longest held picture; a bag of two stack seeds.
 # One more corpus of the 55 train-split clips under clip ids prefixed NAME/: $(call train_corpus,NAME,RECIPE,SEED)
 # writes $(WORK)/NAME_manifest.csv, NAME_degraded/ (configs/degrade/RECIPE.yaml) and NAME_store/, extracted and embedded.
 define train_corpus

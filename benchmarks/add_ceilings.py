@@ -22,6 +22,10 @@ a ceiling enough clips while every tree, level 2 and the calibration stay as the
 moves. Those stores need no experts (`talkqa extract` is enough) unless a ceiling reads an expert's scalar;
 the model card lists them. `talkqa train --ceiling-store S --ceiling-labels L` fits the same ceilings in one step
 (both check the clips with scoring/training.py `ceiling_only_clips`).
+
+The direct overall part (`overall_direct`, scoring/overall_direct.py: what the label rule charges a stall overall
+beyond its dimensions) depends on the readings and labels only too, and is fitted here as well (configs/train/
+default.yaml's, or --overall-direct; none with --overall-direct none).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from talkqa.config import config_path
 from talkqa.errors import UsageError
 from talkqa.labels import common_clips, load_labels, merge_labels
 from talkqa.scoring.bundle import load_bundle
+from talkqa.scoring.bundle_config import OverallDirect
 from talkqa.scoring.training import ceiling_only_clips, ceiling_only_record, restack_model
 from talkqa.stacking.config import StackingConfig
 from talkqa.store_data import load_store, merge_store_data
@@ -64,10 +69,22 @@ def parse_ceiling_from(text: str) -> tuple[str, float]:
         raise UsageError(f"--ceiling-from {text!r}: write COLUMN:VALUE, e.g. picture__quality_logit:-2.5")
 
 
+def parse_overall_direct(text: str) -> dict | None:
+    if text.lower() == "none":
+        return None
+    try:
+        column, sign, start = text.rsplit(":", 2)
+        return OverallDirect(column=column, worse=int(sign), start=float(start)).model_dump()
+    except ValueError:
+        raise UsageError(f"--overall-direct {text!r}: write COLUMN:SIGN:START (SIGN +1 when a higher reading is "
+                         "worse, -1 when a lower one is), e.g. expression__held_longest_s:1:0.5, or none")
+
+
 def add_ceilings(model: Path, out: Path, stores: list[Path], label_files: list[Path],
                  ceilings: dict[str, dict[str, int]], version: str | None, description: str | None,
                  command: str, max_missing: float = 0.01, ceiling_stores: list[Path] = (),
-                 ceiling_labels: list[Path] = (), ceiling_from: dict[str, float] | None = None) -> dict:
+                 ceiling_labels: list[Path] = (), ceiling_from: dict[str, float] | None = None,
+                 overall_direct: dict | None = None) -> dict:
     if out.exists():
         raise UsageError(f"{out} exists; choose a new --out (the model is copied there, never changed in place)")
     if len(label_files) not in (1, len(stores)):
@@ -98,6 +115,7 @@ def add_ceilings(model: Path, out: Path, stores: list[Path], label_files: list[P
     stacking.config = type(stacking.config).model_validate({**stacking.config.model_dump(), **new})
     all_labels = merge_labels([labels, extra_labels]) if extra_ids else labels
     stacking.fit_ceilings(data, all_labels, ids, extra_ids, extra_data)
+    config.overall_direct = None if overall_direct is None else OverallDirect.model_validate(overall_direct)
     if version is not None:
         config.version = version
     if description is not None:
@@ -127,11 +145,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="a store of more clips of the training speakers that only the ceilings are fitted on (repeat)")
     ap.add_argument("--ceiling-labels", type=Path, action="append", default=[],
                     help="its labels (one per --ceiling-store, in the same order)")
+    ap.add_argument("--overall-direct", metavar="COLUMN:SIGN:START",
+                    help="the direct overall part's reading (scoring/overall_direct.py; fitted by restack_model), or "
+                         "none; default: overall_direct of configs/train/default.yaml")
     ap.add_argument("--version", help="the new model's version")
     ap.add_argument("--description", help="the new model's description")
     args = ap.parse_args(argv)
     try:
-        default = yaml.safe_load(config_path("train", "default.yaml").read_text())["stacking"]
+        whole = yaml.safe_load(config_path("train", "default.yaml").read_text())
+        default = whole["stacking"]
+        overall_direct = whole.get("overall_direct") if args.overall_direct is None else \
+            parse_overall_direct(args.overall_direct)
         if args.ceiling:
             ceilings: dict[str, dict[str, int]] = {}
             for dim, column, sign in map(parse_ceiling, args.ceiling):
@@ -149,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         command = "python benchmarks/add_ceilings.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         fitted = add_ceilings(args.model, args.out, args.store, args.labels, ceilings, args.version, args.description,
                               command, ceiling_stores=args.ceiling_store, ceiling_labels=args.ceiling_labels,
-                              ceiling_from=ceiling_from)
+                              ceiling_from=ceiling_from, overall_direct=overall_direct)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

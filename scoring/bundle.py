@@ -35,6 +35,7 @@ from talkqa.onnx_model import fresh_exports, is_exportable
 from talkqa.stacking.model import StackingRegressor
 
 from .bundle_config import FORMAT, BundleConfig
+from .overall_direct import DirectPart
 
 # The shipped model is package data of the core package (talkqa/models/default).
 DEFAULT_MODEL_DIR = Path(str(resources.files("talkqa").joinpath("models", "default")))
@@ -64,6 +65,14 @@ class Bundle:
     @property
     def expert_names(self) -> list[str]:
         return list(self.meta["experts"])
+
+    @property
+    def direct_part(self):
+        """The fitted direct overall part (scoring/overall_direct.py), or None: only under overall_from:
+        dimensions, and only for a model trained with one (model.json `overall_direct`)."""
+        if self.config.overall_from != "dimensions" or not self.meta.get("overall_direct"):
+            return None
+        return DirectPart.from_dict(self.meta["overall_direct"])
 
     def thresholds(self) -> dict[str, float]:
         return {d: float(v["threshold"]) for d, v in self.meta["diagnostic_thresholds"].items()}

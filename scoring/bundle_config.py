@@ -49,6 +49,16 @@ class OverallRule(StrictModel):
                                       description="per dimension, the share of its drop overall takes (1 if absent)")
 
 
+class OverallDirect(StrictModel):
+    """The label rule's direct overall part along one reading (scoring/overall_direct.py), added to the rule's
+    overall under `overall_from: dimensions`."""
+
+    column: str = Field(..., description="the reading (hand-crafted column or expert scalar)")
+    worse: Literal[1, -1] = Field(1, description="+1: a higher reading is worse; -1: a lower one is")
+    start: float = Field(..., description="the reading counts only where at least as bad as this; below it the part "
+                                          "is 0 (put it beyond what clean clips read)")
+
+
 class BundleConfig(StrictModel):
     name: str = Field("talkqa-default", description="model name reported with every score")
     version: str = Field("1", description="model version reported with every score")
@@ -68,6 +78,10 @@ class BundleConfig(StrictModel):
                              "the label rule (overall_rule) applied to the clip's five dimension scores, so it "
                              "follows them by construction and is explained by them")
     overall_rule: OverallRule = Field(default_factory=OverallRule)
+    overall_direct: OverallDirect | None = Field(
+        None, description="under overall_from: dimensions, the part of overall the label rule charges a fault "
+                          "directly (beyond its dimensions), fitted on the training labels along this reading; "
+                          "null = none")
     experts: list[str] | None = Field(None, description="experts of the store to use; null = all of them")
     expert_overrides: dict[str, list[str]] = Field(
         default_factory=dict, description="per expert, the key=value overrides of configs/experts/<name>.yaml the "

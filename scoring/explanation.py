@@ -59,11 +59,12 @@ def factor_text(name: str, reading: str) -> str:
 
 def explain_scores(stacking, data, clip_id: str, scores: dict[str, float | None], experts: dict, families: dict,
                    combine: str, top: int = 5, per_dimension: dict[str, str] | None = None,
-                   overall_rule=None) -> dict:
+                   overall_rule=None, overall_direct: tuple[str, float, float] | None = None) -> dict:
     """The explain block of one scored clip: per scored dimension the stacking prediction, its base
     value, the `top` factors (name, reading, contribution in MOS points, text), the sum of the others,
     what the shipped score is (`combine`: the model's, or `per_dimension`'s choice under auto) and a
-    sentence. With `overall_rule` (a BundleConfig.overall_rule) overall is explained by the dimensions."""
+    sentence. With `overall_rule` (a BundleConfig.overall_rule) overall is explained by the dimensions, and with
+    `overall_direct` (column, part, reading: scoring/overall_direct.py) by that reading's direct part too."""
     per_dim = clip_contributions(stacking, data, clip_id)
     group_of = stacking.featurizer_.group_of_
     readings = set(stacking.featurizer_.scalars_)
@@ -73,7 +74,7 @@ def explain_scores(stacking, data, clip_id: str, scores: dict[str, float | None]
         if scores.get(dim) is None:  # not scored (no audio, untrained): nothing to explain
             continue
         if dim == "overall" and overall_rule is not None:
-            dimensions[dim] = _overall_block(scores, overall_rule)
+            dimensions[dim] = _overall_block(scores, overall_rule, overall_direct)
             continue
         table = factor_contributions(contrib.contributions, group_of, readings)
         factors = []
@@ -100,13 +101,18 @@ def explain_scores(stacking, data, clip_id: str, scores: dict[str, float | None]
     return {"explains": "stacking", "combine": combine, "dimensions": dimensions}
 
 
-def _overall_block(scores: dict[str, float | None], rule) -> dict:
+def _overall_block(scores: dict[str, float | None], rule, direct: tuple[str, float, float] | None = None) -> dict:
     parts = overall_parts(scores, rule)
-    order = sorted(parts, key=lambda k: parts[k])  # the largest part of the drop first
     factors = [{"factor": k, "kind": "dimension", "name": k, "reading": f"{scores[k]:.2f}",
-                "contribution": rounded(parts[k], 4), "text": f"{k} {scores[k]:.2f}"} for k in order]
+                "contribution": rounded(parts[k], 4), "text": f"{k} {scores[k]:.2f}"} for k in parts]
+    if direct is not None and direct[1] < 0:  # the part the label rule charges the fault itself (a stall)
+        column, part, reading = direct
+        factors.append({"factor": column, "kind": "direct", "name": column, "reading": f"{reading:.3g}",
+                        "contribution": rounded(part, 4), "text": f"{column} {reading:.3g} (charged to overall itself)"})
+    factors.sort(key=lambda f: f["contribution"])  # the largest part of the drop first
+    total = sum(parts.values()) + (direct[1] if direct is not None else 0.0)
     # "stacking" holds what the block explains, as for every dimension: here the rule before the floor
-    d = {"score": scores["overall"], "stacking": rounded(rule.clean + sum(parts.values()), 4),
+    d = {"score": scores["overall"], "stacking": rounded(rule.clean + total, 4),
          "base_value": rule.clean, "factors": factors, "other": 0.0, "other_factors": 0, "combine": "dimensions"}
     d["sentence"] = _sentence("overall", d, "dimensions")
     return d
@@ -116,8 +122,9 @@ def headline(dim: str, d: dict, combine: str) -> str:
     """"lip_sync 2.10 (stacking model 2.30, -1.40 vs a typical clip)" from one dimension's block."""
     delta = d["stacking"] - d["base_value"]
     if combine == "dimensions":
-        return f"{dim} {d['score']:.2f} (from the dimension scores: {d['base_value']:.2f} less the worst drop " \
-               f"and part of the others)"
+        rest = ", part of the others and what the fault costs overall itself" \
+            if any(f["kind"] == "direct" for f in d["factors"]) else " and part of the others"
+        return f"{dim} {d['score']:.2f} (from the dimension scores: {d['base_value']:.2f} less the worst drop{rest})"
     return f"{dim} {d['score']:.2f} ({delta:+.2f} vs a typical clip)" if combine == "stacking" else \
         f"{dim} {d['score']:.2f} (stacking model {d['stacking']:.2f}, {delta:+.2f} vs a typical clip)"
 

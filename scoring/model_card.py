@@ -23,9 +23,18 @@ def _overall_line(meta: dict) -> list[str]:
     val = f"; on the validation clips SRCC {fig['srcc']:.3f}, RMSE {fig['rmse']:.3f}" \
         if fig.get("srcc") is not None and fig.get("rmse") is not None else ""
     weights = ", ".join(f"{k} {v:g}" for k, v in r["weights"].items()) or "none"
-    return [f"- overall (`overall_from: dimensions`): the label rule applied to the clip's five dimension scores — "
-            f"{r['clean']:g} less the worst weighted drop and {r['secondary']:g} of the others (weights below 1: "
-            f"{weights}){val}"]
+    lines = [f"- overall (`overall_from: dimensions`): the label rule applied to the clip's five dimension scores — "
+             f"{r['clean']:g} less the worst weighted drop and {r['secondary']:g} of the others (weights below 1: "
+             f"{weights}){val}"]
+    direct = meta.get("overall_direct")
+    if direct and direct.get("curve"):
+        c = direct["curve"]
+        worse = "higher" if direct["worse"] == 1 else "lower"
+        points = ", ".join(f"{direct['worse'] * x:.3g} → {-y:+.2f}" for x, y in zip(c["x"], c["y"]))
+        lines.append(f"  - plus the part the label rule charges a fault directly, beyond the dimensions (a stall), "
+                     f"along {direct['column']} ({worse} is worse; 0 until {direct['start']:g}, then between these "
+                     f"points, {direct['clips']} training clips; scoring/overall_direct.py): {points}")
+    return lines
 
 
 def _gate(meta: dict) -> str:

@@ -25,9 +25,10 @@ def overall_parts(scores: dict[str, float | None], rule: OverallRule) -> dict[st
     return {d: -p for d, p in overall_drop_parts(drops, rule.secondary).items()}
 
 
-def overall_from_dimensions(scores: dict[str, float | None], rule: OverallRule) -> float | None:
-    """The rule's overall of these dimension scores, within [floor, 5]; None when none is scored."""
+def overall_from_dimensions(scores: dict[str, float | None], rule: OverallRule, direct: float = 0.0) -> float | None:
+    """The rule's overall of these dimension scores, plus `direct` (the part the rule charges a fault directly,
+    scoring/overall_direct.py; <= 0), within [floor, 5]; None when none is scored."""
     parts = overall_parts(scores, rule)
     if not parts:
         return None
-    return float(np.clip(rule.clean + sum(parts.values()), rule.floor, 5.0))
+    return float(np.clip(rule.clean + sum(parts.values()) + direct, rule.floor, 5.0))

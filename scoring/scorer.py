@@ -36,6 +36,7 @@ from .bundle import load_bundle
 from .diagnostics import (evidence_diagnostics, frozen_diagnostics, model_diagnostics, offset_diagnostic,
                           quiet_dimensions)
 from .explanation import explain_scores
+from .overall_direct import readings
 from .overall_rule import overall_from_dimensions
 from .result import Result, failed_result, rounded
 
@@ -174,12 +175,23 @@ class Scorer:
         return (row, windows, {**series_v, **series_a}, {n: tokens[n] for n in order if n in tokens},
                 {n: failed[n] for n in order if n in failed})
 
+    def _direct_part(self, data, cid: str) -> float:
+        """The label rule's direct overall part this clip's reading carries (scoring/overall_direct.py); 0 for a
+        model without one."""
+        part = self.bundle.direct_part
+        return 0.0 if part is None else float(part(readings(data, [cid], part.column))[0])
+
     def explain(self, data, cid: str, scores: dict[str, float | None]) -> dict:
         """Why the clip got these scores: the named factors of the stacking model (scoring/explanation.py)."""
         per_dim = {d: c["choice"] for d, c in self.bundle.meta.get("combine_per_dimension", {}).items()}
         rule = self.bundle.config.overall_rule if self.bundle.config.overall_from == "dimensions" else None
+        direct = None
+        if rule is not None and self.bundle.direct_part is not None:
+            direct = (self.bundle.direct_part.column, self._direct_part(data, cid),
+                      float(readings(data, [cid], self.bundle.direct_part.column)[0]))
         return explain_scores(self.bundle.stacking, data, cid, scores, self.experts, self.families,
-                              self.bundle.meta["combine"], self.explain_top, per_dimension=per_dim, overall_rule=rule)
+                              self.bundle.meta["combine"], self.explain_top, per_dimension=per_dim, overall_rule=rule,
+                              overall_direct=direct)
 
     def analyse(self, path: str | Path, audio: str | Path | None = None) -> Analysis:
         """Preprocess the clip and read it with the hand-crafted families and every expert; raises ClipError
@@ -221,7 +233,8 @@ class Scorer:
                     scores[d] = None
                 warnings.append(f"no audio track: {', '.join(AUDIO_DIMENSIONS)} are not scored")
             if self.bundle.config.overall_from == "dimensions" and scores.get("overall") is not None:
-                scores["overall"] = rounded(overall_from_dimensions(scores, self.bundle.config.overall_rule), 4)
+                scores["overall"] = rounded(overall_from_dimensions(scores, self.bundle.config.overall_rule,
+                                                                    self._direct_part(data, cid)), 4)
             probs = self.bundle.fusion.predict_windows(data, [cid]).get(cid)
             diags = evidence_diagnostics(windows, skip)
             diags += frozen_diagnostics(series.get("expression__held"), clip.fps, skip)

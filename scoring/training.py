@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 
 from talkqa import __version__
 from talkqa.config import ExtractConfig, load_config, save_config, stable_hash
@@ -27,6 +28,7 @@ from talkqa.tasks import DIMENSION_NAMES
 from .bundle_config import FORMAT, BundleConfig
 from .metrics import point_metrics
 from .model_card import model_card
+from .overall_direct import fit_direct_part, oof_direct_parts
 from .overall_rule import overall_from_dimensions
 from .thresholds import diagnostic_thresholds
 
@@ -90,13 +92,28 @@ def _val_metrics(fusion_pred, stack_oof, labels, val_ids: list[str]) -> dict:
     return out
 
 
-def _rule_overall_metrics(stack_oof, labels, val_ids: list[str], config: BundleConfig) -> dict:
+def _rule_overall_metrics(stack_oof, labels, val_ids: list[str], config: BundleConfig,
+                          direct_oof: pd.Series | None = None) -> dict:
     """Validation figures of overall as `overall_from: dimensions` forms it, from the stack's out-of-fold
-    dimension scores of the validation clips."""
+    dimension scores of the validation clips (and the direct part out of fold, `direct_oof`, when the model has
+    one)."""
     rows = stack_oof.reindex(val_ids)
-    pred = np.array([np.nan if (v := overall_from_dimensions(r, config.overall_rule)) is None else v
-                     for r in rows.to_dict("records")])
+    direct = np.zeros(len(val_ids)) if direct_oof is None else direct_oof.reindex(val_ids).fillna(0.0).to_numpy()
+    pred = np.array([np.nan if (v := overall_from_dimensions(r, config.overall_rule, p)) is None else v
+                     for r, p in zip(rows.to_dict("records"), direct)])
     return _point_metrics(pred, labels.y(val_ids)[:, DIMENSION_NAMES.index("overall")])
+
+
+def fit_overall_direct(config: BundleConfig, data, labels, clip_ids: list[str]) -> tuple[dict | None, pd.Series | None]:
+    """The direct overall part of `config.overall_direct` fitted on the training clips (model.json's
+    `overall_direct`) and each clip's part out of fold (for the validation figures); (None, None) for a model
+    without one."""
+    spec = config.overall_direct
+    if spec is None or config.overall_from != "dimensions":
+        return None, None
+    part = fit_direct_part(spec, data, labels, clip_ids, config.overall_rule)
+    oof = pd.Series(oof_direct_parts(spec, data, labels, clip_ids, config.overall_rule), index=clip_ids)
+    return part.to_dict(), oof
 
 
 COMBINE_CHOICES = ("mean", "fusion", "stacking")  # mean first: it wins ties
@@ -232,8 +249,9 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
     log("stacking: fitted on every labelled clip")
     stack_oof = stacking.oof_scores()
     metrics = _val_metrics(fusion.predict(data, val_ids) if val_ids else None, stack_oof, labels, val_ids)
+    direct, direct_oof = fit_overall_direct(config, data, labels, ids)
     if config.overall_from == "dimensions" and "overall" in metrics:
-        metrics["overall"]["by_rule"] = _rule_overall_metrics(stack_oof, labels, val_ids, config)
+        metrics["overall"]["by_rule"] = _rule_overall_metrics(stack_oof, labels, val_ids, config, direct_oof)
     thresholds = diagnostic_thresholds(fusion, data, labels, val_ids, config.diagnostics)
 
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "model.json").is_file():
@@ -269,6 +287,7 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
         "diagnostics_only_below": config.diagnostics.only_below,  # also in train.yaml; here for the card
         "overall_from": config.overall_from,
         "overall_rule": config.overall_rule.model_dump(),
+        "overall_direct": direct,
         "training_data": {"stores": [str(p.resolve()) for p in store_dirs], "labels": [str(p.resolve()) for p in labels_paths],
                           "clips": len(ids), "speakers": int(len(set(groups))), "fusion_train_clips": len(train_ids),
                           "val_clips": len(val_ids), "val_speakers": int(len(set(labels.groups(val_ids)))) if val_ids else 0,
@@ -321,10 +340,11 @@ def restack_model(source: str | Path, out: str | Path, bundle, stacking: Stackin
     _, val_ids = speaker_split(clip_ids, labels.groups(clip_ids), config.fusion.train.val_share, config.fusion.train.seed)
     stack_oof = stacking.oof_scores()
     metrics = _val_metrics(bundle.fusion.predict(data, val_ids) if val_ids else None, stack_oof, labels, val_ids)
+    direct, direct_oof = fit_overall_direct(config, data, labels, clip_ids)
     if config.overall_from == "dimensions" and "overall" in metrics:
-        metrics["overall"]["by_rule"] = _rule_overall_metrics(stack_oof, labels, val_ids, config)
+        metrics["overall"]["by_rule"] = _rule_overall_metrics(stack_oof, labels, val_ids, config, direct_oof)
     meta = {**bundle.meta, "version": config.version, "description": config.description, "val_metrics": metrics,
-            "ceilings": stacking.ceilings_summary(), **meta_updates,
+            "ceilings": stacking.ceilings_summary(), "overall_direct": direct, **meta_updates,
             "config_hash": stable_hash(config.model_dump(mode="json"))}
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     try:
