@@ -59,12 +59,12 @@ def factor_text(name: str, reading: str) -> str:
 
 def explain_scores(stacking, data, clip_id: str, scores: dict[str, float | None], experts: dict, families: dict,
                    combine: str, top: int = 5, per_dimension: dict[str, str] | None = None,
-                   overall_rule=None, overall_direct: tuple[str, float, float] | None = None) -> dict:
+                   overall_rule=None, overall_direct: tuple[str, float] | None = None) -> dict:
     """The explain block of one scored clip: per scored dimension the stacking prediction, its base
     value, the `top` factors (name, reading, contribution in MOS points, text), the sum of the others,
     what the shipped score is (`combine`: the model's, or `per_dimension`'s choice under auto) and a
     sentence. With `overall_rule` (a BundleConfig.overall_rule) overall is explained by the dimensions, and with
-    `overall_direct` (column, part, reading: scoring/overall_direct.py) by that reading's direct part too."""
+    `overall_direct` (column, part: scoring/overall_direct.py) by that reading's direct part too."""
     per_dim = clip_contributions(stacking, data, clip_id)
     group_of = stacking.featurizer_.group_of_
     readings = set(stacking.featurizer_.scalars_)
@@ -74,7 +74,11 @@ def explain_scores(stacking, data, clip_id: str, scores: dict[str, float | None]
         if scores.get(dim) is None:  # not scored (no audio, untrained): nothing to explain
             continue
         if dim == "overall" and overall_rule is not None:
-            dimensions[dim] = _overall_block(scores, overall_rule, overall_direct)
+            direct = None
+            if overall_direct is not None:  # the reading's words, as any hand-crafted factor's
+                column, part = overall_direct
+                direct = (column, part, *_describe_feature(column, families, data, clip_id))
+            dimensions[dim] = _overall_block(scores, overall_rule, direct)
             continue
         table = factor_contributions(contrib.contributions, group_of, readings)
         factors = []
@@ -101,14 +105,17 @@ def explain_scores(stacking, data, clip_id: str, scores: dict[str, float | None]
     return {"explains": "stacking", "combine": combine, "dimensions": dimensions}
 
 
-def _overall_block(scores: dict[str, float | None], rule, direct: tuple[str, float, float] | None = None) -> dict:
+def _overall_block(scores: dict[str, float | None], rule, direct: tuple[str, float, str, str] | None = None) -> dict:
+    """Overall explained by the dimensions' parts of the drop and, with `direct` (column, part, name, reading), the
+    part the label rule charges the fault itself (scoring/overall_direct.py)."""
     parts = overall_parts(scores, rule)
     factors = [{"factor": k, "kind": "dimension", "name": k, "reading": f"{scores[k]:.2f}",
                 "contribution": rounded(parts[k], 4), "text": f"{k} {scores[k]:.2f}"} for k in parts]
     if direct is not None and direct[1] < 0:  # the part the label rule charges the fault itself (a stall)
-        column, part, reading = direct
-        factors.append({"factor": column, "kind": "direct", "name": column, "reading": f"{reading:.3g}",
-                        "contribution": rounded(part, 4), "text": f"{column} {reading:.3g} (charged to overall itself)"})
+        column, part, name, reading = direct
+        factors.append({"factor": column, "kind": "direct", "name": name, "reading": reading,
+                        "contribution": rounded(part, 4),
+                        "text": f"{factor_text(name, reading)}, charged to overall itself"})
     factors.sort(key=lambda f: f["contribution"])  # the largest part of the drop first
     total = sum(parts.values()) + (direct[1] if direct is not None else 0.0)
     # "stacking" holds what the block explains, as for every dimension: here the rule before the floor

@@ -187,8 +187,7 @@ class Scorer:
         rule = self.bundle.config.overall_rule if self.bundle.config.overall_from == "dimensions" else None
         direct = None
         if rule is not None and self.bundle.direct_part is not None:
-            direct = (self.bundle.direct_part.column, self._direct_part(data, cid),
-                      float(readings(data, [cid], self.bundle.direct_part.column)[0]))
+            direct = (self.bundle.direct_part.column, self._direct_part(data, cid))
         return explain_scores(self.bundle.stacking, data, cid, scores, self.experts, self.families,
                               self.bundle.meta["combine"], self.explain_top, per_dimension=per_dim, overall_rule=rule,
                               overall_direct=direct)

@@ -113,15 +113,15 @@ def test_overall_takes_the_part_and_explains_it():
     assert overall_from_dimensions(scores, rule, -0.2) == pytest.approx(without - 0.2)
     assert overall_from_dimensions({d: 1.1 for d in scores}, rule, -0.5) == rule.floor  # never below the floor
     scores["overall"] = overall_from_dimensions(scores, rule, -0.2)
-    block = _overall_block(scores, rule, ("expression__held_longest_s", -0.2, 1.4))
+    block = _overall_block(scores, rule, ("expression__held_longest_s", -0.2, "longest held picture", "1.40 s"))
     direct = [f for f in block["factors"] if f["kind"] == "direct"]
     assert len(direct) == 1 and direct[0]["contribution"] == pytest.approx(-0.2)
     total = block["base_value"] + sum(f["contribution"] for f in block["factors"])
     assert total == pytest.approx(scores["overall"], abs=1e-3)
     assert "what the fault costs overall itself" in block["sentence"]
-    assert "expression__held_longest_s 1.4 (charged to overall itself) (-0.20)" in block["sentence"]
+    assert "longest held picture: 1.40 s, charged to overall itself (-0.20)" in block["sentence"]
     # no part: the block is the dimensions' alone, as before
-    plain = _overall_block({**scores, "overall": without}, rule, ("expression__held_longest_s", 0.0, 0.2))
+    plain = _overall_block({**scores, "overall": without}, rule, ("expression__held_longest_s", 0.0, "held", "0.2 s"))
     assert {f["kind"] for f in plain["factors"]} == {"dimension"} and "itself" not in plain["sentence"]
 
 
@@ -162,5 +162,8 @@ def test_the_scorer_adds_a_models_direct_part_and_the_card_shows_it(bundle, scor
     expected = overall_from_dimensions(plain.scores, OverallRule(), -0.4)
     assert with_part.scores["overall"] == pytest.approx(expected, abs=1e-4)
     assert with_part.scores["overall"] < plain.scores["overall"] or plain.scores["overall"] == 1.0
-    kinds = [f["kind"] for f in with_part.explanation["dimensions"]["overall"]["factors"]]
-    assert "direct" in kinds and "direct" not in [f["kind"] for f in plain.explanation["dimensions"]["overall"]["factors"]]
+    factors = with_part.explanation["dimensions"]["overall"]["factors"]
+    direct = [f for f in factors if f["kind"] == "direct"]
+    assert len(direct) == 1 and direct[0]["contribution"] == pytest.approx(-0.4, abs=1e-4)
+    assert direct[0]["text"].endswith("charged to overall itself") and direct[0]["name"] != ""
+    assert "direct" not in [f["kind"] for f in plain.explanation["dimensions"]["overall"]["factors"]]
