@@ -28,7 +28,7 @@ from talkqa.tasks import DIMENSION_NAMES
 from .bundle_config import FORMAT, BundleConfig
 from .metrics import point_metrics
 from .model_card import model_card
-from .overall_direct import fit_direct_part, oof_direct_parts
+from .overall_direct import MIN_CLIPS, fit_direct_part, oof_direct_parts
 from .overall_rule import overall_from_dimensions
 from .thresholds import diagnostic_thresholds
 
@@ -250,6 +250,9 @@ def train_bundle(store_dirs: str | Path | list, labels_paths: str | Path | list,
     stack_oof = stacking.oof_scores()
     metrics = _val_metrics(fusion.predict(data, val_ids) if val_ids else None, stack_oof, labels, val_ids)
     direct, direct_oof = fit_overall_direct(config, data, labels, ids)
+    if direct is not None and direct["curve"] is None:  # a config naming a reading the stores lack must not pass silently
+        log(f"warning: overall_direct: {direct['clips']} training clips read {direct['column']} at least as badly as "
+            f"{direct['start']:g} (fewer than {MIN_CLIPS}, or the stores lack the column): the model has no direct part")
     if config.overall_from == "dimensions" and "overall" in metrics:
         metrics["overall"]["by_rule"] = _rule_overall_metrics(stack_oof, labels, val_ids, config, direct_oof)
     thresholds = diagnostic_thresholds(fusion, data, labels, val_ids, config.diagnostics)

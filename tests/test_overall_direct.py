@@ -143,6 +143,7 @@ def test_the_scorer_adds_a_models_direct_part_and_the_card_shows_it(bundle, scor
                                    "--set", "overall_from=dimensions", "--set", "combine=stacking",
                                    "--set", "overall_direct={column: expression__held_longest_s, worse: 1, start: 0.5}"])
     assert res.exit_code == 0, res.output
+    assert "overall_direct: " in res.output and "no direct part" in res.output  # too few clips: said, not silent
     meta = json.loads((out / "model.json").read_text())
     assert meta["overall_direct"]["column"] == "expression__held_longest_s"  # fitted (8 clips: too few for a map)
     assert meta["overall_direct"]["curve"] is None and meta["val_metrics"]["overall"]["by_rule"]["n"] > 0
