@@ -89,8 +89,8 @@ def label_direct_parts(y: np.ndarray, rule: OverallRule) -> np.ndarray:
 
 
 def readings(data, clip_ids: list[str], column: str) -> np.ndarray:
-    """The column for these clips, from the hand-crafted features or the experts' scalars (NaN where absent)."""
-    for table in (data.handcrafted, data.scalars):
+    """The column for these clips, from the experts' scalars or the hand-crafted features (NaN where absent)."""
+    for table in (data.scalars, data.handcrafted):
         if column in table.columns:
             return table.reindex(clip_ids)[column].to_numpy(np.float64)
     return np.full(len(clip_ids), np.nan)

@@ -113,10 +113,7 @@ class Scorer:
         if not has_audio:
             return {"offset_frames": None, "confidence": None}, None
         for src in self.bundle.config.sync_sources:
-            vals = []
-            for col in (src.offset, src.confidence):
-                table = data.scalars if col in data.scalars else data.handcrafted if col in data.handcrafted else None
-                vals.append(np.nan if table is None else float(table.loc[cid, col]))
+            vals = [float(readings(data, [cid], col)[0]) for col in (src.offset, src.confidence)]
             if np.isfinite(vals[0]):
                 expert = self.experts.get(src.offset.split("__", 1)[0])
                 named = expert.named_offset(*vals) if hasattr(expert, "named_offset") else vals[0]
