@@ -205,6 +205,26 @@ def test_repeated_picture_is_frozen_even_with_a_jittering_mesh(rig):
     assert frozen["held_longest_s"] == pytest.approx((n - 1) / FPS) and live["held_longest_s"] == 0.0
 
 
+def test_a_lower_frame_rate_is_not_a_frozen_face(rig):
+    """A 15 fps source on the 25 fps clock shows 2 frames in 5 twice (hellomeme/nice read 40 % frozen): a frame
+    repeated once, between frames that move, is no freeze. A stutter holding each frame 3x, a stall and a still
+    photo repeat for 2 frames and more, and stay frozen."""
+    n = int(6 * FPS)
+    _, aperture = talking(6.0)
+
+    def frozen_share(repeats_of):
+        diff = np.r_[np.nan, np.full(n - 1, 1.5)]
+        diff[[t for t in range(1, n) if repeats_of(t)]] = 0.004
+        return features("expression", make_clip(rig, n, aperture=aperture, jitter_px=0.3, frame_diff=diff))[0]
+
+    fps15 = frozen_share(lambda t: int(t * 15 / FPS) == int((t - 1) * 15 / FPS))  # each source frame 1-2x
+    hold3 = frozen_share(lambda t: t % 3 != 0)  # each frame shown 3x
+    stall = frozen_share(lambda t: 50 <= t < 90)
+    assert fps15["frozen_share"] < 0.01 and fps15["held_longest_s"] == 0.0
+    assert hold3["frozen_share"] == pytest.approx(2 / 3, abs=0.02)
+    assert stall["frozen_share"] == pytest.approx(40 / n, abs=0.01) and stall["held_longest_s"] == pytest.approx(1.6)
+
+
 def test_a_still_picture_is_told_from_a_talking_photo_by_its_lips(rig):
     """A talking photo (head and face still, only the mouth opening and closing) reads as frozen by the mesh's
     median point just as a still photo does; the lips tell them apart (the lip_sync ceiling of version 40)."""

@@ -286,7 +286,8 @@ class Expression(FeatureFamily):
         picture (`frame_diff`, when preprocessing measured it): an encoded still image changes by
         ~0.005 per frame on that 0-255 scale, while on real talking clips of ../shared/data 95 % of
         frames change by more than 0.05. And, since a coder without lookahead keeps refining a repeated frame over
-        that limit, as a run of a still face above the mouth with still lips (`_refined_hold`)."""
+        that limit, as a run of a still face above the mouth with still lips (`_refined_hold`). A frame frozen
+        alone, between two that move, is a lower frame rate and not counted (`_longer_than_one_frame`)."""
         mesh_speed = G.point_speed(aligned, reduce=np.median)
         frozen = mesh_speed < self.params["frozen_speed"]
         judged = np.isfinite(mesh_speed)
@@ -295,7 +296,7 @@ class Expression(FeatureFamily):
             frozen |= diff < self.params["frozen_pixels"]
             judged |= np.isfinite(diff)
         refined = self._refined_hold(clip, aligned)
-        return (frozen | refined) & judged, judged
+        return _longer_than_one_frame((frozen | refined) & judged), judged
 
     @staticmethod
     def _refined_hold(clip: PreprocessedClip, aligned: np.ndarray) -> np.ndarray:
@@ -337,3 +338,16 @@ class Expression(FeatureFamily):
             "lr_motion_corr": S.nanmean(np.array(corr)),
             "lr_energy_ratio": min(e_left, e_right) / max(e_left, e_right, 1e-12),
         }
+
+
+def _longer_than_one_frame(frozen: np.ndarray) -> np.ndarray:
+    """The frozen frames less those frozen alone, between two frames that move. A picture repeated for one
+    frame only is a lower frame rate, not a frozen face: a 15 fps source on the 25 fps clock repeats 2 frames
+    in 5 (hellomeme/nice read 40 % frozen, 18 % after re-encoding, where any viewer sees a face moving), a
+    22-24 fps one 1 in 8-25 (the styletalk clips). A stall, a still photo and a stutter holding each frame 3x
+    or more hold for 2 frames and longer, and stay frozen."""
+    frozen = np.asarray(frozen, bool).copy()
+    for a, b in S.runs(frozen):
+        if b - a == 1:
+            frozen[a] = False
+    return frozen
