@@ -225,6 +225,31 @@ def test_a_lower_frame_rate_is_not_a_frozen_face(rig):
     assert stall["frozen_share"] == pytest.approx(40 / n, abs=0.01) and stall["held_longest_s"] == pytest.approx(1.6)
 
 
+def test_motion_is_read_as_the_source_recorded_it_not_as_the_clock_repeats_it(rig):
+    """On the 25 fps clock a 15 fps head stops on every repeated frame and jumps on the next: a head jerk and a
+    landmark jitter no viewer sees. Read halfway between its neighbours, a repeated frame leaves the motion of the
+    source; footage whose every frame moves reads exactly as before."""
+    n = int(6 * FPS)
+    src = np.floor(np.arange(n) * 15 / FPS).astype(int)  # the source frame each clock frame shows
+    t = src / 15.0
+    sway = np.stack([8 * np.sin(2 * np.pi * 0.7 * t), 4 * np.sin(2 * np.pi * 0.5 * t + 1), np.zeros(n)], 1)
+    aperture = 0.2 + 0.15 * np.sin(2 * np.pi * 3.0 * t)
+    repeated = np.r_[False, src[1:] == src[:-1]]
+    diff = np.where(repeated, 0.004, 1.5)
+    diff[0] = np.nan
+
+    def read(frame_diff):
+        clip = make_clip(rig, n, aperture=aperture, head_pose=sway, jitter_px=0.0, drift_px=0.0, frame_diff=frame_diff)
+        return features("expression", clip)[0]
+
+    as_clock = read(None)  # without the picture change nothing tells a repeat
+    as_source = read(diff)
+    assert as_source["head_jerk"] < 0.5 * as_clock["head_jerk"]  # 0.34: the uneven spacing of 15 in 25 remains
+    assert as_source["jitter"] < 0.5 * as_clock["jitter"]
+    moving = read(np.r_[np.nan, np.full(n - 1, 1.5)])  # every frame moves: no repeat, the same reading
+    assert moving["head_jerk"] == as_clock["head_jerk"] and moving["jitter"] == as_clock["jitter"]
+
+
 def test_a_still_picture_is_told_from_a_talking_photo_by_its_lips(rig):
     """A talking photo (head and face still, only the mouth opening and closing) reads as frozen by the mesh's
     median point just as a still photo does; the lips tell them apart (the lip_sync ceiling of version 40)."""
