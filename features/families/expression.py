@@ -17,6 +17,7 @@ import numpy as np
 from .. import geometry as G
 from .. import landmarks as L
 from .. import signals as S
+from ..cadence import clock_repeats, source_motion
 from ..clip import PreprocessedClip
 from ..filters import median_filter1d
 from .base import FAMILIES, FamilyOutput, FeatureFamily, FeatureLabel
@@ -175,9 +176,9 @@ class Expression(FeatureFamily):
         aus = G.au_proxies(aligned)
         ear = G.eye_aspect_ratio(aligned)
         # Speeds, jitter and jerk of the motion the source recorded: a frame the clock repeats (a source below
-        # 25 fps) would read as a stop and a jump, a jerk no viewer sees (_source_motion).
-        repeats = _clock_repeats(clip.frame_diff, len(aligned))
-        moving = _source_motion(aligned, repeats)
+        # 25 fps) would read as a stop and a jump, a jerk no viewer sees (features/cadence.py).
+        repeats = clock_repeats(clip.frame_diff, len(aligned))
+        moving = source_motion(aligned, repeats)
         speed = G.point_speed(moving) * fps  # IOD per second
         jitter = G.hf_residual(moving)
         out.series.update(aus)
@@ -201,7 +202,7 @@ class Expression(FeatureFamily):
             brow_raise_range=S.nanpercentile(brow, 95) - S.nanpercentile(brow, 5),
         )
 
-        pose = _source_motion(np.where(valid[:, None], clip.head_pose, np.nan).astype(np.float64), repeats)
+        pose = source_motion(np.where(valid[:, None], clip.head_pose, np.nan).astype(np.float64), repeats)
         head_speed = np.full(len(pose), np.nan)
         head_speed[1:] = np.linalg.norm(np.diff(pose, axis=0), axis=1) * fps  # deg/s
         jerk = np.linalg.norm(np.diff(pose, n=3, axis=0), axis=1) * fps**3 if len(pose) > 3 else np.full(1, np.nan)
@@ -355,31 +356,3 @@ def _longer_than_one_frame(frozen: np.ndarray) -> np.ndarray:
         if b - a == 1:
             frozen[a] = False
     return frozen
-
-
-# A frame the clock repeats changes the picture by a small fraction of what its neighbours change it by
-# (hellomeme/nice, 15 fps re-encoded at 25: 0.01-0.17 of 255 between frames changing 0.5-7).
-REPEAT_RATIO = 0.2  # its picture change is under this share of the smaller of its neighbours' ...
-REPEAT_MOVING = 0.2  # ... which both change by more than this (0-255 thumbnail), so a calm moment is no repeat
-
-
-def _clock_repeats(frame_diff: np.ndarray | None, n: int) -> np.ndarray:
-    """(n,) frames that repeat the frame before while both neighbours move: a source slower than the analysis
-    clock, or a 30 fps file made from a slower one. All False without `frame_diff`."""
-    if frame_diff is None or len(frame_diff) != n or n < 3:
-        return np.zeros(n, bool)
-    d = np.asarray(frame_diff, np.float64)
-    around = np.fmin(np.r_[np.nan, d[:-1]], np.r_[d[1:], np.nan])
-    with np.errstate(invalid="ignore"):
-        return np.nan_to_num((d < REPEAT_RATIO * around) & (around > REPEAT_MOVING), nan=0).astype(bool)
-
-
-def _source_motion(series: np.ndarray, repeats: np.ndarray) -> np.ndarray:
-    """A copy of a per-frame series (landmarks or head pose) in which each repeated frame sits halfway between
-    its neighbours: the motion the source recorded, sampled on the clock."""
-    out = np.array(series, np.float64, copy=True)
-    t = np.flatnonzero(repeats)
-    t = t[(t > 0) & (t < len(out) - 1)]
-    out[t] = 0.5 * (out[t - 1] + out[t + 1])
-    return out
-
