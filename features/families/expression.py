@@ -352,7 +352,6 @@ def _longer_than_one_frame(frozen: np.ndarray) -> np.ndarray:
     22-24 fps one 1 in 8-25 (the styletalk clips). A stall, a still photo and a stutter holding each frame 3x
     or more hold for 2 frames and longer, and stay frozen."""
     frozen = np.asarray(frozen, bool).copy()
-    for a, b in S.runs(frozen):
-        if b - a == 1:
-            frozen[a] = False
+    found = S.runs(frozen)
+    frozen[found[found[:, 1] - found[:, 0] == 1, 0]] = False
     return frozen
