@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 
@@ -63,6 +64,19 @@ def test_blurred_face_loses_sharpness(portrait):
     assert_monotone(rows[1:], "nss_distance", increasing=True)
     # (with the reference refit on the training speakers only, sigma 3 lands ~1.4x the sharp photo)
     assert rows[-1]["nss_distance"] > 1.3 * rows[0]["nss_distance"]
+
+
+def test_surround_detail_sees_a_face_softer_than_its_frame_not_a_soft_frame(portrait):
+    """A face blurred on a sharp frame loses its finer detail against the hair, suit and background around it;
+    the whole frame blurred alike (a soft or upscaled source) lowers the absolute readings as much but not
+    this one."""
+    face = graded(portrait, blur_face, [0, 1, 2, 3])
+    assert_monotone(face, "surround_detail", increasing=False)
+    assert face[-1]["surround_detail"] < 0.3 * face[0]["surround_detail"]
+    whole = graded(portrait, lambda f, m, s: cv2.GaussianBlur(f, (0, 0), s) if s else f.copy(), [0, 1, 2, 3])
+    assert_monotone(whole, "face_fine_share", increasing=False)
+    assert min(r["surround_detail"] for r in whole) > 0.9 * whole[0]["surround_detail"]
+    assert whole[2]["surround_detail"] > 3 * face[2]["surround_detail"]
 
 
 def test_blurred_mouth_pasted_into_a_sharp_face(portrait):

@@ -21,7 +21,8 @@ resolution and their ratio, the face's size in pixels, seam strength around the 
 blockiness, the share of face blocks a starved coder copied from the frame before (static_blocks), how hard
 a coder squeezed the face as a small network reads it at the frame's own resolution (codec_logit,
 codec_reader.py) and that reading where the coder's grid shows too (heavy_coding_logit, NaN unless the face
-is coded hard), and the colour difference between the face and the neck below the chin.
+is coded hard), the colour difference between the face and the neck below the chin, and the face's detail
+relative to what surrounds it (surround_detail: a face blurred on a sharp frame, however soft the source).
 
 Clip values are medians over frames (robust to blinks, a turned head or a few bad frames), except
 seam_strength_p90 and the drifts; window values are medians over the window's frames.
@@ -63,7 +64,7 @@ _INNER_LIPS = list(L.INNER_LIPS)
 GRID_BLOCKINESS = 1.23
 # frame_stats whose clip median is a feature of the same name
 _NATIVE = ("face_fine_share", "mouth_fine_share", "face_iod_px", "seam_strength", "blockiness",
-           "neck_chroma_delta", "neck_luma_delta", "static_blocks", "codec_logit")
+           "neck_chroma_delta", "neck_luma_delta", "static_blocks", "codec_logit", "surround_detail")
 
 
 def _ycc(rgb_mean: np.ndarray) -> np.ndarray:
@@ -112,6 +113,7 @@ class Visual(FeatureFamily):
         "color_drift",
         "texture_drift",
         "nss_distance",
+        "surround_detail",
     )
     conditional_features = ("heavy_coding_logit",)  # NaN unless the picture is coded hard
     window_features = (
@@ -165,6 +167,8 @@ class Visual(FeatureFamily):
         "texture_drift": FeatureLabel("face detail drift, start vs end (relative)"),
         "color_deviation": FeatureLabel("face colour away from the clip's median", fmt="{:.1f}"),
         "nss_distance": FeatureLabel("distance from real-face image statistics"),
+        "surround_detail": FeatureLabel("face detail relative to what surrounds the face (about 1: as sharp; "
+                                        "a blurred face on a sharp frame far less)"),
     }
     series_names = ("face_lapvar", "mouth_lapvar", "mouth_face_detail_ratio", "face_luminance", "flicker",
                     "texture_instability", "teeth_detail", "nss_distance", "face_fine_share", "seam_strength",
