@@ -38,7 +38,7 @@ FRAME_STATS, NaN without a face and on the frames between.
                      NaN when no reader is shipped
   surround_detail    how much of the face's detail lies at the finer of three scales (in IOD units), relative to
                      the same share around the face (hair, ears, background and collar, 0.35-0.8 IOD outside the
-                     mesh's hull): 0.49-2.7 (median 1.0) on the default model's training clips without a face
+                     mesh's hull): 0.45-2.7 (median 1.0) on the default model's training clips without a face
                      blur, however soft or small the source (a soft source is soft around the face too); a
                      face blurred on a sharp frame reads far lower (0.04 IOD: median 0.25). A smooth face in
                      richly textured hair reads low too (a marble bust with curls, generated: 0.32).
@@ -79,8 +79,8 @@ REPEATED_FRAME = 0.97  # this share of still blocks or more: the whole frame was
 # surround_detail: Gaussian scales SURROUND_SCALE x IOD x 1, 2, 4, 8 give three octave bands (finer to coarser).
 # 0.0125 IOD is ~1 px at the size where the face has ~80 px between the outer eye corners; a face blurred with a
 # sigma of 0.04 IOD (the check's face_blur) has lost the finer band, one of 0.015 IOD (the mildest level of the
-# degrade corpora) about a third of it. Above SURROUND_IOD px the crop is first shrunk to that size: the bands are in IOD
-# units anyway, and it bounds the cost (3-8 ms a measured frame, up to ~0.8 s for a 20 s clip).
+# degrade corpora) about a third of it. Above SURROUND_IOD px the crop is first shrunk to that size: the bands are
+# in IOD units anyway, and it bounds the cost (3-8 ms a measured frame, up to ~0.8 s for a 20 s clip).
 SURROUND_SCALE = 0.0125
 SURROUND_IOD = 80.0
 SURROUND_RING = (0.35, 0.8)  # IOD outside the mesh's hull: past the feathered edge of a blur of the face
