@@ -23,8 +23,8 @@ def clock_repeats(frame_diff: np.ndarray | None, n: int) -> np.ndarray:
         return np.zeros(n, bool)
     d = np.asarray(frame_diff, np.float64)
     around = np.fmin(np.r_[np.nan, d[:-1]], np.r_[d[1:], np.nan])
-    with np.errstate(invalid="ignore"):
-        return np.nan_to_num((d < REPEAT_RATIO * around) & (around > REPEAT_MOVING), nan=0).astype(bool)
+    with np.errstate(invalid="ignore"):  # a missing change (no face) compares False: no repeat
+        return (d < REPEAT_RATIO * around) & (around > REPEAT_MOVING)
 
 
 def source_motion(series: np.ndarray, repeats: np.ndarray) -> np.ndarray:
